@@ -89,7 +89,6 @@ export const SETTINGS = {
   STREAMS_MAX_DATA_BYTES: { description: "Largest request `data`, in bytes of JSON.", requiredIn: [] },
   STREAMS_MAX_LIFETIME_SECONDS: { description: "Maximum stream lifetime; 0 = unlimited.", requiredIn: [] },
   STREAMS_RETENTION_HOURS: { description: "How long closed stream records are kept.", requiredIn: [] },
-  STREAMS_SWEEP_SECONDS: { description: "Period of the housekeeping timer (at most 15).", requiredIn: [] },
   RELAY_TOKEN_MINUTES: { description: "Lifetime of relay tokens, whole minutes.", requiredIn: [] },
   LOG_LEVEL: { description: "debug, info, warn or error.", requiredIn: [] },
 } as const satisfies Record<string, SettingSpec>;
@@ -163,7 +162,6 @@ const schema = z.object({
   STREAMS_MAX_DATA_BYTES: intSetting(0, 65_536, 4096),
   STREAMS_MAX_LIFETIME_SECONDS: intSetting(0, 31 * 24 * 3600, 0),
   STREAMS_RETENTION_HOURS: intSetting(0, 24 * 366, 168),
-  STREAMS_SWEEP_SECONDS: intSetting(1, 15, 10),
   RELAY_TOKEN_MINUTES: intSetting(1, 60, 2),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
@@ -182,7 +180,6 @@ export interface Config {
     /** 0 = unlimited: one short limit would kill every SSH session sharing a stream. */
     maxLifetimeSeconds: number;
     retentionHours: number;
-    sweepSeconds: number;
     relayTokenMinutes: number;
   };
   logLevel: Raw["LOG_LEVEL"];
@@ -255,7 +252,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxDataBytes: raw.STREAMS_MAX_DATA_BYTES,
       maxLifetimeSeconds: raw.STREAMS_MAX_LIFETIME_SECONDS,
       retentionHours: raw.STREAMS_RETENTION_HOURS,
-      sweepSeconds: raw.STREAMS_SWEEP_SECONDS,
       relayTokenMinutes: raw.RELAY_TOKEN_MINUTES,
     },
     logLevel: raw.LOG_LEVEL,

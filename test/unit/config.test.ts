@@ -40,7 +40,6 @@ describe("loadConfig", () => {
       maxDataBytes: 4096,
       maxLifetimeSeconds: 0,
       retentionHours: 168,
-      sweepSeconds: 10,
       relayTokenMinutes: 2,
     });
     expect(Object.isFrozen(config)).toBe(true);
@@ -71,7 +70,7 @@ describe("loadConfig", () => {
   it("names each invalid value", () => {
     const problems = problemsOf({
       ...local,
-      STREAMS_SWEEP_SECONDS: "60",
+      STREAMS_MAX_PER_DEVICE: "0",
       TABLES_TABLE_NAME: "bad-name",
       WEBPUBSUB_CONNECTION_STRING: "nonsense",
       LOG_LEVEL: "loud",
