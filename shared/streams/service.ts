@@ -5,6 +5,7 @@
  */
 import { randomBytes, createHash } from "node:crypto";
 import { ApiError, Errors } from "../errors";
+import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
 import type { Logger } from "../log";
 import type { Relay } from "../relay/relay";
 import {
@@ -27,7 +28,6 @@ import {
   relayGroup,
   relayUserId,
 } from "./model";
-import type { DeviceSignaller } from "./signaller";
 import {
   type Decision,
   type HandshakeFailure,
@@ -51,7 +51,7 @@ export interface StreamLimits {
 export interface StreamServiceDeps {
   store: StreamStore;
   relay: Relay;
-  signaller: DeviceSignaller;
+  signaller: DirectMethodInvoker;
   logger: Logger;
   limits: StreamLimits;
   methodName: string;
@@ -535,9 +535,9 @@ interface SignalFailure {
   message: string;
 }
 
-/** Direct-method errors arrive as `DirectMethodError` with a `kind`; anything else is upstream. */
+/** Anything that is not a classified direct-method error counts as an upstream failure. */
 function classifySignalError(err: unknown): SignalFailure {
-  const kind = isObject(err) && err.name === "DirectMethodError" ? String(err.kind) : "Upstream";
+  const kind = err instanceof DirectMethodError ? err.kind : "Upstream";
   const detail = err instanceof Error ? err.message : String(err);
   switch (kind) {
     case "DeviceNotFound":

@@ -77,7 +77,7 @@ describe("loadConfig", () => {
     });
     const text = problems.join("\n");
     for (const name of [
-      "STREAMS_SWEEP_SECONDS",
+      "STREAMS_MAX_PER_DEVICE",
       "TABLES_TABLE_NAME",
       "WEBPUBSUB_CONNECTION_STRING",
       "LOG_LEVEL",
