@@ -76,7 +76,8 @@ function jsonList<T>(kind: string, key: string, entry: z.ZodType<T>) {
     let failed = false;
     data.forEach((raw: unknown, index) => {
       const id = typeof raw === "object" && raw !== null ? (raw as Record<string, unknown>)[key] : undefined;
-      const label = typeof id === "string" ? `${kind} '${id}' (#${index})` : `${kind} #${index}`;
+      const label =
+        typeof id === "string" && id.length > 0 ? `${kind} '${id}' (#${index})` : `${kind} #${index}`;
       const result = entry.safeParse(raw);
       if (!result.success) {
         for (const issue of result.error.issues) {

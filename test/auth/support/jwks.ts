@@ -36,6 +36,8 @@ export class JwksServer {
   private server: Server | undefined;
   /** Requests served, to observe caching. */
   hits = 0;
+  /** The key-set address, once started. */
+  uri = "";
   /** When set, the server answers 500 instead of the key set. */
   failing = false;
 
@@ -64,7 +66,8 @@ export class JwksServer {
     server.listen(0, "127.0.0.1");
     await once(server, "listening");
     const { port } = server.address() as AddressInfo;
-    return `http://127.0.0.1:${port}/tenant/discovery/v2.0/keys`;
+    this.uri = `http://127.0.0.1:${port}/tenant/discovery/v2.0/keys`;
+    return this.uri;
   }
 
   async close(): Promise<void> {
