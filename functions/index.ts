@@ -10,7 +10,12 @@ import { createRouteTable } from "../shared/routes";
 const table = createRouteTable(lazyServices(() => process.env));
 
 for (const route of table.http) {
-  app.http(route.name, { methods: route.methods, route: route.route, authLevel: "anonymous", handler: route.handler });
+  app.http(route.name, {
+    methods: route.methods,
+    route: route.route,
+    authLevel: "anonymous",
+    handler: route.handler,
+  });
 }
 for (const timer of table.timers) {
   app.timer(timer.name, { schedule: timer.schedule, handler: timer.handler });

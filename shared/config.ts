@@ -8,6 +8,7 @@
  * emulators.
  */
 import { z } from "zod";
+import { type AuthConfig, authSettingsShape, toAuthConfig } from "./auth/config";
 
 export type Mode = "azure" | "local";
 
@@ -72,7 +73,7 @@ export const SETTINGS = {
   SERVICE_SAS_POLICIES: { description: "JSON array of SAS policies with keys and scopes.", requiredIn: [] },
   ENTRA_TENANT_ID: { description: "Microsoft Entra tenant of the callers.", requiredIn: ["azure"] },
   ENTRA_AUDIENCE: { description: "Accepted token audiences, comma-separated.", requiredIn: ["azure"] },
-  ENTRA_ROLES: { description: "JSON array of app roles with their scopes.", requiredIn: [] },
+  ENTRA_ROLES: { description: "JSON array of app roles with their scopes.", requiredIn: ["azure"] },
   ENTRA_AUTHORITY_HOST: { description: "Entra authority host.", requiredIn: [] },
   ENTRA_JWKS_URI: { description: "Override of the tenant JWKS URL.", requiredIn: [] },
   ENTRA_ISSUER: { description: "Override of the accepted token issuer.", requiredIn: [] },
@@ -132,6 +133,7 @@ export function configSettings(): {
 }
 
 const schema = z.object({
+  ...authSettingsShape,
   DEPLOYMENT_MODE: z.enum(["azure", "local"]).default("local"),
   AZURE_CLIENT_ID: z.string().min(1).optional(),
   TABLES_ENDPOINT: httpsUrl.optional(),
@@ -183,6 +185,7 @@ export interface Config {
     relayTokenMinutes: number;
   };
   logLevel: Raw["LOG_LEVEL"];
+  auth: AuthConfig;
 }
 
 export class ConfigError extends Error {
@@ -226,8 +229,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(config)"}: ${i.message}`));
   }
   const raw = parsed.data;
-  const problems = modeProblems(raw, present);
-  if (problems.length > 0) throw new ConfigError(problems);
+  const auth = toAuthConfig(raw);
+  const problems = [...modeProblems(raw, present), ...(auth.ok ? [] : auth.problems)];
+  if (problems.length > 0 || !auth.ok) throw new ConfigError(problems);
 
   const azure = raw.DEPLOYMENT_MODE === "azure";
   // modeProblems guarantees presence of the mode's required settings; `!` states that, not a guess.
@@ -255,6 +259,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       relayTokenMinutes: raw.RELAY_TOKEN_MINUTES,
     },
     logLevel: raw.LOG_LEVEL,
+    auth: auth.config,
   };
   return Object.freeze(config);
 }

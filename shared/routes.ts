@@ -5,7 +5,8 @@
  * surfaces as a clear error on the first request and in health, not as a crash at import.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/functions";
-import type { AccessControl, RelayEventGuard } from "./api/access";
+import type { AccessControl } from "./api/access";
+import type { RelayEventAuthenticator } from "./auth";
 import { buildOpenApi } from "./api/openapi";
 import { RelayEventsApi } from "./api/relayEventsApi";
 import {
@@ -29,7 +30,7 @@ export interface AppServices {
   config: Readonly<Config>;
   service: StreamService;
   access: AccessControl;
-  relayGuard: RelayEventGuard;
+  relayGuard: RelayEventAuthenticator;
   logger: Logger;
   relayEndpoint: string;
   iotHubHostName: string;

@@ -1,35 +1,42 @@
 /**
- * What the HTTP handlers need from authentication and authorization; shared/auth provides it.
- * Keeping the port this small lets handlers be tested with the real auth chain or without it.
+ * What the HTTP handlers need from shared/auth, in one small adapter: who is calling (with the
+ * audit id recorded as `openedBy`), may they do this, may they see that.
  */
 import type { HttpRequest } from "@azure/functions";
+import {
+  type Action,
+  type AuthChain,
+  type AuthorizationTarget,
+  type Principal,
+  authorize,
+  isAllowed,
+  openedBy,
+} from "../auth";
 
-export type Action = "open" | "list" | "show" | "close";
+export type { Action };
 
 export interface Caller {
   /** Audit identity: the SAS policy name, or the Entra object/app id. */
   id: string;
-}
-
-export interface AccessTarget {
-  deviceId: string;
-  moduleId?: string;
-  streamName?: string;
+  principal: Principal;
 }
 
 export interface AccessControl {
   /** Throws a 401 ApiError when the request proves no identity. */
   authenticate(request: HttpRequest): Promise<Caller>;
   /** Throws a 403 ApiError when the caller may not do `action` on `target`. */
-  authorize(caller: Caller, action: Action, target: AccessTarget): void;
-  /** Whether the caller may see streams of this name on this device (list filtering). */
-  canSee(caller: Caller, target: AccessTarget & { streamName: string }): boolean;
+  authorize(caller: Caller, action: Action, target: AuthorizationTarget): void;
+  /** Whether the caller may see this stream at all (list filtering, and 404 instead of 403). */
+  canSee(caller: Caller, target: AuthorizationTarget & { streamName: string }): boolean;
 }
 
-/** What the relay event handler needs: origin check and request authentication. */
-export interface RelayEventGuard {
-  /** Abuse protection: is this WebHook-Request-Origin allowed? */
-  allowsOrigin(origin: string): boolean;
-  /** Throws a 401 ApiError unless the request comes from our Web PubSub. */
-  verify(request: HttpRequest, connectionId: string): Promise<void>;
+export function accessControl(chain: Pick<AuthChain<Principal>, "authenticate">): AccessControl {
+  return {
+    async authenticate(request) {
+      const principal = await chain.authenticate(request.headers);
+      return { id: openedBy(principal), principal };
+    },
+    authorize: (caller, action, target) => authorize(caller.principal, action, target),
+    canSee: (caller, target) => isAllowed(caller.principal, "show", target),
+  };
 }

@@ -7,12 +7,12 @@ import type { HttpRequest, HttpResponseInit } from "@azure/functions";
 import { z } from "zod";
 import { Errors } from "../errors";
 import type { StreamService } from "../streams/service";
-import type { RelayEventGuard } from "./access";
+import type { RelayEventAuthenticator } from "../auth";
 import { errorResponse } from "../http/respond";
 
 export interface RelayEventsDeps {
   service: StreamService;
-  guard: RelayEventGuard;
+  guard: Pick<RelayEventAuthenticator, "abuseProtection" | "authenticate">;
   hub: string;
 }
 
@@ -25,12 +25,7 @@ export class RelayEventsApi {
 
   /** Abuse protection handshake (anonymous by design of the protocol). */
   async options(request: HttpRequest): Promise<HttpResponseInit> {
-    const origin = request.headers.get("webhook-request-origin");
-    if (!origin) throw Errors.badRequest("MissingOrigin", "WebHook-Request-Origin is required.");
-    if (!this.deps.guard.allowsOrigin(origin)) {
-      throw Errors.forbidden(`Origin '${origin}' may not deliver events here.`);
-    }
-    return { status: 200, headers: { "WebHook-Allowed-Origin": origin } };
+    return { status: 200, headers: this.deps.guard.abuseProtection(request.headers) };
   }
 
   async post(request: HttpRequest): Promise<HttpResponseInit> {
@@ -40,7 +35,7 @@ export class RelayEventsApi {
     if (!type || !connectionId) {
       throw Errors.badRequest("InvalidCloudEvent", "ce-type and ce-connectionId headers are required.");
     }
-    await this.deps.guard.verify(request, connectionId);
+    await this.deps.guard.authenticate(request.headers);
     if (hub !== null && hub.toLowerCase() !== this.deps.hub.toLowerCase()) {
       throw Errors.badRequest("UnknownHub", `Events of hub '${hub}' are not handled here.`);
     }
