@@ -204,6 +204,41 @@ describe("Entra ID bearer tokens, validated against a JWKS served over HTTP", ()
     expect(err.statusCode).toBe(401);
   });
 
+  it("fuzz: hundreds of mutated tokens give 401 (never 503, never a throw of anything else)", async () => {
+    const valid = await signJwt(tenantKey, goodClaims());
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.";
+    let seed = 7;
+    const random = (n: number) => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) % n;
+    };
+    const dots = [valid.indexOf("."), valid.lastIndexOf(".")];
+    const cases: string[] = [];
+    for (let i = 0; i < 200; i++) {
+      // Mostly in the header and payload, where parsing happens; some in the signature.
+      const at = i % 4 === 3 ? dots[1]! + 1 + random(valid.length - dots[1]! - 1) : random(dots[1]!);
+      const replacement = alphabet[random(alphabet.length)]!;
+      if (replacement === valid[at]) continue;
+      cases.push(valid.slice(0, at) + replacement + valid.slice(at + 1));
+    }
+    for (let i = 0; i < 50; i++) {
+      const cut = random(valid.length);
+      cases.push(valid.slice(0, cut) + valid.slice(cut + 1 + random(20)));
+    }
+    for (const token of cases) {
+      const result = await authenticate(token).catch((err: unknown) => err);
+      if (!(result instanceof ApiError)) {
+        // Base64url's unused trailing bits can leave a mutated segment meaning the same thing.
+        expect(result).toMatchObject({ kind: "entra", objectId: CALLER_OID });
+        continue;
+      }
+      expect(result.statusCode).toBe(401);
+    }
+    expect(cases.length).toBeGreaterThan(200);
+  });
+
   it("gives 503, not 401, when the key set cannot be fetched", async () => {
     const down = new JwksServer([tenantKey]);
     const uri = await down.start();
