@@ -44,6 +44,7 @@ export class LocalFunctionsHost implements LocalHost {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: LocalHostOptions) {
+    assertUniqueNames(options.table);
     this.logger = options.logger ?? jsonLineLogger();
     this.matcher = new RouteMatcher(options.table.http, options.routePrefix ?? ROUTE_PREFIX);
     this.timers = new TimerRunner(options.table.timers, this.logger);
@@ -75,7 +76,8 @@ export class LocalFunctionsHost implements LocalHost {
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
       await this.timers.close();
-      await Promise.allSettled([...this.inFlight]);
+      // Requests may still arrive on open keep-alive sockets while earlier ones finish.
+      while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       this.server.closeAllConnections();
       await closed;
     })();
@@ -112,10 +114,12 @@ export class LocalFunctionsHost implements LocalHost {
         wire = await this.invoke(match.def, match.params, req, method, pathAndQuery);
       }
     } catch (err) {
-      // A refused body (413) or a failure of the host itself; a handler's own errors are mapped in invoke.
-      wire = await toWireResponse(
-        toErrorResponse(err, (message) => this.logger.log("error", message, { method, path: pathname })),
-      );
+      // A refused body (413), a client that went away mid-upload, or a failure of the host itself;
+      // a handler's own errors are mapped in invoke.
+      const log = res.destroyed
+        ? undefined
+        : (message: string) => this.logger.log("error", message, { method, path: pathname });
+      wire = await toWireResponse(toErrorResponse(err, log));
     }
     if (res.destroyed) {
       this.logger.log("info", "request aborted by client", { method, path: pathname, ms: elapsed(started) });
@@ -185,6 +189,15 @@ export class LocalFunctionsHost implements LocalHost {
     return host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
       ? `http://${host}`
       : this.url;
+  }
+}
+
+/** Function names identify functions (and timers' schedules) in a Functions app, so they must be unique. */
+function assertUniqueNames(table: RouteTable): void {
+  const seen = new Set<string>();
+  for (const { name } of [...table.http, ...table.timers]) {
+    if (seen.has(name.toLowerCase())) throw new Error(`route table: function name '${name}' is used twice`);
+    seen.add(name.toLowerCase());
   }
 }
 

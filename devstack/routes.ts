@@ -189,12 +189,8 @@ function shapeOf(segment: Segment): string {
 
 /** Two functions on the same template and method would make routing depend on registration order. */
 function assertUnambiguous<T extends MethodRoute>(routes: readonly CompiledRoute<T>[]): void {
-  const seenNames = new Set<string>();
   const seen = new Map<string, string>();
   for (const { def, segments, template } of routes) {
-    const lowerName = def.name.toLowerCase();
-    if (seenNames.has(lowerName)) throw new RouteTemplateError(`function name '${def.name}' is used twice`);
-    seenNames.add(lowerName);
     const shape = segments.map(shapeOf).join("/");
     for (const m of def.methods) {
       const key = `${m.toUpperCase()} ${shape}`;

@@ -114,16 +114,6 @@ describe("RouteMatcher", () => {
     expect(() => new RouteMatcher(clash, "api")).toThrow(
       /'one' and 'two' both serve GET Devices\/\{deviceId\}/,
     );
-    expect(
-      () =>
-        new RouteMatcher(
-          [
-            { name: "f", methods: ["GET"], route: "a" },
-            { name: "F", methods: ["POST"], route: "b" },
-          ],
-          "api",
-        ),
-    ).toThrow(/function name 'F' is used twice/);
   });
 
   it.each([
