@@ -48,7 +48,7 @@ export class LocalFunctionsHost implements LocalHost {
     this.logger = options.logger ?? jsonLineLogger();
     this.matcher = new RouteMatcher(options.table.http, options.routePrefix ?? ROUTE_PREFIX);
     this.timers = new TimerRunner(options.table.timers, this.logger);
-    this.server = createServer((req, res) => this.track(this.handle(req, res)));
+    this.server = createServer((req, res) => this.track(this.handle(req, res), res));
   }
 
   get port(): number {
@@ -84,9 +84,14 @@ export class LocalFunctionsHost implements LocalHost {
     return this.closing;
   }
 
-  private track(work: Promise<void>): void {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  /** Remembers a request until it is answered; nothing it throws may escape into the event loop. */
+  private track(work: Promise<void>, res: ServerResponse): void {
+    const guarded = work.catch((err) => {
+      this.logger.log("error", "request handling failed", { error: describe(err) });
+      res.destroy();
+    });
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
