@@ -1,7 +1,7 @@
 import type { EventEmitter } from "node:events";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import type { RouteTable } from "../shared/http/routeTypes";
+import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
 import { startAzuriteTable, type AzuriteTable } from "./azurite";
 import { startLocalHost, type LocalHost } from "./host";
@@ -69,7 +69,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
   }
   let closing: Promise<void> | undefined;
   return {
-    endpoints: { functions: host.url, api: `${host.url}/api`, tables: azurite.tableEndpoint },
+    endpoints: { functions: host.url, api: `${host.url}/${ROUTE_PREFIX}`, tables: azurite.tableEndpoint },
     env,
     close() {
       closing ??= host
