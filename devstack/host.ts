@@ -44,10 +44,11 @@ export class LocalFunctionsHost implements LocalHost {
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: LocalHostOptions) {
+    assertUniqueNames(options.table);
     this.logger = options.logger ?? jsonLineLogger();
     this.matcher = new RouteMatcher(options.table.http, options.routePrefix ?? ROUTE_PREFIX);
     this.timers = new TimerRunner(options.table.timers, this.logger);
-    this.server = createServer((req, res) => this.track(this.handle(req, res)));
+    this.server = createServer((req, res) => this.track(this.handle(req, res), res));
   }
 
   get port(): number {
@@ -75,16 +76,22 @@ export class LocalFunctionsHost implements LocalHost {
       const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
       this.server.closeIdleConnections();
       await this.timers.close();
-      await Promise.allSettled([...this.inFlight]);
+      // Requests may still arrive on open keep-alive sockets while earlier ones finish.
+      while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
       this.server.closeAllConnections();
       await closed;
     })();
     return this.closing;
   }
 
-  private track(work: Promise<void>): void {
-    this.inFlight.add(work);
-    void work.finally(() => this.inFlight.delete(work));
+  /** Remembers a request until it is answered; nothing it throws may escape into the event loop. */
+  private track(work: Promise<void>, res: ServerResponse): void {
+    const guarded = work.catch((err) => {
+      this.logger.log("error", "request handling failed", { error: describe(err) });
+      res.destroy();
+    });
+    this.inFlight.add(guarded);
+    void guarded.finally(() => this.inFlight.delete(guarded));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -112,10 +119,12 @@ export class LocalFunctionsHost implements LocalHost {
         wire = await this.invoke(match.def, match.params, req, method, pathAndQuery);
       }
     } catch (err) {
-      // A refused body (413) or a failure of the host itself; a handler's own errors are mapped in invoke.
-      wire = await toWireResponse(
-        toErrorResponse(err, (message) => this.logger.log("error", message, { method, path: pathname })),
-      );
+      // A refused body (413), a client that went away mid-upload, or a failure of the host itself;
+      // a handler's own errors are mapped in invoke.
+      const log = res.destroyed
+        ? undefined
+        : (message: string) => this.logger.log("error", message, { method, path: pathname });
+      wire = await toWireResponse(toErrorResponse(err, log));
     }
     if (res.destroyed) {
       this.logger.log("info", "request aborted by client", { method, path: pathname, ms: elapsed(started) });
@@ -185,6 +194,15 @@ export class LocalFunctionsHost implements LocalHost {
     return host && /^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/.test(host)
       ? `http://${host}`
       : this.url;
+  }
+}
+
+/** Function names identify functions (and timers' schedules) in a Functions app, so they must be unique. */
+function assertUniqueNames(table: RouteTable): void {
+  const seen = new Set<string>();
+  for (const { name } of [...table.http, ...table.timers]) {
+    if (seen.has(name.toLowerCase())) throw new Error(`route table: function name '${name}' is used twice`);
+    seen.add(name.toLowerCase());
   }
 }
 

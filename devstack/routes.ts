@@ -9,13 +9,13 @@ import type { HttpRouteDef } from "../shared/http/routeTypes";
 
 type Constraint = (value: string) => boolean;
 
-const CONSTRAINTS: Record<string, Constraint> = {
-  int: (v) => /^-?\d{1,10}$/.test(v) && Number(v) >= -(2 ** 31) && Number(v) <= 2 ** 31 - 1,
-  long: (v) => /^-?\d{1,19}$/.test(v),
-  bool: (v) => /^(true|false)$/i.test(v),
-  guid: (v) => /^[{(]?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}[)}]?$/i.test(v),
-  alpha: (v) => /^[a-z]+$/i.test(v),
-};
+const CONSTRAINTS = new Map<string, Constraint>([
+  ["int", (v) => /^-?\d{1,10}$/.test(v) && Number(v) >= -(2 ** 31) && Number(v) <= 2 ** 31 - 1],
+  ["long", (v) => /^-?\d{1,19}$/.test(v)],
+  ["bool", (v) => /^(true|false)$/i.test(v)],
+  ["guid", (v) => /^[{(]?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}[)}]?$/i.test(v)],
+  ["alpha", (v) => /^[a-z]+$/i.test(v)],
+]);
 
 type Segment =
   | { kind: "literal"; text: string }
@@ -56,7 +56,7 @@ function parseSegment(raw: string, template: string, isLast: boolean): Segment {
     .split(":")
     .filter(Boolean)
     .map((c) => {
-      const fn = CONSTRAINTS[c];
+      const fn = CONSTRAINTS.get(c);
       if (!fn) throw new RouteTemplateError(`${where}: unsupported constraint '${c}' in '${raw}'`);
       return fn;
     });
@@ -189,12 +189,8 @@ function shapeOf(segment: Segment): string {
 
 /** Two functions on the same template and method would make routing depend on registration order. */
 function assertUnambiguous<T extends MethodRoute>(routes: readonly CompiledRoute<T>[]): void {
-  const seenNames = new Set<string>();
   const seen = new Map<string, string>();
   for (const { def, segments, template } of routes) {
-    const lowerName = def.name.toLowerCase();
-    if (seenNames.has(lowerName)) throw new RouteTemplateError(`function name '${def.name}' is used twice`);
-    seenNames.add(lowerName);
     const shape = segments.map(shapeOf).join("/");
     for (const m of def.methods) {
       const key = `${m.toUpperCase()} ${shape}`;

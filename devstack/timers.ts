@@ -45,7 +45,9 @@ export class TimerRunner {
     const handle = setTimeout(
       () => {
         this.pending.delete(def.name);
-        const run = this.run(def, lastDue, due, isPastDue);
+        const run = this.run(def, lastDue, due, isPastDue).catch((err) =>
+          this.logger.log("error", "timer scheduling failed", { function: def.name, error: describe(err) }),
+        );
         this.running.add(run);
         void run.finally(() => this.running.delete(run));
       },

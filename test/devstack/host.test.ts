@@ -1,12 +1,12 @@
 import { Agent, request as httpRequest, type IncomingMessage } from "node:http";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { once } from "node:events";
 import type { HttpRequest, HttpResponseInit, InvocationContext, Timer } from "@azure/functions";
 import { Errors } from "../../shared/errors";
 import type { HttpRouteDef, RouteTable, TimerDef } from "../../shared/http/routeTypes";
 import { startLocalHost, type LocalHost } from "../../devstack/host";
 import { PortInUseError } from "../../devstack/ports";
-import { deferred, withDeadline } from "../helpers/events";
+import { deferred, onceWithin, withDeadline } from "../helpers/events";
 import { recordingLogger } from "../helpers/logger";
 
 jest.setTimeout(15_000);
@@ -22,6 +22,8 @@ function http(
 
 /** Lets a test hold the `slow` handler in progress: `entered` when it runs, it returns on `release`. */
 const slowGate = { entered: deferred(), release: deferred() };
+
+let echoCalls = 0;
 
 const sampleRoutes: HttpRouteDef[] = [
   http("health", ["GET"], "health", async () => ({ jsonBody: { status: "ok" } })),
@@ -40,10 +42,13 @@ const sampleRoutes: HttpRouteDef[] = [
   http("getStream", ["GET", "DELETE"], "devices/{deviceId}/streams/{streamId}", async (req) => ({
     jsonBody: { method: req.method, params: req.params },
   })),
-  http("echoBytes", ["POST"], "echo", async (req) => ({
-    headers: { "content-type": "application/octet-stream" },
-    body: new Uint8Array(await req.arrayBuffer()),
-  })),
+  http("echoBytes", ["POST"], "echo", async (req) => {
+    echoCalls++;
+    return {
+      headers: { "content-type": "application/octet-stream" },
+      body: new Uint8Array(await req.arrayBuffer()),
+    };
+  }),
   http("streamed", ["GET"], "streamed", async () => ({
     body: (async function* () {
       yield new TextEncoder().encode("hello, ");
@@ -227,6 +232,35 @@ describe("local functions host", () => {
     expect((await fetch(`${api}/health`)).status).toBe(200);
   });
 
+  it("survives malformed requests and clients that vanish mid-upload", async () => {
+    const garbage = connect(host.port, "127.0.0.1");
+    garbage.end("NOT HTTP AT ALL\r\n\r\n");
+    garbage.setEncoding("utf8");
+    let reply = "";
+    for await (const chunk of garbage) reply += chunk as string;
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+
+    const echoCallsBefore = echoCalls;
+    // Expect: 100-continue tells the client when the host is reading the body, so the abort lands there.
+    const upload = httpRequest(`${api}/echo`, {
+      method: "POST",
+      agent: false,
+      headers: { "content-length": "1000", expect: "100-continue" },
+    });
+    upload.on("error", () => {});
+    upload.flushHeaders();
+    await onceWithin(upload, "continue");
+    upload.write(Buffer.alloc(10));
+    upload.destroy();
+    await entries.waitFor(
+      (all) => all.some((e) => e.message === "request aborted by client" && e.fields.path === "/api/echo"),
+      "the aborted upload to be noticed",
+    );
+    expect(entries.items.filter((e) => e.level === "error" && /aborted/i.test(e.message))).toEqual([]);
+    expect(echoCalls).toBe(echoCallsBefore);
+    expect((await fetch(`${api}/health`)).status).toBe(200);
+  });
+
   it("logs one access line per request without the query string, and the handler's own logs", async () => {
     await fetch(`${api}/health?sig=SECRET-TOKEN`);
     await fetch(`${api}/logs`);
@@ -292,6 +326,31 @@ describe("local functions host lifecycle", () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it.each([
+    [
+      "a function name used twice",
+      {
+        http: [http("Same", ["GET"], "a", async () => ({}))],
+        timers: [{ name: "same", schedule: "0 * * * * *", intervalMs: 60_000, handler: async () => {} }],
+      },
+      /function name 'same' is used twice/,
+    ],
+    [
+      "a timer without a positive interval",
+      { http: [], timers: [{ name: "t", schedule: "0 * * * * *", intervalMs: 0, handler: async () => {} }] },
+      /timer 't': intervalMs must be a positive number/,
+    ],
+    [
+      "an unsupported route template",
+      { http: [http("f", ["GET"], "x/{a}-{b}", async () => ({}))], timers: [] },
+      /unsupported segment/,
+    ],
+  ])("refuses %s before listening", async (_what, table: RouteTable, message) => {
+    await expect(startLocalHost({ table, port: 0, logger: recordingLogger().logger })).rejects.toThrow(
+      message,
+    );
   });
 
   it("fails with PortInUseError naming a taken port", async () => {
