@@ -27,7 +27,7 @@ function connectionStringPart(connectionString: string, name: string): string | 
 }
 
 export async function createServices(config: Readonly<Config>): Promise<AppServices> {
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger({ minLevel: config.logLevel });
   const credential =
     config.mode === "azure"
       ? new DefaultAzureCredential(
