@@ -206,7 +206,7 @@ export class EventDispatcher {
       return p;
     };
     // In order per connection unless a fault says otherwise: `connected` then `disconnected`.
-    const chained = (): void => {
+    const chained = (): Promise<void> => {
       const prev = this.perConnection.get(subject.connectionId) ?? Promise.resolve();
       const next = prev.then(send);
       this.perConnection.set(subject.connectionId, next);
@@ -215,17 +215,19 @@ export class EventDispatcher {
         if (this.perConnection.get(subject.connectionId) === next)
           this.perConnection.delete(subject.connectionId);
       });
+      return next;
     };
     const released = this.held;
     this.held = [];
+    let dispatched: Promise<void> = Promise.resolve();
     const fault = this.faults(info);
     switch (fault.action) {
       case "drop":
         this.options.log(`fault injection: dropped ${type} for ${subject.connectionId}`);
         break;
       case "duplicate":
-        chained();
-        chained();
+        void chained();
+        dispatched = chained();
         break;
       case "delay": {
         const timer = setTimeout(() => {
@@ -239,9 +241,10 @@ export class EventDispatcher {
         this.held.push(() => void send());
         break;
       default:
-        chained();
+        dispatched = chained();
     }
-    for (const r of released) r();
+    // Held events go out once this one has been delivered, so the reordering is certain.
+    if (released.length > 0) this.track(dispatched.then(() => released.forEach((r) => r())));
   }
 
   private track(p: Promise<unknown>): void {

@@ -17,7 +17,8 @@ export async function startEmulator(options: WebPubSubEmulatorOptions = {}): Pro
 }
 
 export function serviceClient(emulator: WebPubSubEmulator, hub: string): WebPubSubServiceClient {
-  return new WebPubSubServiceClient(emulator.connectionString, hub);
+  // The SDK refuses plain http unless told; the control plane must pass this option locally too.
+  return new WebPubSubServiceClient(emulator.connectionString, hub, { allowInsecureConnection: true });
 }
 
 /** Resolves when `predicate` holds for an item pushed later (or already there). */
