@@ -17,6 +17,8 @@ export interface ConnectionInfo {
 
 export interface LifecycleEvents {
   connected: [ConnectionInfo];
+  /** A reliable connection resumed on a new socket. */
+  recovered: [ConnectionInfo];
   disconnected: [ConnectionInfo & { reason: string }];
 }
 
