@@ -42,7 +42,7 @@ function splitAuthority(authority: string): { hostname: string; port?: number } 
  * then fails on. It does honour a `port` request option: split the authority here and pass it on.
  * The SAS resource (`sr`) keeps the full "host:port", which is what the emulator checks.
  */
-class PortAwareHttp extends Http {
+export class PortAwareHttp extends Http {
   override buildRequest(
     method: HttpMethod,
     path: string,
