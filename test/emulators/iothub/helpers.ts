@@ -12,12 +12,13 @@ export class Devices {
 
   constructor(private readonly hub: () => IotHubEmulator) {}
 
-  /** A device (or module) client trusting the emulator's CA, opened, with no automatic reconnects. */
-  async connect(connectionString: string, options: { retry?: boolean } = {}): Promise<DeviceLike> {
-    const client = /;ModuleId=/.test(connectionString)
-      ? ModuleClient.fromConnectionString(connectionString, Mqtt)
-      : Client.fromConnectionString(connectionString, Mqtt);
-    return this.start(client, options);
+  /** A device client trusting the emulator's CA, opened, with no automatic reconnects unless asked. */
+  device(connectionString: string, options: { retry?: boolean } = {}): Promise<Client> {
+    return this.start(Client.fromConnectionString(connectionString, Mqtt), options);
+  }
+
+  module(connectionString: string): Promise<ModuleClient> {
+    return this.start(ModuleClient.fromConnectionString(connectionString, Mqtt));
   }
 
   async start<T extends DeviceLike>(client: T, options: { retry?: boolean } = {}): Promise<T> {
@@ -34,4 +35,14 @@ export class Devices {
     this.open.clear();
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
   }
+}
+
+/** Awaits a promise's rejection and returns the reason (fails the test if it resolves). */
+export async function rejection(promise: Promise<unknown>): Promise<Error & Record<string, unknown>> {
+  const outcome = await promise.then(
+    () => ({ ok: true as const }),
+    (err: unknown) => ({ ok: false as const, err }),
+  );
+  if (outcome.ok) throw new Error("expected a rejection");
+  return outcome.err as Error & Record<string, unknown>;
 }
