@@ -81,6 +81,9 @@ export class DeviceGateway {
         try {
           const identity = this.checkConnect(client.id, username, password);
           this.identities.set(client, identity);
+          // aedes closes the older connection of this client ID before this one is ready.
+          const previous = this.sessions.get(identityKey(identity));
+          if (previous) this.closeReasons.set(previous.client, "replaced by a newer connection");
           done(null, true);
         } catch (err) {
           const refused =
@@ -101,8 +104,9 @@ export class DeviceGateway {
           done(null, null); // SUBACK 0x80 for this filter
           return;
         }
-        // IoT Hub grants at most QoS 1.
-        done(null, { ...subscription, qos: subscription.qos === 0 ? 0 : 1 });
+        // IoT Hub would grant QoS 1 for a QoS 2 request; aedes echoes the requested QoS in SUBACK
+        // whatever we return, so we do not pretend otherwise. The hub only ever sends QoS 0.
+        done(null, subscription);
       },
       authorizePublish: (client, packet, done) => {
         const identity = client ? this.identities.get(client) : undefined;
@@ -292,12 +296,8 @@ export class DeviceGateway {
     const identity = this.identities.get(client);
     if (!identity) return;
     const key = identityKey(identity);
-    const current = this.sessions.get(key);
-    const replaced = current !== undefined && current.client !== client;
-    if (current?.client === client) this.sessions.delete(key);
-    const reason = replaced
-      ? "replaced by a newer connection"
-      : (this.closeReasons.get(client) ?? "connection closed");
+    if (this.sessions.get(key)?.client === client) this.sessions.delete(key);
+    const reason = this.closeReasons.get(client) ?? "connection closed";
     this.options.log(`mqtt disconnect ${key} (${reason})`);
   }
 
