@@ -28,6 +28,7 @@ interface Pending {
  */
 export class DirectMethodBridge {
   private nextRid = 1;
+  private closed = false;
   private readonly pending = new Map<string, Pending>();
   private readonly stopListening: () => void;
 
@@ -39,13 +40,14 @@ export class DirectMethodBridge {
   }
 
   async invoke(identity: Identity, call: MethodCall, signal?: AbortSignal): Promise<MethodOutcome> {
+    if (this.closed) return { kind: "cancelled" };
     const key = identityKey(identity);
     const ready = await this.gateway.waitForMethodSubscriber(
       key,
       call.connectTimeoutInSeconds * 1000,
       signal,
     );
-    if (signal?.aborted) return { kind: "cancelled" };
+    if (signal?.aborted || this.closed) return { kind: "cancelled" };
     if (!ready) return { kind: "offline" };
     const rid = (this.nextRid++).toString(16);
     return new Promise<MethodOutcome>((resolve) => {
@@ -66,6 +68,7 @@ export class DirectMethodBridge {
   }
 
   close(): void {
+    this.closed = true;
     this.stopListening();
     for (const pending of [...this.pending.values()]) pending.settle({ kind: "cancelled" });
   }
