@@ -284,7 +284,10 @@ function reasonOf(body: Buffer, type: string): { code: number; message: string }
   return { code: body.readUInt16BE(0), message: text(body.subarray(2), MAX_REASON_MESSAGE_BYTES, "message") };
 }
 
+const KNOWN_TYPES = new Set<number>(Object.values(TYPE));
+
 function decodeBody(type: number, channel: number, body: Buffer): Frame {
+  if (!KNOWN_TYPES.has(type)) fail(`unknown frame type 0x${type.toString(16)}`);
   const streamLevel = type < 0x10;
   if (streamLevel && channel !== 0) fail(`frame type 0x${type.toString(16)} must use channel 0`);
   if (!streamLevel && channel === 0) fail(`frame type 0x${type.toString(16)} needs a channel id`);

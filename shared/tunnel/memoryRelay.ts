@@ -50,6 +50,8 @@ export class MemoryRelayEndpoint extends EventEmitter implements TunnelTransport
   private delayed: Buffer | undefined;
   private deliveryPending: NodeJS.Immediate | undefined;
   private closedReason: string | undefined;
+  /** Set when the peer left: this member is closed once what was already queued for it is delivered. */
+  private closeAfterDrain: string | undefined;
 
   constructor(
     readonly side: Side,
@@ -136,6 +138,7 @@ export class MemoryRelayEndpoint extends EventEmitter implements TunnelTransport
     if (this.head === this.queue.length) {
       this.queue = [];
       this.head = 0;
+      if (this.closeAfterDrain !== undefined) this.disconnect(this.closeAfterDrain);
     } else if (!this.closed) {
       this.deliveryPending = setImmediate(() => this.deliver());
     }
@@ -153,9 +156,12 @@ export class MemoryRelayEndpoint extends EventEmitter implements TunnelTransport
     // from re-entering the receiver's close handling.
     process.nextTick(() => this.emit("close", reason));
     const peer = this.peer;
-    if (this.options.closePeerOnDisconnect && peer && !peer.closed) {
-      process.nextTick(() => peer.disconnect("PeerDisconnected"));
-    }
+    if (this.options.closePeerOnDisconnect && peer && !peer.closed) peer.leaveAfterDrain("PeerDisconnected");
+  }
+
+  private leaveAfterDrain(reason: string): void {
+    this.closeAfterDrain = reason;
+    if (this.head === this.queue.length && !this.deliveryPending) this.disconnect(reason);
   }
 }
 

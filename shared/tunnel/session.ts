@@ -218,9 +218,12 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     return accepted;
   }
 
-  /** Ends the stream: CLOSE to the peer, every channel aborted, the transport closed. */
+  /**
+   * Ends the stream: CLOSE to the peer, the transport closed, and every open channel destroyed. The
+   * application asked for it, so its channels close without an error; the peer's see the reason.
+   */
   close(reason: CloseReason = "Normal", message = ""): void {
-    this.shutdown(reason, message, false, true);
+    this.shutdown(reason, message, false, true, true);
   }
 
   // ---------------------------------------------------------------- ChannelHost
@@ -660,7 +663,13 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     return new TunnelError(info.reason, `stream closed: ${info.reason} ${info.message}`.trim(), info.byPeer);
   }
 
-  private shutdown(reason: CloseReason, message: string, byPeer: boolean, notifyPeer: boolean): void {
+  private shutdown(
+    reason: CloseReason,
+    message: string,
+    byPeer: boolean,
+    notifyPeer: boolean,
+    byApplication = false,
+  ): void {
     if (this.state === "closed") return;
     const wasStarted = this.state !== "new";
     this.state = "closed";
@@ -674,6 +683,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       this.transport.close(reason);
     }
     const err = this.closedError();
+    // Channels end without an error only when this application closed the stream itself.
+    const channelError = byApplication ? undefined : err;
     this.settleReady(err);
     for (const [id, opening] of this.opening) {
       this.opening.delete(id);
@@ -685,7 +696,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.creditDirty.clear();
     for (const channel of channels) {
       channel.retired = true;
-      channel.destroy(channel.exposed ? err : undefined);
+      channel.destroy(channel.exposed ? channelError : undefined);
     }
     this.emit("close", this.closeInfo);
   }
