@@ -6,7 +6,7 @@
  */
 import { Duplex } from "node:stream";
 import { encodeData, encodeFrame } from "./codec";
-import type { ResetReason } from "./reasons";
+import type { SendableResetReason } from "./reasons";
 
 export interface ChannelHost {
   /** The channel has a frame to send (or may have, after new credit). */
@@ -47,7 +47,7 @@ export class TunnelChannel extends Duplex {
   private items: OutItem[] = [];
   private head = 0;
   private headOffset = 0;
-  private resetToSend: { reason: ResetReason; message: string } | undefined;
+  private resetToSend: { reason: SendableResetReason; message: string } | undefined;
   finSentFlag = false;
 
   // --- receive side.
@@ -138,13 +138,13 @@ export class TunnelChannel extends Duplex {
   }
 
   /** Set by abort(): the RESET reason to send instead of the one derived from destroy's error. */
-  abortReason: { reason: ResetReason; message: string } | undefined;
+  abortReason: { reason: SendableResetReason; message: string } | undefined;
 
   /**
    * Destroys the channel and tells the peer why, e.g. `TargetError` when the device's connection to
    * its target failed. The local side sees a plain destroy, without an error.
    */
-  abort(reason: ResetReason, message = ""): void {
+  abort(reason: SendableResetReason, message = ""): void {
     this.abortReason ??= { reason, message };
     this.destroy();
   }
@@ -157,7 +157,7 @@ export class TunnelChannel extends Duplex {
   }
 
   /** Replaces everything still queued with a RESET. */
-  queueReset(reason: ResetReason, message: string): void {
+  queueReset(reason: SendableResetReason, message: string): void {
     this.items = [];
     this.head = 0;
     this.headOffset = 0;

@@ -153,7 +153,13 @@ export function encodeFrame(seq: number, frame: Frame): Buffer {
       return seal(buf);
     }
     case "close":
-      return reasonFrame(TYPE.close, seq, 0, reasonCode(CLOSE_REASONS, frame.reason), frame.message);
+      return reasonFrame(
+        TYPE.close,
+        seq,
+        0,
+        reasonCode(CLOSE_REASONS, frame.reason, "InternalError"),
+        frame.message,
+      );
     case "ping":
     case "pong": {
       const buf = frameBuffer(TYPE[frame.type], seq, 0, 4);
@@ -188,7 +194,7 @@ export function encodeFrame(seq: number, frame: Frame): Buffer {
         TYPE.refuse,
         seq,
         frame.channel,
-        reasonCode(REFUSE_REASONS, frame.reason),
+        reasonCode(REFUSE_REASONS, frame.reason, "Refused"),
         frame.message,
       );
     case "reset":
@@ -196,7 +202,7 @@ export function encodeFrame(seq: number, frame: Frame): Buffer {
         TYPE.reset,
         seq,
         frame.channel,
-        reasonCode(RESET_REASONS, frame.reason),
+        reasonCode(RESET_REASONS, frame.reason, "ApplicationError"),
         frame.message,
       );
     case "data":

@@ -27,6 +27,9 @@ export {
   type RefuseReason,
   RESET_REASONS,
   type ResetReason,
+  type SendableCloseReason,
+  type SendableRefuseReason,
+  type SendableResetReason,
 } from "./reasons";
 export {
   type ChannelDecision,

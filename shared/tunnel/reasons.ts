@@ -18,17 +18,21 @@ export const CLOSE_REASONS = [
 export const RESET_REASONS = ["Cancelled", "ApplicationError", "TargetError"] as const;
 export const REFUSE_REASONS = ["Refused", "ChannelLimit", "TargetUnavailable"] as const;
 
-/** "Unknown" stands for a code a later protocol version may add. */
-export type CloseReason = (typeof CLOSE_REASONS)[number] | "Unknown";
-export type ResetReason = (typeof RESET_REASONS)[number] | "Unknown";
-export type RefuseReason = (typeof REFUSE_REASONS)[number] | "Unknown";
+/** The reasons this version sends. */
+export type SendableCloseReason = (typeof CLOSE_REASONS)[number];
+export type SendableResetReason = (typeof RESET_REASONS)[number];
+export type SendableRefuseReason = (typeof REFUSE_REASONS)[number];
+/** Received reasons: "Unknown" stands for a code a later protocol version may add. */
+export type CloseReason = SendableCloseReason | "Unknown";
+export type ResetReason = SendableResetReason | "Unknown";
+export type RefuseReason = SendableRefuseReason | "Unknown";
 
 export function reasonName<T extends string>(list: readonly T[], code: number): T | "Unknown" {
   return list[code] ?? "Unknown";
 }
 
-export function reasonCode(list: readonly string[], name: string): number {
+/** The wire code of a reason; "Unknown" (only ever received) is re-sent as `fallback`. */
+export function reasonCode(list: readonly string[], name: string, fallback: string): number {
   const code = list.indexOf(name);
-  if (code < 0) throw new RangeError(`unknown reason ${name}`);
-  return code;
+  return code >= 0 ? code : list.indexOf(fallback);
 }

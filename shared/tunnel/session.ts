@@ -8,7 +8,7 @@ import { performance } from "node:perf_hooks";
 import { TunnelChannel, type ChannelHost } from "./channel";
 import { type Frame, type HelloFields, LIMITS, PROTOCOL_VERSION, decodeFrame, encodeFrame } from "./codec";
 import { TunnelError } from "./errors";
-import type { CloseReason, RefuseReason, ResetReason } from "./reasons";
+import type { CloseReason, SendableCloseReason, SendableRefuseReason, SendableResetReason } from "./reasons";
 import type { TunnelTransport } from "./transport";
 
 export type TunnelRole = "service" | "device";
@@ -19,7 +19,8 @@ export interface ChannelRequest {
   label: string;
 }
 
-export type ChannelDecision = { accept: true } | { accept: false; reason?: RefuseReason; message?: string };
+export type ChannelDecision =
+  { accept: true } | { accept: false; reason?: SendableRefuseReason; message?: string };
 
 export interface TunnelSessionOptions {
   role: TunnelRole;
@@ -142,8 +143,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private highestChannelId = 0;
   /** Channels with something to send, in turn order. */
   private readonly ready = new Set<TunnelChannel>();
-  /** Channel frames that have no channel object (REFUSE of a channel never created). */
-  private readonly controlQueue: Frame[] = [];
+  /**
+   * REFUSEs of channels never created. A REFUSE for the channel cap returns the OPEN's credit only
+   * once sent, so a peer flooding OPENs cannot grow this queue beyond its stream window.
+   */
+  private readonly controlQueue: Array<{ frame: Frame; creditWhenSent: boolean }> = [];
   private flushScheduled = false;
   private windowScheduled = false;
 
@@ -222,7 +226,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
    * Ends the stream: CLOSE to the peer, the transport closed, and every open channel destroyed. The
    * application asked for it, so its channels close without an error; the peer's see the reason.
    */
-  close(reason: CloseReason = "Normal", message = ""): void {
+  close(reason: SendableCloseReason = "Normal", message = ""): void {
     this.shutdown(reason, message, false, true, true);
   }
 
@@ -248,7 +252,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   localDestroy(channel: TunnelChannel, err: Error | null): void {
     if (channel.retired || this.state === "closed") return;
     const code: unknown = err && "code" in err ? err.code : undefined;
-    const reason: ResetReason = channel.abortReason?.reason ?? (err ? "ApplicationError" : "Cancelled");
+    const reason: SendableResetReason =
+      channel.abortReason?.reason ?? (err ? "ApplicationError" : "Cancelled");
     // Only the error's code crosses the tunnel: its text may hold local details (§7).
     const message = channel.abortReason?.message ?? (typeof code === "string" ? code : "");
     channel.queueReset(reason, message);
@@ -274,7 +279,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       const control = this.controlQueue.shift();
       if (control) {
         this.sendStreamMessages--;
-        this.sendRaw(encodeFrame(this.outSeq, control));
+        this.sendRaw(encodeFrame(this.outSeq, control.frame));
+        if (control.creditWhenSent) this.creditStream(0, 1);
         continue;
       }
       let progressed = false;
@@ -385,7 +391,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.stats.wireBytesReceived += raw.byteLength;
     this.lastReceivedAt = performance.now();
     const decoded = decodeFrame(raw);
-    if (!decoded.ok) return this.fail(decoded.error.code as CloseReason, decoded.error.message);
+    if (!decoded.ok) return this.fail(decoded.error.code as SendableCloseReason, decoded.error.message);
     if (decoded.seq !== this.inSeq) {
       return this.fail(
         "SequenceError",
@@ -568,10 +574,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       );
     }
     this.highestChannelId = id;
-    this.creditStream(0, 1);
     if (this.channels.size >= this.options.maxChannels) {
-      return this.refuse(id, "ChannelLimit", `at most ${this.options.maxChannels} channels per stream`);
+      return this.refuse(id, "ChannelLimit", `at most ${this.options.maxChannels} channels per stream`, true);
     }
+    this.creditStream(0, 1);
     const channel = this.createChannel(id, label);
     const request: ChannelRequest = { id, label };
     const decide = (decision: ChannelDecision): void => {
@@ -596,8 +602,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     Promise.resolve(result).then(decide, () => decide({ accept: false, reason: "Refused" }));
   }
 
-  private refuse(id: number, reason: RefuseReason, message: string): void {
-    this.controlQueue.push({ type: "refuse", channel: id, reason, message });
+  private refuse(id: number, reason: SendableRefuseReason, message: string, creditWhenSent = false): void {
+    this.controlQueue.push({ frame: { type: "refuse", channel: id, reason, message }, creditWhenSent });
     this.scheduleFlush();
   }
 
@@ -654,7 +660,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.keepaliveTimer.unref();
   }
 
-  private fail(reason: CloseReason, message: string): void {
+  private fail(reason: SendableCloseReason, message: string): void {
     this.shutdown(reason, message, false, reason !== "TransportClosed");
   }
 

@@ -107,6 +107,9 @@ describe("tunnel frame codec", () => {
     buf.writeUInt16BE(999, HEADER_SIZE);
     const result = decodeFrame(reseal(buf));
     expect(result.ok && result.frame.type === "close" && result.frame.reason).toBe("Unknown");
+    // Re-sending an Unknown reason falls back to a code this version knows, instead of throwing.
+    const resent = decodeFrame(encodeFrame(1, { type: "reset", channel: 1, reason: "Unknown", message: "" }));
+    expect(resent.ok && resent.frame.type === "reset" && resent.frame.reason).toBe("ApplicationError");
   });
 
   it("rejects corruption and truncation with FrameCorrupt", () => {
