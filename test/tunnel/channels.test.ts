@@ -100,6 +100,19 @@ describe("tunnel channels", () => {
     expect(await got).toEqual({ sha256: sha256(data), length: data.length });
   });
 
+  it("credits data consumed by async iteration", async () => {
+    tunnel = createTunnel();
+    const incoming = nextChannel(tunnel);
+    const service = await tunnel.service.openChannel();
+    const [device] = await incoming;
+    const data = randomBytes(4 * 1024 * 1024);
+    const writing = writeChunked(service, data, [30_000]);
+    const chunks: Buffer[] = [];
+    for await (const chunk of device) chunks.push(chunk as Buffer);
+    await writing;
+    expect(sha256(Buffer.concat(chunks))).toBe(sha256(data));
+  });
+
   it("maps destroy(err) to a RESET that errors the peer's channel with the error's code only", async () => {
     tunnel = createTunnel();
     const incoming = nextChannel(tunnel);
