@@ -337,6 +337,10 @@ function decodeBody(type: number, channel: number, body: Buffer): Frame {
 
 /** Decodes one relay message. DATA payloads are views of `input`, not copies. */
 export function decodeFrame(input: Uint8Array): DecodeResult {
+  // Transports are typed, but a relay client bug must still end in a clean close.
+  if (!((input as unknown) instanceof Uint8Array)) {
+    return { ok: false, error: new TunnelError("ProtocolError", "relay message is not binary data") };
+  }
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   if (buf.length < HEADER_SIZE) {
     return {

@@ -308,7 +308,13 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.outSeq = (this.outSeq + 1) >>> 0;
     this.stats.framesSent++;
     this.stats.wireBytesSent += frame.length;
-    this.transport.send(frame);
+    try {
+      this.transport.send(frame);
+    } catch (err) {
+      // The contract says send never throws; a transport that does must not take the process down.
+      const detail = err instanceof Error ? err.message : String(err);
+      this.shutdown("TransportClosed", `relay send failed: ${detail}`, false, false);
+    }
   }
 
   private sendStream(frame: Frame): void {

@@ -242,3 +242,34 @@ describe("tunnel liveness", () => {
     await t.shutdown();
   });
 });
+
+describe("tunnel transport misbehaviour", () => {
+  it("closes with TransportClosed when a transport's send throws, instead of crashing", async () => {
+    const t = createTunnel();
+    await t.service.waitReady();
+    const incoming = once(t.device, "channel") as Promise<[TunnelChannel]>;
+    const channel = await t.service.openChannel();
+    (await incoming)[0].on("error", () => undefined);
+    channel.on("error", () => undefined);
+    t.relay.a.send = () => {
+      throw new Error("socket not open");
+    };
+    channel.write("x");
+    expect(await t.serviceClosed).toMatchObject({
+      reason: "TransportClosed",
+      message: expect.stringContaining("socket not open"),
+    });
+    t.device.close();
+  });
+
+  it("closes with ProtocolError on a message that is not bytes", async () => {
+    const t = createTunnel();
+    await t.device.waitReady();
+    t.relay.b.emit("message", "not a frame");
+    expect(await t.deviceClosed).toMatchObject({
+      reason: "ProtocolError",
+      message: "relay message is not binary data",
+    });
+    await t.shutdown();
+  });
+});
