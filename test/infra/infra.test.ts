@@ -1,0 +1,32 @@
+// The templates against the code they deploy: the config catalogue (shared/config.ts),
+// the host's route prefix (host.json) and the relay-events route.
+import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
+import { ROUTE_PREFIX } from "../../shared/http/routeTypes";
+import { checkInfra, routePrefix } from "../../infra/check";
+import { formatFinding } from "../../infra/check/finding";
+import { parameterDefault, parameters, stringValue } from "../../infra/check/syntax";
+import { REPO, RELAY_EVENTS_ROUTE, templates } from "./templates";
+
+test("every rule passes on infra/, cross-checked with shared/config.ts and the relay route", async () => {
+  const findings = await checkInfra(REPO, {
+    relayEventsRoute: RELAY_EVENTS_ROUTE,
+    relayEventsSystemEvents: ["connect", "connected", "disconnected"],
+    settings: configSettings(),
+    platform: PLATFORM_SETTINGS,
+  });
+  expect(findings.map(formatFinding)).toEqual([]);
+});
+
+test("the cross-check has something to check: azure mode requires settings", () => {
+  expect(configSettings().filter((s) => s.requiredIn.includes("azure")).length).toBeGreaterThan(0);
+});
+
+test("the event-handler path uses the prefix the code registers routes under", () => {
+  expect(routePrefix(REPO)).toBe(ROUTE_PREFIX);
+});
+
+test("the function app runs Node 22 unless told otherwise", async () => {
+  const [main] = await templates();
+  const nodeVersion = parameters(main!.root).find((p) => p.name === "nodeVersion");
+  expect(stringValue(parameterDefault(nodeVersion!.node))).toBe("22");
+});

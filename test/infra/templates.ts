@@ -1,0 +1,52 @@
+// Test helpers: the real templates, and single-edit mutations of them, so each rule is
+// shown to fail on the very files it passes.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
+import { checkFiles, routePrefix, type Inputs } from "../../infra/check";
+import { formatFinding } from "../../infra/check/finding";
+import { bicepPaths, loadBicep } from "../../infra/check/files";
+import { parseBicep, type BicepFile } from "../../infra/check/parser";
+
+export const REPO = join(__dirname, "../..");
+const INFRA = join(REPO, "infra");
+
+/** The control plane's relay-events route (to be read from the route table once it lands). */
+export const RELAY_EVENTS_ROUTE = "relay/events";
+
+export function inputs(): Inputs {
+  return {
+    relayEventsRoute: RELAY_EVENTS_ROUTE,
+    relayEventsSystemEvents: ["connect", "connected", "disconnected"],
+    settings: configSettings(),
+    platform: PLATFORM_SETTINGS,
+    routePrefix: routePrefix(REPO),
+    parametersJson: JSON.parse(readFileSync(join(INFRA, "main.parameters.json"), "utf8")),
+  };
+}
+
+let parsed: Promise<BicepFile[]> | undefined;
+
+/** All templates, main.bicep first (as checkInfra orders them); parsed once, then copied. */
+export async function templates(): Promise<BicepFile[]> {
+  const main = join(INFRA, "main.bicep");
+  parsed ??= loadBicep(REPO, [main, ...bicepPaths(INFRA).filter((p) => p !== main)]);
+  return [...(await parsed)];
+}
+
+/** The templates with one exact, unique text edit in one file. */
+export async function mutated(file: string, from: string, to: string): Promise<BicepFile[]> {
+  const files = await templates();
+  const index = files.findIndex((f) => f.path === file);
+  const target = files[index];
+  if (!target) throw new Error(`no template ${file}`);
+  if (target.source.split(from).length !== 2)
+    throw new Error(`${file}: ${JSON.stringify(from)} must occur exactly once`);
+  files[index] = await parseBicep(file, target.source.replace(from, to));
+  return files;
+}
+
+/** Formatted findings of every rule, with the real inputs unless overridden. */
+export async function check(files: Promise<BicepFile[]>, overrides: Partial<Inputs> = {}): Promise<string[]> {
+  return checkFiles(await files, { ...inputs(), ...overrides }).map(formatFinding);
+}
