@@ -30,6 +30,8 @@ resource dataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   }
 }
 
+// What streams depend on (device connections, direct methods) and nothing else: an
+// existing hub's telemetry logs could dwarf this deployment's cost.
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: diagnosticSettingName
   scope: iotHub
@@ -37,7 +39,11 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
     workspaceId: logAnalyticsId
     logs: [
       {
-        categoryGroup: 'allLogs'
+        category: 'Connections'
+        enabled: true
+      }
+      {
+        category: 'DirectMethods'
         enabled: true
       }
     ]

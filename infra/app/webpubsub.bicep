@@ -72,6 +72,8 @@ resource serviceOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// Connections and REST/upstream calls only: MessagingLogs would write one row per
+// tunnel frame, costing more in Log Analytics than the relay itself.
 resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   name: 'device-streams'
   scope: webPubSub
@@ -79,7 +81,11 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
     workspaceId: logAnalyticsId
     logs: [
       {
-        categoryGroup: 'allLogs'
+        category: 'ConnectivityLogs'
+        enabled: true
+      }
+      {
+        category: 'HttpRequestLogs'
         enabled: true
       }
     ]

@@ -7,6 +7,7 @@ import { bicepPaths, loadBicep } from "./files";
 import { syntaxErrors, type BicepFile } from "./parser";
 import { appSettingsRule, type SettingsCatalogue } from "./rules/appSettings";
 import { azdOutputsRule, descriptionRule, parametersFileRule } from "./rules/declarations";
+import { diagnosticsRule } from "./rules/diagnostics";
 import { eventHandlerRule } from "./rules/eventHandler";
 import { flexRule } from "./rules/flex";
 import { localAuthRule } from "./rules/localAuth";
@@ -58,6 +59,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
     ...eventHandlerRule(files, { path, systemEvents: inputs.relayEventsSystemEvents }),
     ...appSettingsRule(files, inputs),
     ...flexRule(files),
+    ...diagnosticsRule(files),
     ...descriptionRule(files),
     ...azdOutputsRule(entry),
     ...parametersFileRule(entry, inputs.parametersJson),

@@ -266,3 +266,17 @@ describe("declarations", () => {
     ]);
   });
 });
+
+describe("diagnostic settings", () => {
+  test("Web PubSub and IoT Hub logs must reach the workspace", async () => {
+    const findings = await findingsOf(
+      "infra/app/iothub-access.bicep",
+      "  scope: iotHub\n  properties: {\n    workspaceId",
+      "  scope: iotHub\n  properties: {\n    storageAccountId",
+    );
+    expect(findings).toEqual([
+      expect.stringContaining("diagnostics: properties.workspaceId must be set"),
+      "infra/main.bicep:1:1 [diagnostics] no diagnostic setting sends Microsoft.Devices/IotHubs logs to Log Analytics",
+    ]);
+  });
+});
