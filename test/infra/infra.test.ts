@@ -1,19 +1,14 @@
 // The templates against the code they deploy: the config catalogue (shared/config.ts),
 // the host's route prefix (host.json) and the relay-events route.
-import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
+import { configSettings } from "../../shared/config";
 import { ROUTE_PREFIX } from "../../shared/http/routeTypes";
 import { checkInfra, routePrefix } from "../../infra/check";
 import { formatFinding } from "../../infra/check/finding";
 import { parameterDefault, parameters, stringValue } from "../../infra/check/syntax";
-import { REPO, RELAY_EVENTS_ROUTE, templates } from "./templates";
+import { EXPECTATIONS, REPO, templates } from "./templates";
 
 test("every rule passes on infra/, cross-checked with shared/config.ts and the relay route", async () => {
-  const findings = await checkInfra(REPO, {
-    relayEventsRoute: RELAY_EVENTS_ROUTE,
-    relayEventsSystemEvents: ["connect", "connected", "disconnected"],
-    settings: configSettings(),
-    platform: PLATFORM_SETTINGS,
-  });
+  const findings = await checkInfra(REPO, EXPECTATIONS);
   expect(findings.map(formatFinding)).toEqual([]);
 });
 

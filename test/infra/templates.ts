@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
-import { checkFiles, routePrefix, type Inputs } from "../../infra/check";
+import { checkFiles, routePrefix, type InfraExpectations, type Inputs } from "../../infra/check";
 import { formatFinding } from "../../infra/check/finding";
 import { bicepPaths, loadBicep } from "../../infra/check/files";
 import { parseBicep, type BicepFile } from "../../infra/check/parser";
@@ -11,15 +11,18 @@ import { parseBicep, type BicepFile } from "../../infra/check/parser";
 export const REPO = join(__dirname, "../..");
 const INFRA = join(REPO, "infra");
 
-/** The control plane's relay-events route (to be read from the route table once it lands). */
-export const RELAY_EVENTS_ROUTE = "relay/events";
+/** What the templates must agree with: the code's settings catalogue and relay-events route. */
+export const EXPECTATIONS: InfraExpectations = {
+  // The control plane's relay-events route (to be read from the route table once it lands).
+  relayEventsRoute: "relay/events",
+  relayEventsSystemEvents: ["connect", "connected", "disconnected"],
+  settings: configSettings(),
+  platform: PLATFORM_SETTINGS,
+};
 
 export function inputs(): Inputs {
   return {
-    relayEventsRoute: RELAY_EVENTS_ROUTE,
-    relayEventsSystemEvents: ["connect", "connected", "disconnected"],
-    settings: configSettings(),
-    platform: PLATFORM_SETTINGS,
+    ...EXPECTATIONS,
     routePrefix: routePrefix(REPO),
     parametersJson: JSON.parse(readFileSync(join(INFRA, "main.parameters.json"), "utf8")),
   };
