@@ -8,6 +8,7 @@
  * emulators.
  */
 import { z } from "zod";
+import { type AuthConfig, authSettingsShape, toAuthConfig } from "./auth/config";
 
 export type Mode = "azure" | "local";
 
@@ -72,7 +73,7 @@ export const SETTINGS = {
   SERVICE_SAS_POLICIES: { description: "JSON array of SAS policies with keys and scopes.", requiredIn: [] },
   ENTRA_TENANT_ID: { description: "Microsoft Entra tenant of the callers.", requiredIn: ["azure"] },
   ENTRA_AUDIENCE: { description: "Accepted token audiences, comma-separated.", requiredIn: ["azure"] },
-  ENTRA_ROLES: { description: "JSON array of app roles with their scopes.", requiredIn: [] },
+  ENTRA_ROLES: { description: "JSON array of app roles with their scopes.", requiredIn: ["azure"] },
   ENTRA_AUTHORITY_HOST: { description: "Entra authority host.", requiredIn: [] },
   ENTRA_JWKS_URI: { description: "Override of the tenant JWKS URL.", requiredIn: [] },
   ENTRA_ISSUER: { description: "Override of the accepted token issuer.", requiredIn: [] },
@@ -89,7 +90,6 @@ export const SETTINGS = {
   STREAMS_MAX_DATA_BYTES: { description: "Largest request `data`, in bytes of JSON.", requiredIn: [] },
   STREAMS_MAX_LIFETIME_SECONDS: { description: "Maximum stream lifetime; 0 = unlimited.", requiredIn: [] },
   STREAMS_RETENTION_HOURS: { description: "How long closed stream records are kept.", requiredIn: [] },
-  STREAMS_SWEEP_SECONDS: { description: "Period of the housekeeping timer (at most 15).", requiredIn: [] },
   RELAY_TOKEN_MINUTES: { description: "Lifetime of relay tokens, whole minutes.", requiredIn: [] },
   LOG_LEVEL: { description: "debug, info, warn or error.", requiredIn: [] },
 } as const satisfies Record<string, SettingSpec>;
@@ -133,6 +133,7 @@ export function configSettings(): {
 }
 
 const schema = z.object({
+  ...authSettingsShape,
   DEPLOYMENT_MODE: z.enum(["azure", "local"]).default("local"),
   AZURE_CLIENT_ID: z.string().min(1).optional(),
   TABLES_ENDPOINT: httpsUrl.optional(),
@@ -163,7 +164,6 @@ const schema = z.object({
   STREAMS_MAX_DATA_BYTES: intSetting(0, 65_536, 4096),
   STREAMS_MAX_LIFETIME_SECONDS: intSetting(0, 31 * 24 * 3600, 0),
   STREAMS_RETENTION_HOURS: intSetting(0, 24 * 366, 168),
-  STREAMS_SWEEP_SECONDS: intSetting(1, 15, 10),
   RELAY_TOKEN_MINUTES: intSetting(1, 60, 2),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
 });
@@ -182,10 +182,10 @@ export interface Config {
     /** 0 = unlimited: one short limit would kill every SSH session sharing a stream. */
     maxLifetimeSeconds: number;
     retentionHours: number;
-    sweepSeconds: number;
     relayTokenMinutes: number;
   };
   logLevel: Raw["LOG_LEVEL"];
+  auth: AuthConfig;
 }
 
 export class ConfigError extends Error {
@@ -229,8 +229,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(config)"}: ${i.message}`));
   }
   const raw = parsed.data;
-  const problems = modeProblems(raw, present);
-  if (problems.length > 0) throw new ConfigError(problems);
+  const auth = toAuthConfig(raw);
+  const problems = [...modeProblems(raw, present), ...(auth.ok ? [] : auth.problems)];
+  if (problems.length > 0 || !auth.ok) throw new ConfigError(problems);
 
   const azure = raw.DEPLOYMENT_MODE === "azure";
   // modeProblems guarantees presence of the mode's required settings; `!` states that, not a guess.
@@ -255,10 +256,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxDataBytes: raw.STREAMS_MAX_DATA_BYTES,
       maxLifetimeSeconds: raw.STREAMS_MAX_LIFETIME_SECONDS,
       retentionHours: raw.STREAMS_RETENTION_HOURS,
-      sweepSeconds: raw.STREAMS_SWEEP_SECONDS,
       relayTokenMinutes: raw.RELAY_TOKEN_MINUTES,
     },
     logLevel: raw.LOG_LEVEL,
+    auth: auth.config,
   };
   return Object.freeze(config);
 }

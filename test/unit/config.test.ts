@@ -1,6 +1,11 @@
 import { ConfigError, configSettings, loadConfig } from "../../shared/config";
 
+const DEV_POLICY = JSON.stringify([
+  { name: "service", primaryKey: Buffer.alloc(32, 7).toString("base64"), devices: ["*"], streams: ["*"] },
+]);
+
 const local = {
+  SERVICE_SAS_POLICIES: DEV_POLICY,
   TABLES_CONNECTION_STRING: "UseDevelopmentStorage=true",
   WEBPUBSUB_CONNECTION_STRING: "Endpoint=http://localhost:8080;AccessKey=k;Version=1.0;",
   IOTHUB_CONNECTION_STRING: "HostName=localhost:8443;SharedAccessKeyName=service;SharedAccessKey=a2V5",
@@ -12,8 +17,9 @@ const azure = {
   TABLES_ENDPOINT: "https://acct.table.core.windows.net",
   WEBPUBSUB_ENDPOINT: "https://wps.webpubsub.azure.com",
   IOTHUB_HOST_NAME: "hub.azure-devices.net",
-  ENTRA_TENANT_ID: "tenant",
+  ENTRA_TENANT_ID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
   ENTRA_AUDIENCE: "api://device-streams",
+  ENTRA_ROLES: JSON.stringify([{ role: "Streams.Operator", devices: ["*"], streams: ["*"] }]),
   RELAY_EVENTS_ALLOWED_ORIGINS: "wps.webpubsub.azure.com",
   RELAY_EVENTS_PRINCIPAL_ID: "00000000-0000-0000-0000-000000000002",
   RELAY_EVENTS_AUDIENCE: "api://device-streams-events",
@@ -40,7 +46,6 @@ describe("loadConfig", () => {
       maxDataBytes: 4096,
       maxLifetimeSeconds: 0,
       retentionHours: 168,
-      sweepSeconds: 10,
       relayTokenMinutes: 2,
     });
     expect(Object.isFrozen(config)).toBe(true);
@@ -54,7 +59,7 @@ describe("loadConfig", () => {
   });
 
   it("lists every missing local setting at once", () => {
-    const problems = problemsOf({});
+    const problems = problemsOf({ SERVICE_SAS_POLICIES: DEV_POLICY });
     expect(problems).toHaveLength(3);
     expect(problems.join("\n")).toMatch(
       /TABLES_CONNECTION_STRING.*WEBPUBSUB_CONNECTION_STRING.*IOTHUB_CONNECTION_STRING/s,
@@ -71,14 +76,14 @@ describe("loadConfig", () => {
   it("names each invalid value", () => {
     const problems = problemsOf({
       ...local,
-      STREAMS_SWEEP_SECONDS: "60",
+      STREAMS_MAX_PER_DEVICE: "0",
       TABLES_TABLE_NAME: "bad-name",
       WEBPUBSUB_CONNECTION_STRING: "nonsense",
       LOG_LEVEL: "loud",
     });
     const text = problems.join("\n");
     for (const name of [
-      "STREAMS_SWEEP_SECONDS",
+      "STREAMS_MAX_PER_DEVICE",
       "TABLES_TABLE_NAME",
       "WEBPUBSUB_CONNECTION_STRING",
       "LOG_LEVEL",
