@@ -88,8 +88,20 @@ param entraTenantId string = tenant().tenantId
 @minLength(1)
 param entraAudience string
 
-@description('JSON array of app roles with the devices and streams each may use; empty keeps the app default.')
-param entraRoles string = ''
+@description('ENTRA_ROLES: which app role may use which devices and streams. The default lets holders of the app role Streams.Operator (assigned in Entra, nobody by default) use every device, module and stream.')
+@minLength(1)
+param entraRoles array = [
+  {
+    role: 'Streams.Operator'
+    devices: [
+      '*'
+      '*/*'
+    ]
+    streams: [
+      '*'
+    ]
+  }
+]
 
 @description('Audience Web PubSub requests its event-handler token for; empty means the first entraAudience value.')
 param relayEventsAudience string = ''
@@ -230,7 +242,7 @@ module api 'app/api.bicep' = {
     iotHubHostName: iotHubAccess.outputs.hostName
     entraTenantId: entraTenantId
     entraAudience: entraAudience
-    entraRoles: entraRoles
+    entraRoles: string(entraRoles)
     relayEventsPrincipalId: relayIdentity.outputs.principalId
     relayEventsAudience: relayAudience
     sasPoliciesSecretUri: sasPoliciesSecretUri

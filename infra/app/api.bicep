@@ -39,6 +39,7 @@ param instanceMemoryMB int
 param identityId string
 
 @description('Client id of that identity (DefaultAzureCredential and the host read it).')
+@minLength(1)
 param identityClientId string
 
 @description('Name of the storage account used for host storage and deployment.')
@@ -54,33 +55,41 @@ param deploymentContainerName string
 param applicationInsightsName string
 
 @description('Table service endpoint, https://<account>.table.core.windows.net.')
+@minLength(1)
 param tablesEndpoint string
 
 @description('Name of the stream table.')
 param tableName string
 
 @description('Host name of the Web PubSub resource.')
+@minLength(1)
 param webPubSubHostName string
 
 @description('Web PubSub hub carrying the streams.')
 param webPubSubHub string
 
 @description('Host name of the IoT hub, <hub>.azure-devices.net.')
+@minLength(1)
 param iotHubHostName string
 
 @description('Microsoft Entra tenant of the callers.')
+@minLength(1)
 param entraTenantId string
 
 @description('Accepted token audiences for backends (the backend app registration), comma-separated.')
+@minLength(1)
 param entraAudience string
 
-@description('JSON array of app roles with their scopes; empty keeps the app default.')
+@description('ENTRA_ROLES: JSON array of { role, devices, streams, actions? }; required in azure mode.')
+@minLength(1)
 param entraRoles string
 
 @description('Object id of the identity Web PubSub calls the event handler with.')
+@minLength(1)
 param relayEventsPrincipalId string
 
 @description('Audience of the token Web PubSub sends to the event handler.')
+@minLength(1)
 param relayEventsAudience string
 
 @description('Key Vault secret URI (versionless) holding SERVICE_SAS_POLICIES; empty disables SAS policies.')
@@ -159,7 +168,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
 }
 
 // Empty values count as unset for the app (shared/config.ts), so optional settings
-// are always listed and the check sees every name this template can set.
+// are always listed and the check sees every name this template can set; required
+// ones come from @minLength(1) params or literals, which the check also verifies.
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: site
   name: 'appsettings'
@@ -182,6 +192,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     RELAY_EVENTS_PRINCIPAL_ID: relayEventsPrincipalId
     RELAY_EVENTS_AUDIENCE: relayEventsAudience
     RELAY_EVENTS_ALLOWED_ORIGINS: webPubSubHostName
+    // The `sr` service SAS tokens must carry: this app's own host, so an IoT Hub token never passes.
+    SERVICE_SAS_RESOURCE: site.properties.defaultHostName
     // Keys never live in app settings: only a Key Vault reference, resolved by the
     // platform with keyVaultReferenceIdentity (needs Key Vault Secrets User on the vault).
     SERVICE_SAS_POLICIES: empty(sasPoliciesSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${sasPoliciesSecretUri})'

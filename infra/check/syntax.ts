@@ -125,3 +125,10 @@ export function parameterDefault(param: Node): Node | undefined {
   const eq = param.children.find((c) => c.type === "=");
   return eq?.nextNamedSibling ?? undefined;
 }
+
+/** The number given to a parameter's decorator, e.g. 1 for `@minValue(1) param x int`. */
+export function parameterBound(root: Node, name: string, decorator: string): number | undefined {
+  const param = parameters(root).find((p) => p.name === name);
+  const arg = param?.decorators.find((d) => d.name === decorator)?.args[0];
+  return arg?.type === "number" ? Number(arg.text) : undefined;
+}

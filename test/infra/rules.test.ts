@@ -174,6 +174,26 @@ describe("app settings against shared/config.ts", () => {
     ]);
   });
 
+  test("a required setting that may be empty is reported: the app reads empty as unset", async () => {
+    const findings = await findingsOf(
+      API,
+      "@minLength(1)\nparam entraRoles string",
+      "param entraRoles string",
+    );
+    expect(findings).toEqual([
+      expect.stringMatching(
+        /api\.bicep:\d+:\d+ \[app-settings\] ENTRA_ROLES is required in azure mode but may be empty/,
+      ),
+    ]);
+    expect(
+      await findingsOf(
+        API,
+        "WEBPUBSUB_ENDPOINT: 'https://${webPubSubHostName}'",
+        "WEBPUBSUB_ENDPOINT: '${webPubSubHostName}'",
+      ),
+    ).toEqual([]);
+  });
+
   test("a misspelt setting is reported as unknown", async () => {
     const findings = await findingsOf(
       API,

@@ -5,7 +5,7 @@ import type { Node } from "web-tree-sitter";
 import { finding, type Finding } from "../finding";
 import type { BicepFile } from "../parser";
 import { deployed, type Resource } from "../resources";
-import { propertyKey, propertyValue, properties, stringValue } from "../syntax";
+import { parameterBound, propertyKey, propertyValue, properties, stringValue } from "../syntax";
 
 const RULE = "app-settings";
 
@@ -58,6 +58,21 @@ function isEmptyOrKeyVaultReference(node: Node): boolean {
   if (stringValue(node) === "") return true;
   const first = node.type === "string" ? node.namedChildren[0] : undefined;
   return first?.type === "string_content" && first.text.startsWith("@Microsoft.KeyVault(");
+}
+
+/**
+ * The app treats an empty setting as unset, so a required setting must be provably
+ * non-empty: literal text, or a parameter declared with @minLength(1+), in a string or alone.
+ */
+function nonEmpty(file: BicepFile, value: Node): boolean {
+  if (value.type === "string") {
+    return value.namedChildren.some((part) =>
+      part.type === "interpolation"
+        ? part.namedChildren.some((inner) => nonEmpty(file, inner))
+        : part.type === "string_content" && part.text !== "",
+    );
+  }
+  return value.type === "identifier" && (parameterBound(file.root, value.text, "minLength") ?? 0) >= 1;
 }
 
 function appSettingsResources(files: readonly BicepFile[]): { file: BicepFile; resource: Resource }[] {
@@ -118,8 +133,14 @@ export function appSettingsRule(files: readonly BicepFile[], catalogue: Settings
     report(object, "AzureWebJobsStorage__credential must be 'managedidentity'");
   }
   for (const s of catalogue.settings) {
-    if (s.requiredIn.includes("azure") && !set.has(s.name)) {
-      report(object, `${s.name} is required in azure mode but not set`);
+    if (!s.requiredIn.includes("azure")) continue;
+    const value = set.get(s.name);
+    if (!value) report(object, `${s.name} is required in azure mode but not set`);
+    else if (!nonEmpty(file, value)) {
+      report(
+        value,
+        `${s.name} is required in azure mode but may be empty (use a literal or a @minLength(1) param)`,
+      );
     }
   }
   return findings;

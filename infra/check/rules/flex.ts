@@ -6,16 +6,13 @@ import type { Node } from "web-tree-sitter";
 import { finding, type Finding } from "../finding";
 import type { BicepFile } from "../parser";
 import { deployed } from "../resources";
-import { arrayItems, parameters, propertyAt, propertyValue, stringValue } from "../syntax";
+import { arrayItems, parameterBound, propertyAt, propertyValue, stringValue } from "../syntax";
 
 const RULE = "flex-consumption";
 
 function guaranteedMinimum(file: BicepFile, node: Node | undefined): number | undefined {
   if (node?.type === "number") return Number(node.text);
-  if (node?.type !== "identifier") return undefined;
-  const param = parameters(file.root).find((p) => p.name === node.text);
-  const min = param?.decorators.find((d) => d.name === "minValue")?.args[0];
-  return min?.type === "number" ? Number(min.text) : undefined;
+  return node?.type === "identifier" ? parameterBound(file.root, node.text, "minValue") : undefined;
 }
 
 export function flexRule(files: readonly BicepFile[]): Finding[] {
