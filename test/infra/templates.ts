@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
+import { createRouteTable } from "../../shared/routes";
 import { checkFiles, routePrefix, type InfraExpectations, type Inputs } from "../../infra/check";
 import { formatFinding } from "../../infra/check/finding";
 import { bicepPaths, loadBicep } from "../../infra/check/files";
@@ -11,10 +12,18 @@ import { parseBicep, type BicepFile } from "../../infra/check/parser";
 export const REPO = join(__dirname, "../..");
 const INFRA = join(REPO, "infra");
 
+/** The route the control plane registers for Web PubSub's events, read from its route table. */
+function relayEventsRoute(): string {
+  // The table only calls getServices when a request arrives, so building it here has no side effects.
+  const table = createRouteTable(() => Promise.reject(new Error("no services in infra checks")));
+  const route = table.http.find((r) => r.name === "relayEvents");
+  if (!route) throw new Error("shared/routes.ts registers no route named relayEvents");
+  return route.route;
+}
+
 /** What the templates must agree with: the code's settings catalogue and relay-events route. */
 export const EXPECTATIONS: InfraExpectations = {
-  // The control plane's relay-events route (to be read from the route table once it lands).
-  relayEventsRoute: "relay/events",
+  relayEventsRoute: relayEventsRoute(),
   relayEventsSystemEvents: ["connect", "connected", "disconnected"],
   settings: configSettings(),
   platform: PLATFORM_SETTINGS,
