@@ -132,3 +132,32 @@ export function parameterBound(root: Node, name: string, decorator: string): num
   const arg = param?.decorators.find((d) => d.name === decorator)?.args[0];
   return arg?.type === "number" ? Number(arg.text) : undefined;
 }
+
+export type Literal = string | number | boolean | null | Literal[] | { [key: string]: Literal };
+
+/** The JSON value of a literal expression (no references, no interpolation), else undefined. */
+export function literalValue(node: Node | undefined): Literal | undefined {
+  switch (node?.type) {
+    case "string":
+      return stringValue(node);
+    case "number":
+      return Number(node.text);
+    case "boolean":
+      return booleanValue(node);
+    case "null":
+      return null;
+    case "array": {
+      const items = (arrayItems(node) ?? []).map(literalValue);
+      return items.every((i) => i !== undefined) ? items : undefined;
+    }
+    case "object": {
+      const entries = properties(node).map(
+        (p) => [propertyKey(p), literalValue(p.namedChildren[1])] as const,
+      );
+      if (entries.some(([k, v]) => k === undefined || v === undefined)) return undefined;
+      return Object.fromEntries(entries) as { [key: string]: Literal };
+    }
+    default:
+      return undefined;
+  }
+}
