@@ -4,9 +4,9 @@
 // neither exists it says so and exits 0, unless INFRA_BUILD_REQUIRED=1 (for CI
 // machines that are meant to have the CLI).
 import { spawnSync } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { delimiter, join } from "node:path";
+import { delimiter, join, resolve } from "node:path";
 
 export type BuildPlan = { command: string; args: string[] } | { skip: string };
 
@@ -39,7 +39,12 @@ export function planBuild(
 }
 
 function main(): number {
-  const entry = join(__dirname, "..", "..", "..", "infra", "main.bicep");
+  // npm runs scripts from the package root; an explicit path may follow.
+  const entry = resolve(process.argv[2] ?? join("infra", "main.bicep"));
+  if (!existsSync(entry)) {
+    console.error(`infra:build: ${entry} not found`);
+    return 1;
+  }
   // The ARM JSON is only proof that it compiles: keep it out of the repository.
   const outDir = mkdtempSync(join(tmpdir(), "infra-build-"));
   try {
