@@ -11,6 +11,7 @@ import { diagnosticsRule } from "./rules/diagnostics";
 import { eventHandlerRule } from "./rules/eventHandler";
 import { flexRule } from "./rules/flex";
 import { localAuthRule } from "./rules/localAuth";
+import { modulesRule } from "./rules/modules";
 import { roleAssignmentRule } from "./rules/roleAssignments";
 import { secretsRule } from "./rules/secrets";
 
@@ -60,6 +61,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
     ...appSettingsRule(files, inputs),
     ...flexRule(files),
     ...diagnosticsRule(files),
+    ...modulesRule(files),
     ...descriptionRule(files),
     ...azdOutputsRule(entry),
     ...parametersFileRule(entry, inputs.parametersJson),

@@ -21,6 +21,11 @@ function bodyOf(node: Node | undefined): Node | undefined {
   return undefined;
 }
 
+/** The object literal of a resource or module declaration, through `if` and `for`. */
+export function declarationBody(declaration: Node): Node | undefined {
+  return bodyOf(declaration.lastNamedChild ?? undefined);
+}
+
 /** Nested declarations (`resource x 'config' = ...` inside a parent) get the parent's type as prefix. */
 function fullType(declaration: Node, declared: string): string {
   if (declared.includes("/")) return declared;
@@ -43,7 +48,7 @@ export function resources(root: Node): Resource[] {
       symbol: node.namedChildren[0]?.text ?? "",
       type: fullType(node, declared),
       existing: node.children.some((c) => c.type === "existing"),
-      body: bodyOf(node.lastNamedChild ?? undefined),
+      body: declarationBody(node),
     });
   }
   return found;

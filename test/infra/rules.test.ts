@@ -300,3 +300,36 @@ describe("diagnostic settings", () => {
     ]);
   });
 });
+
+describe("module wiring", () => {
+  test("a required module param that is not passed is reported", async () => {
+    const findings = await findingsOf("infra/main.bicep", "    logLevel: logLevel\n", "");
+    expect(findings).toEqual([
+      expect.stringMatching(
+        /main\.bicep:\d+:1 \[modules\] module api: does not pass required param logLevel/,
+      ),
+    ]);
+  });
+
+  test("a param the module does not declare is reported", async () => {
+    const findings = await findingsOf(
+      "infra/main.bicep",
+      "    logLevel: logLevel\n",
+      "    logLevel: logLevel\n    logLvl: logLevel\n",
+    );
+    expect(findings).toEqual([
+      expect.stringContaining("module api: passes logLvl, which infra/app/api.bicep does not declare"),
+    ]);
+  });
+
+  test("reading an output the module does not have is reported", async () => {
+    const findings = await findingsOf(
+      "infra/main.bicep",
+      "output CONTROL_PLANE_URL string = 'https://${api.outputs.hostName}/api'",
+      "output CONTROL_PLANE_URL string = 'https://${api.outputs.host}/api'",
+    );
+    expect(findings).toEqual([
+      expect.stringMatching(/main\.bicep:\d+:\d+ \[modules\] module api has no output host$/),
+    ]);
+  });
+});
