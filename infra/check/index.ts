@@ -12,6 +12,7 @@ import { eventHandlerRule } from "./rules/eventHandler";
 import { flexRule } from "./rules/flex";
 import { localAuthRule } from "./rules/localAuth";
 import { modulesRule } from "./rules/modules";
+import { referencesRule } from "./rules/references";
 import { roleAssignmentRule } from "./rules/roleAssignments";
 import { secretsRule } from "./rules/secrets";
 
@@ -62,6 +63,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
     ...flexRule(files),
     ...diagnosticsRule(files),
     ...modulesRule(files),
+    ...referencesRule(files),
     ...descriptionRule(files),
     ...azdOutputsRule(entry),
     ...parametersFileRule(entry, inputs.parametersJson),

@@ -1,6 +1,7 @@
 // Each rule passes on the real templates (infra.test.ts) and fails, at the right place,
 // on a single edit of them.
-import { parseBicep } from "../../infra/check/parser";
+import { parseBicep, syntaxErrors } from "../../infra/check/parser";
+import { referencesRule } from "../../infra/check/rules/references";
 import { check, mutated, templates } from "./templates";
 
 const API = "infra/app/api.bicep";
@@ -330,6 +331,42 @@ describe("module wiring", () => {
     );
     expect(findings).toEqual([
       expect.stringMatching(/main\.bicep:\d+:\d+ \[modules\] module api has no output host$/),
+    ]);
+  });
+});
+
+describe("references", () => {
+  const source = [
+    "param roles array",
+    "var pairs = [for (r, i) in roles: '${r.name}-${i}']",
+    "var ids = map(roles, x => x.id)",
+    "var indexes = map(roles, (x, i) => i)",
+    "var joined = sys.concat(pairs, ids, indexes)",
+    "func twice(p string) string => '${p}${p}'",
+    "resource st 'Microsoft.Storage/storageAccounts@2023-05-01' = {",
+    "  name: twice('x')",
+    "  resource blobs 'blobServices' = {",
+    "    name: 'default'",
+    "  }",
+    "}",
+    "var blobId = st::blobs.id",
+    "var counted = [for k in range(0, 3): k]",
+  ].join("\n");
+
+  test("declared names, loop and lambda variables and namespaces resolve", async () => {
+    const file = await parseBicep("infra/refs.bicep", source);
+    expect(syntaxErrors(file)).toEqual([]);
+    expect(referencesRule([file])).toEqual([]);
+  });
+
+  test("a misspelt name is reported where it is used", async () => {
+    const findings = await findingsOf(
+      API,
+      "value: '${blobEndpoint}${deploymentContainerName}'",
+      "value: '${blobEndpoints}${deploymentContainerName}'",
+    );
+    expect(findings).toEqual([
+      expect.stringMatching(/api\.bicep:\d+:\d+ \[references\] blobEndpoints is not declared in this file/),
     ]);
   });
 });
