@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Finding } from "./finding";
-import { bicepPaths, loadBicep } from "./files";
+import { loadBicep, templatePaths } from "./files";
 import { syntaxErrors, type BicepFile } from "./parser";
 import { appSettingsRule, type SettingsCatalogue } from "./rules/appSettings";
 import { azdOutputsRule, descriptionRule, parametersFileRule } from "./rules/declarations";
@@ -30,14 +30,18 @@ export function routePrefix(repoRoot: string): string {
   return host.extensions?.http?.routePrefix ?? "api";
 }
 
+/** The expectations plus what the repository itself says (host.json, main.parameters.json). */
+export function inputsFor(repoRoot: string, expected: InfraExpectations): Inputs {
+  const parametersJson: unknown = JSON.parse(
+    readFileSync(join(repoRoot, "infra", "main.parameters.json"), "utf8"),
+  );
+  return { ...expected, routePrefix: routePrefix(repoRoot), parametersJson };
+}
+
 /** Loads infra/ (main.bicep first) and runs checkFiles on it. */
 export async function checkInfra(repoRoot: string, expected: InfraExpectations): Promise<Finding[]> {
-  const infra = join(repoRoot, "infra");
-  const entryPath = join(infra, "main.bicep");
-  const paths = [entryPath, ...bicepPaths(infra).filter((p) => p !== entryPath)];
-  const files = await loadBicep(repoRoot, paths);
-  const parametersJson: unknown = JSON.parse(readFileSync(join(infra, "main.parameters.json"), "utf8"));
-  return checkFiles(files, { ...expected, routePrefix: routePrefix(repoRoot), parametersJson });
+  const files = await loadBicep(repoRoot, templatePaths(join(repoRoot, "infra")));
+  return checkFiles(files, inputsFor(repoRoot, expected));
 }
 
 export interface Inputs extends InfraExpectations {

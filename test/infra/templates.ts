@@ -1,12 +1,11 @@
 // Test helpers: the real templates, and single-edit mutations of them, so each rule is
 // shown to fail on the very files it passes.
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
 import { createRouteTable } from "../../shared/routes";
-import { checkFiles, routePrefix, type InfraExpectations, type Inputs } from "../../infra/check";
+import { checkFiles, inputsFor, type InfraExpectations, type Inputs } from "../../infra/check";
 import { formatFinding } from "../../infra/check/finding";
-import { bicepPaths, loadBicep } from "../../infra/check/files";
+import { loadBicep, templatePaths } from "../../infra/check/files";
 import { parseBicep, type BicepFile } from "../../infra/check/parser";
 
 export const REPO = join(__dirname, "../..");
@@ -29,20 +28,13 @@ export const EXPECTATIONS: InfraExpectations = {
   platform: PLATFORM_SETTINGS,
 };
 
-export function inputs(): Inputs {
-  return {
-    ...EXPECTATIONS,
-    routePrefix: routePrefix(REPO),
-    parametersJson: JSON.parse(readFileSync(join(INFRA, "main.parameters.json"), "utf8")),
-  };
-}
+export const inputs = (): Inputs => inputsFor(REPO, EXPECTATIONS);
 
 let parsed: Promise<BicepFile[]> | undefined;
 
 /** All templates, main.bicep first (as checkInfra orders them); parsed once, then copied. */
 export async function templates(): Promise<BicepFile[]> {
-  const main = join(INFRA, "main.bicep");
-  parsed ??= loadBicep(REPO, [main, ...bicepPaths(INFRA).filter((p) => p !== main)]);
+  parsed ??= loadBicep(REPO, templatePaths(INFRA));
   return [...(await parsed)];
 }
 
@@ -54,7 +46,11 @@ export async function mutated(file: string, from: string, to: string): Promise<B
   if (!target) throw new Error(`no template ${file}`);
   if (target.source.split(from).length !== 2)
     throw new Error(`${file}: ${JSON.stringify(from)} must occur exactly once`);
-  files[index] = await parseBicep(file, target.source.replace(from, to));
+  // A replacer function, so `$` in Bicep interpolations is never read as a replacement pattern.
+  files[index] = await parseBicep(
+    file,
+    target.source.replace(from, () => to),
+  );
   return files;
 }
 
