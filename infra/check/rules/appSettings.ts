@@ -83,25 +83,10 @@ function appSettingsResources(files: readonly BicepFile[]): { file: BicepFile; r
   );
 }
 
-export function appSettingsRule(files: readonly BicepFile[], catalogue: SettingsCatalogue): Finding[] {
-  const found = appSettingsResources(files);
-  const entry = files[0];
-  if (found.length !== 1 || !found[0]) {
-    const where = found[0]?.file ?? entry;
-    return where
-      ? [finding(where, where.root, RULE, `expected one appsettings resource, found ${found.length}`)]
-      : [];
-  }
-  const { file, resource } = found[0];
-  const findings: Finding[] = [];
-  const report = (node: Node, message: string): void =>
-    void findings.push(finding(file, node, RULE, message));
-  const object = propertyValue(resource.body, "properties");
-  if (object?.type !== "object") {
-    report(resource.node, "properties must be an object literal, so every setting name can be checked");
-    return findings;
-  }
+type Report = (node: Node, message: string) => void;
 
+/** Checks each name and value set; returns them by name. */
+function checkEach(object: Node, catalogue: SettingsCatalogue, report: Report): Map<string, Node> {
   const known = new Map(catalogue.settings.map((s) => [s.name, s]));
   const platform = new Set(catalogue.platform);
   const set = new Map<string, Node>();
@@ -123,6 +108,17 @@ export function appSettingsRule(files: readonly BicepFile[], catalogue: Settings
       report(property, `${name} carries keys: only '' or '@Microsoft.KeyVault(SecretUri=...)' may be set`);
     }
   }
+  return set;
+}
+
+/** What must be set, and to what, for a keyless start in azure mode. */
+function checkRequired(
+  file: BicepFile,
+  object: Node,
+  set: Map<string, Node>,
+  catalogue: SettingsCatalogue,
+  report: Report,
+): void {
   if (stringValue(set.get("DEPLOYMENT_MODE")) !== "azure") {
     report(object, "DEPLOYMENT_MODE must be 'azure' (keyless)");
   }
@@ -132,8 +128,7 @@ export function appSettingsRule(files: readonly BicepFile[], catalogue: Settings
   if (stringValue(set.get("AzureWebJobsStorage__credential")) !== "managedidentity") {
     report(object, "AzureWebJobsStorage__credential must be 'managedidentity'");
   }
-  for (const s of catalogue.settings) {
-    if (!s.requiredIn.includes("azure")) continue;
+  for (const s of catalogue.settings.filter((s) => s.requiredIn.includes("azure"))) {
     const value = set.get(s.name);
     if (!value) report(object, `${s.name} is required in azure mode but not set`);
     else if (!nonEmpty(file, value)) {
@@ -143,5 +138,24 @@ export function appSettingsRule(files: readonly BicepFile[], catalogue: Settings
       );
     }
   }
+}
+
+export function appSettingsRule(files: readonly BicepFile[], catalogue: SettingsCatalogue): Finding[] {
+  const found = appSettingsResources(files);
+  const entry = files[0];
+  if (found.length !== 1 || !found[0]) {
+    const where = found[0]?.file ?? entry;
+    const message = `expected one appsettings resource, found ${found.length}`;
+    return where ? [finding(where, where.root, RULE, message)] : [];
+  }
+  const { file, resource } = found[0];
+  const findings: Finding[] = [];
+  const report: Report = (node, message) => void findings.push(finding(file, node, RULE, message));
+  const object = propertyValue(resource.body, "properties");
+  if (object?.type !== "object") {
+    report(resource.node, "properties must be an object literal, so every setting name can be checked");
+    return findings;
+  }
+  checkRequired(file, object, checkEach(object, catalogue, report), catalogue, report);
   return findings;
 }
