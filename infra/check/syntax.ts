@@ -13,6 +13,9 @@ export function stringValue(node: Node | undefined): string | undefined {
   if (node?.type !== "string") return undefined;
   const parts = node.namedChildren;
   if (parts.some((p) => p.type !== "string_content" && p.type !== "escape_sequence")) return undefined;
+  // The grammar leaves some escapes (`\$`) out of the tree; text it does not cover is unknowable here.
+  const covered = node.children.reduce((length, c) => length + c.text.length, 0);
+  if (covered !== node.text.length) return undefined;
   return parts.map((p) => (p.type === "escape_sequence" ? unescape(p.text) : p.text)).join("");
 }
 
@@ -23,7 +26,6 @@ function unescape(seq: string): string {
     "\\n": "\n",
     "\\r": "\r",
     "\\t": "\t",
-    "\\$": "$",
   };
   return simple[seq] ?? seq;
 }
