@@ -5,7 +5,8 @@ import { Errors, type ApiError } from "../shared/errors";
 import { errorResponse, toErrorResponse } from "../shared/http/respond";
 import { ROUTE_PREFIX, type HttpRouteDef, type RouteTable } from "../shared/http/routeTypes";
 import { flattenHeaders, readBody, sendWire, toWireResponse, type WireResponse } from "./httpAdapter";
-import { functionsLogHandler, jsonLineLogger, type Logger } from "./log";
+import { createLogger, type Logger } from "../shared/log";
+import { functionsLogHandler } from "./log";
 import { listen } from "./ports";
 import { RouteMatcher } from "./routes";
 import { describe, elapsed, TimerRunner } from "./timers";
@@ -45,7 +46,7 @@ export class LocalFunctionsHost implements LocalHost {
 
   constructor(private readonly options: LocalHostOptions) {
     assertUniqueNames(options.table);
-    this.logger = options.logger ?? jsonLineLogger();
+    this.logger = options.logger ?? createLogger();
     this.matcher = new RouteMatcher(options.table.http, options.routePrefix ?? ROUTE_PREFIX);
     this.timers = new TimerRunner(options.table.timers, this.logger);
     this.server = createServer((req, res) => this.track(this.handle(req, res), res));

@@ -5,7 +5,7 @@ import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
 import { startAzuriteTable, type AzuriteTable } from "./azurite";
 import { startLocalHost, type LocalHost } from "./host";
-import { jsonLineLogger, type Logger } from "./log";
+import { createLogger, type Logger } from "../shared/log";
 import { productionDeps } from "./main";
 import { PortInUseError } from "./ports";
 
@@ -42,7 +42,7 @@ function portHint(err: unknown, flag: string): unknown {
  * local Functions host. Whatever started is stopped again if a later step fails.
  */
 export async function runDevStack(options: DevStackOptions, deps: DevStackDeps): Promise<DevStack> {
-  const logger = deps.logger ?? jsonLineLogger();
+  const logger = deps.logger ?? createLogger();
   await mkdir(options.stateDir, { recursive: true });
   let azurite: AzuriteTable;
   try {

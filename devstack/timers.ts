@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { InvocationContext, type Timer } from "@azure/functions";
 import type { TimerDef } from "../shared/http/routeTypes";
-import { functionsLogHandler, type Logger } from "./log";
+import type { Logger } from "../shared/log";
+import { functionsLogHandler } from "./log";
 
 /**
  * Runs the route table's timers on fixed intervals, standing in for the Functions host's NCRONTAB

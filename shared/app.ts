@@ -10,8 +10,9 @@ import { accessControl } from "./api/access";
 import { createRelayEventAuthenticator, createServiceAuthChain } from "./auth";
 import { type Config, ConfigError, loadConfig } from "./config";
 import { Errors } from "./errors";
-import { IotHubDirectMethodInvoker, createIotHubClients } from "./iothub";
-import { createLogger } from "./log";
+import { type DirectMethodInvoker, IotHubDirectMethodInvoker, createIotHubClients } from "./iothub";
+import { type Logger, createLogger } from "./log";
+import type { Relay } from "./relay/relay";
 import { WebPubSubRelay } from "./relay/webPubSubRelay";
 import type { AppServices } from "./routes";
 import { TableStreamStore } from "./store/streamStore";
@@ -26,8 +27,19 @@ function connectionStringPart(connectionString: string, name: string): string | 
   return undefined;
 }
 
-export async function createServices(config: Readonly<Config>): Promise<AppServices> {
-  const logger = createLogger(config.logLevel);
+/** Replacements for the outside world, for tests that run without an emulator. */
+export interface ServiceOverrides {
+  relay?: Relay;
+  signaller?: DirectMethodInvoker;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export async function createServices(
+  config: Readonly<Config>,
+  overrides: ServiceOverrides = {},
+): Promise<AppServices> {
+  const logger = overrides.logger ?? createLogger({ minLevel: config.logLevel });
   const credential =
     config.mode === "azure"
       ? new DefaultAzureCredential(
@@ -50,9 +62,10 @@ export async function createServices(config: Readonly<Config>): Promise<AppServi
 
   const wps = config.webPubSub;
   const relay =
-    "connectionString" in wps
+    overrides.relay ??
+    ("connectionString" in wps
       ? new WebPubSubRelay({ connectionString: wps.connectionString }, wps.hub)
-      : new WebPubSubRelay({ endpoint: wps.endpoint, credential: need(credential) }, wps.hub);
+      : new WebPubSubRelay({ endpoint: wps.endpoint, credential: need(credential) }, wps.hub));
   const accessKeys =
     "connectionString" in wps ? [connectionStringPart(wps.connectionString, "AccessKey") ?? ""] : [];
   const relayHost = new URL(
@@ -73,8 +86,9 @@ export async function createServices(config: Readonly<Config>): Promise<AppServi
   const service = new StreamService({
     store,
     relay,
-    signaller: new IotHubDirectMethodInvoker(client),
+    signaller: overrides.signaller ?? new IotHubDirectMethodInvoker(client),
     logger,
+    ...(overrides.now ? { now: overrides.now } : {}),
     limits: config.streams,
     methodName: iot.methodName,
   });

@@ -205,15 +205,13 @@ function pickSettings(env: NodeJS.ProcessEnv): Record<string, string> {
   return picked;
 }
 
-function modeProblems(raw: Raw, present: Record<string, string>): string[] {
+function modeProblems(mode: Mode, present: Record<string, string>): string[] {
   const problems: string[] = [];
   for (const { name, requiredIn, localOnly } of configSettings()) {
-    if (requiredIn.includes(raw.DEPLOYMENT_MODE) && present[name] === undefined) {
-      problems.push(
-        `${name}: required when DEPLOYMENT_MODE=${raw.DEPLOYMENT_MODE} (${SETTINGS[name].description})`,
-      );
+    if (requiredIn.includes(mode) && present[name] === undefined) {
+      problems.push(`${name}: required when DEPLOYMENT_MODE=${mode} (${SETTINGS[name].description})`);
     }
-    if (localOnly && raw.DEPLOYMENT_MODE === "azure" && present[name] !== undefined) {
+    if (localOnly && mode === "azure" && present[name] !== undefined) {
       problems.push(
         `${name}: not allowed when DEPLOYMENT_MODE=azure; Azure mode is keyless (use the endpoint setting)`,
       );
@@ -225,12 +223,18 @@ function modeProblems(raw: Raw, present: Record<string, string>): string[] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Config> {
   const present = pickSettings(env);
   const parsed = schema.safeParse(present);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join(".") || "(config)"}: ${i.message}`));
-  }
+  // Presence is checked even when a value is malformed, so one start lists every problem.
+  const mode: Mode = present.DEPLOYMENT_MODE === "azure" ? "azure" : "local";
+  const problems = [
+    ...(parsed.success
+      ? []
+      : parsed.error.issues.map((i) => `${i.path.join(".") || "(config)"}: ${i.message}`)),
+    ...modeProblems(mode, present),
+  ];
+  if (!parsed.success) throw new ConfigError(problems);
   const raw = parsed.data;
   const auth = toAuthConfig(raw);
-  const problems = [...modeProblems(raw, present), ...(auth.ok ? [] : auth.problems)];
+  if (!auth.ok) problems.push(...auth.problems);
   if (problems.length > 0 || !auth.ok) throw new ConfigError(problems);
 
   const azure = raw.DEPLOYMENT_MODE === "azure";

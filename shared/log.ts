@@ -6,7 +6,7 @@
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface Logger {
-  log(level: LogLevel, event: string, fields?: Record<string, unknown>): void;
+  log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void;
 }
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -18,14 +18,20 @@ export function redact(fields: Record<string, unknown>): Record<string, unknown>
   return out;
 }
 
-export function createLogger(
-  minLevel: LogLevel = "info",
-  write: (line: string) => void = (line) => process.stdout.write(line + "\n"),
-): Logger {
+export interface LoggerOptions {
+  /** Receives whole lines, newline included; stdout by default. */
+  write?: (line: string) => void;
+  /** Entries below this level are dropped; `info` by default. */
+  minLevel?: LogLevel;
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const write = options.write ?? ((line: string) => process.stdout.write(line));
+  const min = ORDER[options.minLevel ?? "info"];
   return {
-    log(level, event, fields = {}) {
-      if (ORDER[level] < ORDER[minLevel]) return;
-      write(JSON.stringify({ time: new Date().toISOString(), level, event, ...redact(fields) }));
+    log(level, msg, fields = {}) {
+      if (ORDER[level] < min) return;
+      write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...redact(fields) })}\n`);
     },
   };
 }

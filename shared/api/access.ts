@@ -26,8 +26,8 @@ export interface AccessControl {
   authenticate(request: HttpRequest): Promise<Caller>;
   /** Throws a 403 ApiError when the caller may not do `action` on `target`. */
   authorize(caller: Caller, action: Action, target: AuthorizationTarget): void;
-  /** Whether the caller may see this stream at all (list filtering, and 404 instead of 403). */
-  canSee(caller: Caller, target: AuthorizationTarget & { streamName: string }): boolean;
+  /** Whether the caller may do `action` on this stream (list filtering, and 404 instead of 403). */
+  allows(caller: Caller, action: Action, target: AuthorizationTarget & { streamName: string }): boolean;
 }
 
 export function accessControl(chain: Pick<AuthChain<Principal>, "authenticate">): AccessControl {
@@ -37,6 +37,6 @@ export function accessControl(chain: Pick<AuthChain<Principal>, "authenticate">)
       return { id: openedBy(principal), principal };
     },
     authorize: (caller, action, target) => authorize(caller.principal, action, target),
-    canSee: (caller, target) => isAllowed(caller.principal, "show", target),
+    allows: (caller, action, target) => isAllowed(caller.principal, action, target),
   };
 }

@@ -115,13 +115,7 @@ export class StreamsApi {
       ...(query.state ? { state: query.state } : {}),
       ...(query.continuationToken ? { continuationToken: query.continuationToken } : {}),
     });
-    const visible = page.items.filter((r) =>
-      this.deps.access.canSee(caller, {
-        deviceId,
-        streamName: r.name,
-        ...(r.moduleId !== undefined ? { moduleId: r.moduleId } : {}),
-      }),
-    );
+    const visible = page.items.filter((r) => this.deps.access.allows(caller, "list", targetOf(r)));
     const body: z.infer<typeof streamList> = { value: visible.map(toView) };
     if (page.continuationToken) {
       const next = new URL(request.url);
@@ -156,13 +150,9 @@ export class StreamsApi {
           ...(continuationToken ? { continuationToken } : {}),
         });
         for (const r of page.items) {
-          const target = {
-            deviceId,
-            streamName: r.name,
-            ...(r.moduleId !== undefined ? { moduleId: r.moduleId } : {}),
-          };
-          if (this.deps.access.canSee(caller, target))
+          if (this.deps.access.allows(caller, "close", targetOf(r))) {
             await this.deps.service.close(deviceId, r.streamId, caller.id);
+          }
         }
         continuationToken = page.continuationToken;
       } while (continuationToken);
@@ -177,20 +167,22 @@ export class StreamsApi {
     const streamId = parseParam(request, "streamId", STREAM_ID);
     this.deps.access.authorize(caller, action, { deviceId });
     const record = await this.deps.service.get(deviceId, streamId);
-    const target = record
-      ? {
-          deviceId,
-          streamName: record.name,
-          ...(record.moduleId !== undefined ? { moduleId: record.moduleId } : {}),
-        }
-      : undefined;
+    const target = record ? targetOf(record) : undefined;
     // A stream the caller may not see is reported as missing, so names do not leak.
-    if (!record || !target || !this.deps.access.canSee(caller, target)) {
+    if (!record || !target || !this.deps.access.allows(caller, "show", target)) {
       throw Errors.notFound("StreamNotFound", `Stream '${streamId}' of device '${deviceId}' does not exist.`);
     }
     this.deps.access.authorize(caller, action, target);
     return { caller, record };
   }
+}
+
+function targetOf(r: StreamRecord) {
+  return {
+    deviceId: r.deviceId,
+    streamName: r.name,
+    ...(r.moduleId !== undefined ? { moduleId: r.moduleId } : {}),
+  };
 }
 
 function streamLocation(request: HttpRequest, deviceId: string, streamId: string): string {

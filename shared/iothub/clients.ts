@@ -12,7 +12,7 @@ import { anHourFromNow } from "azure-iot-common";
  * optional CA (PEM) to trust. Azure: the hub's host name and a TokenCredential (no keys).
  */
 export type IotHubConnection =
-  { connectionString: string; ca?: string } | { hostName: string; credential: TokenCredential };
+  { connectionString: string; ca?: string } | { hostName: string; credential: TokenCredential; ca?: string };
 
 export interface IotHubClients {
   client: Client;
@@ -42,7 +42,7 @@ function splitAuthority(authority: string): { hostname: string; port?: number } 
  * then fails on. It does honour a `port` request option: split the authority here and pass it on.
  * The SAS resource (`sr`) keeps the full "host:port", which is what the emulator checks.
  */
-class PortAwareHttp extends Http {
+export class PortAwareHttp extends Http {
   override buildRequest(
     method: HttpMethod,
     path: string,
@@ -57,6 +57,32 @@ class PortAwareHttp extends Http {
     const requestOptions = port === undefined ? {} : { port };
     return super.buildRequest(method, path, httpHeaders, hostname, requestOptions, callback);
   }
+}
+
+/** What azure-iothub's transports read from their config; keyName is the SAS policy, if any. */
+interface TransportConfig {
+  host: string;
+  keyName?: string;
+  sharedAccessSignature?: ReturnType<typeof SharedAccessSignature.create>;
+  tokenCredential?: TokenCredential;
+  tokenScope?: string;
+}
+
+/**
+ * Both modes go through the public `new Client(transport, restApiClient)` / `new Registry(config,
+ * restApiClient)` so the port-aware builder and the CA apply to either.
+ */
+function build(config: TransportConfig, ca: string | undefined): IotHubClients {
+  splitAuthority(config.host);
+  const clientRest = new RestApiClient(config, USER_AGENT, new PortAwareHttp());
+  const registryRest = new RestApiClient(config, USER_AGENT, new PortAwareHttp());
+  // The AMQP transport is only used by C2D and feedback APIs we do not call; constructing it opens nothing.
+  const client = new Client(new Amqp(config), clientRest);
+  const registry = new Registry(config, registryRest);
+  // Both constructors call setOptions({http:{agent}}) and replace earlier options, so set ours afterwards.
+  const agent = new Agent({ keepAlive: true });
+  for (const rest of [clientRest, registryRest]) rest.setOptions({ http: { agent }, ...(ca ? { ca } : {}) });
+  return { client, registry };
 }
 
 function fromConnectionString(connectionString: string, ca: string | undefined): IotHubClients {
@@ -74,26 +100,20 @@ function fromConnectionString(connectionString: string, ca: string | undefined):
   }
   splitAuthority(host);
   // An object (not a string) so RestApiClient re-signs it before every call instead of expiring after an hour.
-  const config = {
-    host,
-    keyName,
-    sharedAccessSignature: SharedAccessSignature.create(host, keyName, key, anHourFromNow()),
-  };
-  const clientRest = new RestApiClient(config, USER_AGENT, new PortAwareHttp());
-  const registryRest = new RestApiClient(config, USER_AGENT, new PortAwareHttp());
-  // The AMQP transport is only used by C2D and feedback APIs we do not call; constructing it opens nothing.
-  const client = new Client(new Amqp(config), clientRest);
-  const registry = new Registry(config, registryRest);
-  // Both constructors call setOptions({http:{agent}}) and replace earlier options, so set ours afterwards.
-  const agent = new Agent({ keepAlive: true });
-  for (const rest of [clientRest, registryRest]) rest.setOptions({ http: { agent }, ...(ca ? { ca } : {}) });
-  return { client, registry };
+  const sharedAccessSignature = SharedAccessSignature.create(host, keyName, key, anHourFromNow());
+  return build({ host, keyName, sharedAccessSignature }, ca);
 }
 
 export function createIotHubClients(conn: IotHubConnection): IotHubClients {
   if ("connectionString" in conn) return fromConnectionString(conn.connectionString, conn.ca);
-  return {
-    client: Client.fromTokenCredential(conn.hostName, conn.credential),
-    registry: Registry.fromTokenCredential(conn.hostName, conn.credential),
-  };
+  if (!conn.hostName) throw new Error("An IoT Hub host name is required.");
+  // The scope azure-iothub's own fromTokenCredential uses; the role needed is "IoT Hub Data Contributor".
+  return build(
+    {
+      host: conn.hostName,
+      tokenCredential: conn.credential,
+      tokenScope: "https://iothubs.azure.net/.default",
+    },
+    conn.ca,
+  );
 }

@@ -1,4 +1,4 @@
-export { createIotHubClients, type IotHubClients, type IotHubConnection } from "./clients";
+export { PortAwareHttp, createIotHubClients, type IotHubClients, type IotHubConnection } from "./clients";
 export {
   DirectMethodError,
   IotHubDirectMethodInvoker,

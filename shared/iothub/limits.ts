@@ -40,6 +40,10 @@ export function checkDirectMethodParams(params: DirectMethodParamsLike): string 
   if (methodName.length > DIRECT_METHOD_LIMITS.maxMethodNameLength) {
     return `methodName must be at most ${DIRECT_METHOD_LIMITS.maxMethodNameLength} characters.`;
   }
+  // The name becomes one level of an MQTT topic on the device side.
+  if (/[\s/+#]/.test(methodName) || [...methodName].some((c) => c.charCodeAt(0) < 0x20)) {
+    return "methodName must not contain '/', '+', '#', whitespace or control characters.";
+  }
   const rangeError =
     checkRange(
       "responseTimeoutInSeconds",

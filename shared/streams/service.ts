@@ -298,32 +298,22 @@ export class StreamService {
   // ---- relay events ---------------------------------------------------------------------------
 
   async onConnect(userId: string | undefined, connectionId: string): Promise<ConnectOutcome> {
-    const parsed = parseRelayUserId(userId);
-    if (!parsed) return { accept: false, reason: "the credential names no stream" };
-    const entry = await this.deps.store.findIndex(parsed.streamId);
-    if (!entry) return { accept: false, reason: "unknown or expired stream" };
-    const outcome = await this.mutate(
-      entry.deviceId,
-      parsed.streamId,
-      (r, t) => decideConnect(r, parsed.side, connectionId, t),
-      { side: parsed.side },
+    const outcome = await this.mutateForRelayUser(userId, (r, side, t) =>
+      decideConnect(r, side, connectionId, t),
     );
     if (!outcome) return { accept: false, reason: "unknown or expired stream" };
-    if (!outcome.result.accept) {
+    const { streamId, side, record, result } = outcome;
+    if (!result.accept) {
       this.deps.logger.log("warn", "relay.connect.refused", {
-        streamId: parsed.streamId,
-        deviceId: entry.deviceId,
-        side: parsed.side,
+        streamId,
+        deviceId: record.deviceId,
+        side,
         connectionId,
-        reason: outcome.result.reason,
+        reason: result.reason,
       });
-      return outcome.result;
+      return result;
     }
-    return {
-      accept: true,
-      userId: relayUserId(parsed.streamId, parsed.side),
-      group: relayGroup(parsed.streamId),
-    };
+    return { accept: true, userId: relayUserId(streamId, side), group: relayGroup(streamId) };
   }
 
   async onDisconnected(
@@ -331,34 +321,28 @@ export class StreamService {
     connectionId: string,
     reason: string | undefined,
   ): Promise<void> {
-    const parsed = parseRelayUserId(userId);
-    if (!parsed) return;
-    const entry = await this.deps.store.findIndex(parsed.streamId);
-    if (!entry) return;
-    await this.mutate(
-      entry.deviceId,
-      parsed.streamId,
-      (r, t) => decideDisconnected(r, parsed.side, connectionId, reason, t),
-      {
-        side: parsed.side,
-      },
+    await this.mutateForRelayUser(userId, (r, side, t) =>
+      decideDisconnected(r, side, connectionId, reason, t),
     );
   }
 
   /** `report` user event: a side's byte counts, best effort. */
   async onReport(userId: string | undefined, bytesSent: number): Promise<void> {
+    await this.mutateForRelayUser(userId, (r, side) => decideBytesReported(r, side, bytesSent));
+  }
+
+  /** Relay events name a stream only through the user id we minted; the index leads to its record. */
+  private async mutateForRelayUser<R>(
+    userId: string | undefined,
+    decide: (record: StreamRecord, side: Side, now: number) => Decision<R>,
+  ): Promise<{ result: R; record: StreamRecord; streamId: string; side: Side } | undefined> {
     const parsed = parseRelayUserId(userId);
-    if (!parsed) return;
-    const entry = await this.deps.store.findIndex(parsed.streamId);
-    if (!entry) return;
-    await this.mutate(
-      entry.deviceId,
-      parsed.streamId,
-      (r) => decideBytesReported(r, parsed.side, bytesSent),
-      {
-        side: parsed.side,
-      },
-    );
+    if (!parsed) return undefined;
+    const { streamId, side } = parsed;
+    const entry = await this.deps.store.findIndex(streamId);
+    if (!entry) return undefined;
+    const outcome = await this.mutate(entry.deviceId, streamId, (r, t) => decide(r, side, t), { side });
+    return outcome && { ...outcome, streamId, side };
   }
 
   // ---- housekeeping ---------------------------------------------------------------------------

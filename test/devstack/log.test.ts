@@ -1,9 +1,10 @@
-import { functionsLogHandler, jsonLineLogger } from "../../devstack/log";
+import { functionsLogHandler } from "../../devstack/log";
+import { createLogger } from "../../shared/log";
 
-describe("jsonLineLogger", () => {
+describe("createLogger", () => {
   it("writes one JSON object per line at or above the minimum level", () => {
     const lines: string[] = [];
-    const logger = jsonLineLogger({ write: (line) => lines.push(line), minLevel: "info" });
+    const logger = createLogger({ write: (line) => lines.push(line), minLevel: "info" });
     logger.log("debug", "hidden");
     logger.log("info", "request", { method: "GET", status: 200 });
     logger.log("error", "boom");
@@ -18,9 +19,23 @@ describe("jsonLineLogger", () => {
     });
   });
 
+  it("redacts fields that may hold secrets", () => {
+    const lines: string[] = [];
+    createLogger({ write: (l) => lines.push(l) }).log("info", "x", {
+      token: "t0p",
+      accessKey: "k",
+      deviceId: "d",
+    });
+    expect(JSON.parse(lines[0]!)).toMatchObject({
+      token: "[redacted]",
+      accessKey: "[redacted]",
+      deviceId: "d",
+    });
+  });
+
   it("maps Functions log levels and formats arguments like console.log", () => {
     const lines: string[] = [];
-    const handler = functionsLogHandler(jsonLineLogger({ write: (l) => lines.push(l), minLevel: "debug" }), {
+    const handler = functionsLogHandler(createLogger({ write: (l) => lines.push(l), minLevel: "debug" }), {
       function: "f",
     });
     handler("information", "count %d of", 3, { a: 1 });

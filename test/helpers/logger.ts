@@ -1,4 +1,4 @@
-import type { Logger, LogLevel } from "../../devstack/log";
+import type { Logger, LogLevel } from "../../shared/log";
 import { Recorder } from "./events";
 
 export interface LogEntry {

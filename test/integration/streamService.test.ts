@@ -1,47 +1,13 @@
 import { TableClient } from "@azure/data-tables";
 import { ApiError } from "../../shared/errors";
-import {
-  DirectMethodError,
-  type DirectMethodInvoker,
-  type DirectMethodRequest as SignalRequest,
-  type DirectMethodTarget as SignalTarget,
-} from "../../shared/iothub";
-import type { Relay, RelayConnection } from "../../shared/relay/relay";
+import { DirectMethodError } from "../../shared/iothub";
 import { TableStreamStore } from "../../shared/store/streamStore";
 import { relayGroup, relayUserId } from "../../shared/streams/model";
 import { StreamService, type StreamLimits } from "../../shared/streams/service";
 import { useAzurite } from "../helpers/azurite";
+import { MemoryRelay, ScriptedSignaller, joiningDevice } from "../helpers/fakes";
 
 const azurite = useAzurite();
-
-/** The relay as the service sees it: credentials, group membership, closes. Test double, in memory. */
-class MemoryRelay implements Relay {
-  readonly hub = "streams";
-  readonly clientEndpoint = "ws://relay.test/client/hubs/streams";
-  readonly members = new Map<string, RelayConnection[]>();
-  readonly closed: { group: string; reason: string }[] = [];
-  async mintCredential(userId: string, group: string) {
-    return { url: this.clientEndpoint, token: `token-for:${userId}:${group}` };
-  }
-  async groupConnections(group: string) {
-    return this.members.get(group) ?? [];
-  }
-  async closeGroup(group: string, reason: string) {
-    this.closed.push({ group, reason });
-    this.members.delete(group);
-  }
-}
-
-type Answer = (target: SignalTarget, request: SignalRequest) => Promise<{ status: number; payload: unknown }>;
-
-class ScriptedSignaller implements DirectMethodInvoker {
-  calls: { target: SignalTarget; request: SignalRequest }[] = [];
-  constructor(public answer: Answer) {}
-  invoke(target: SignalTarget, request: SignalRequest) {
-    this.calls.push({ target, request });
-    return this.answer(target, request);
-  }
-}
 
 let tableCounter = 0;
 function setup(limits: Partial<StreamLimits> = {}, clock?: { now: number }) {
@@ -70,20 +36,6 @@ function setup(limits: Partial<StreamLimits> = {}, clock?: { now: number }) {
       }),
   );
   return { relay, signaller, lines, ready, store: () => ready };
-}
-
-/** A device that joins the relay before it answers, as the protocol requires. */
-function joiningDevice(service: () => StreamService, relay: MemoryRelay, data?: unknown): Answer {
-  return async (_target, request) => {
-    const payload = request.payload as { streamId: string; relay: { token: string } };
-    const connectionId = `dev-${payload.streamId}`;
-    const outcome = await service().onConnect(relayUserId(payload.streamId, "device"), connectionId);
-    if (!outcome.accept) return { status: 500, payload: { reason: outcome.reason } };
-    relay.members.set(relayGroup(payload.streamId), [
-      { connectionId, userId: relayUserId(payload.streamId, "device") },
-    ]);
-    return { status: 200, payload: { accepted: true, ...(data !== undefined ? { data } : {}) } };
-  };
 }
 
 async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<ApiError> {

@@ -206,6 +206,38 @@ describe("IotHubDirectMethodInvoker over a scripted HTTPS endpoint", () => {
     expect(seen).toHaveLength(0);
   });
 
+  test("keyless: a TokenCredential's token goes out as a bearer token, for the client and the registry", async () => {
+    const scopes: unknown[] = [];
+    const credential = {
+      getToken: async (scope: string | string[]) => {
+        scopes.push(scope);
+        return { token: "t0k3n", expiresOnTimestamp: Date.now() + 3600_000 };
+      },
+    };
+    const { client, registry } = createIotHubClients({ hostName: `localhost:${port}`, credential, ca: cert });
+    script = answer(200, { status: 200, payload: "ok" });
+    await expect(new IotHubDirectMethodInvoker(client).invoke({ deviceId: "d" }, call)).resolves.toEqual({
+      status: 200,
+      payload: "ok",
+    });
+    script = answer(200, { deviceId: "d" });
+    await registry!.get("d");
+    expect(seen.map((s) => s.authorization)).toEqual(["Bearer t0k3n", "Bearer t0k3n"]);
+    expect(scopes[0]).toBe("https://iothubs.azure.net/.default");
+  });
+
+  test("keyless: a credential that cannot produce a token is Unauthorized", async () => {
+    const credential = {
+      getToken: async () => {
+        throw Object.assign(new Error("no identity here"), { name: "CredentialUnavailableError" });
+      },
+    };
+    const { client } = createIotHubClients({ hostName: `localhost:${port}`, credential, ca: cert });
+    const err = await failure(new IotHubDirectMethodInvoker(client).invoke({ deviceId: "d" }, call));
+    expect(err.kind).toBe("Unauthorized");
+    expect(seen).toHaveLength(0);
+  });
+
   test.each([
     "HostName=localhost:1",
     "not a connection string",
