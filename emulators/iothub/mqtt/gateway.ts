@@ -1,8 +1,8 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { AddressInfo } from "node:net";
-import { once } from "node:events";
+import { type EventEmitter, once } from "node:events";
 import { Aedes, type AuthenticateError, type MqttClient, type PublishPacket } from "./aedes";
-import type { EmulatorLog } from "../log";
+import { type EmulatorLog, printable } from "../log";
 import type { HubHosts } from "../hub";
 import type { IdentityRegistry } from "../registry";
 import { SasError, parseSas, verifySas } from "../sas";
@@ -87,9 +87,14 @@ export class DeviceGateway {
           done(null, true);
         } catch (err) {
           const refused =
-            err instanceof ConnectRefused ? err : new ConnectRefused(NOT_AUTHORIZED, "internal error");
+            err instanceof ConnectRefused
+              ? err
+              : new ConnectRefused(
+                  NOT_AUTHORIZED,
+                  `internal error: ${err instanceof Error ? err.message : String(err)}`,
+                );
           this.options.log(
-            `mqtt connect refused for '${client.id}' from ${remote(client)}: ${refused.message}`,
+            `mqtt connect refused for '${printable(client.id)}' from ${remote(client)}: ${refused.message}`,
           );
           const error: AuthenticateError = Object.assign(new Error(refused.message), {
             returnCode: refused.returnCode,
@@ -100,7 +105,9 @@ export class DeviceGateway {
       authorizeSubscribe: (client, subscription, done) => {
         const identity = this.identities.get(client);
         if (!identity || !maySubscribe(identity, subscription.topic)) {
-          this.options.log(`mqtt subscribe denied for '${client.id}': ${subscription.topic}`);
+          this.options.log(
+            `mqtt subscribe denied for '${printable(client.id)}': ${printable(subscription.topic)}`,
+          );
           done(null, null); // SUBACK 0x80 for this filter
           return;
         }
@@ -110,9 +117,17 @@ export class DeviceGateway {
       },
       authorizePublish: (client, packet, done) => {
         const identity = client ? this.identities.get(client) : undefined;
-        if (!identity || !mayPublish(identity, packet.topic) || packet.qos === 2) {
-          this.options.log(`mqtt publish denied for '${client?.id ?? "?"}': ${packet.topic} (disconnecting)`);
-          if (client) this.closeReasons.set(client, "published to a topic it does not own");
+        const reason =
+          !identity || !mayPublish(identity, packet.topic)
+            ? "published to a topic it does not own"
+            : packet.qos === 2
+              ? "published with QoS 2, which IoT Hub does not support"
+              : undefined;
+        if (reason) {
+          this.options.log(
+            `mqtt publish denied for '${printable(client?.id)}': ${printable(packet.topic)} (disconnecting)`,
+          );
+          if (client) this.closeReasons.set(client, reason);
           done(new Error("publish not allowed"));
           return;
         }
@@ -129,6 +144,10 @@ export class DeviceGateway {
         done(null);
       },
     });
+    // aedes reports persistence failures here; an unhandled 'error' would end the process.
+    (broker as EventEmitter).on("error", (err: Error) =>
+      this.options.log(`mqtt broker error: ${err.message}`),
+    );
     broker.on("clientReady", (client) => this.onReady(client));
     broker.on("clientDisconnect", (client) => this.onDisconnect(client));
     broker.on("keepaliveTimeout", (client) => this.closeReasons.set(client, "keepalive timeout"));
@@ -150,6 +169,7 @@ export class DeviceGateway {
       socket.once("close", () => this.sockets.delete(socket));
       broker.handle(socket);
     });
+    server.on("error", (err: Error) => this.options.log(`mqtt server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
       this.options.log(`mqtt TLS handshake failed from ${socket.remoteAddress ?? "?"}: ${err.message}`);
     });
@@ -317,7 +337,7 @@ export class DeviceGateway {
     const parsed = parseMethodResponseTopic(packet.topic);
     const key = identityKey(identity);
     if (!parsed) {
-      this.options.log(`mqtt ignored a malformed method answer from ${key}: ${packet.topic}`);
+      this.options.log(`mqtt ignored a malformed method answer from ${key}: ${printable(packet.topic)}`);
       return;
     }
     const body = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;
