@@ -43,8 +43,9 @@ async function main(argv: string[]): Promise<void> {
     if (only && name !== only) continue;
     process.stderr.write(`bench: ${name}${options.quick ? " (quick)" : ""}...\n`);
     try {
-      const mod = (await import(path.join(dir, file))) as { default: BenchSuite };
-      rows.push(...(await mod.default(options)));
+      // import() of a CommonJS suite yields module.exports as `default`, itself holding `default`.
+      const mod = (await import(path.join(dir, file))) as { default: { default: BenchSuite } };
+      rows.push(...(await mod.default.default(options)));
     } catch (err) {
       failures.push(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }

@@ -52,6 +52,8 @@ export const Errors = {
   throttled: (message: string, retryAfterSeconds: number) =>
     new ApiError(429, "Throttled", message, { "Retry-After": String(retryAfterSeconds) }),
   internal: (message = "An internal error occurred.") => new ApiError(500, "InternalServerError", message),
+  misconfigured: (problems: string[]) =>
+    new ApiError(503, "ConfigurationError", `The service is misconfigured: ${problems.join("; ")}`),
   upstreamUnavailable: (message: string) => new ApiError(503, "ServiceUnavailable", message),
   deviceTimeout: (message: string) => new ApiError(504, "DeviceTimeout", message),
 } as const;

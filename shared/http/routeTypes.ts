@@ -1,4 +1,17 @@
 import type { HttpMethod, HttpRequest, HttpResponseInit, InvocationContext, Timer } from "@azure/functions";
+import type { z } from "zod";
+
+/** What the OpenAPI document says about a route; generated, never written by hand. */
+export interface OperationDoc {
+  summary: string;
+  tags: string[];
+  anonymous?: boolean;
+  /** Whether `api-version` is required. */
+  versioned?: boolean;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  responses: Record<number, { description: string; schema?: z.ZodType }>;
+}
 
 /**
  * The route table is the single source of truth for what the control plane serves. `functions/`
@@ -12,6 +25,8 @@ export interface HttpRouteDef {
   /** Functions route template without the `api/` prefix, e.g. `devices/{deviceId}/streams/{streamId?}`. */
   route: string;
   handler: (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+  /** One entry per method, for the OpenAPI document. */
+  docs?: Partial<Record<HttpMethod, OperationDoc>>;
 }
 
 export interface TimerDef {

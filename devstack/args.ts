@@ -1,0 +1,80 @@
+import { parseArgs } from "node:util";
+
+export interface DevStackOptions {
+  /** Start the demo device (issue 6); `--no-demo` turns it off. */
+  demo: boolean;
+  host: string;
+  /** Functions host port, like `func start`. */
+  port: number;
+  tablePort: number;
+  stateDir: string;
+  help: boolean;
+}
+
+export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
+  demo: true,
+  host: "127.0.0.1",
+  port: 7071,
+  tablePort: 10002,
+  stateDir: ".devstack",
+  help: false,
+});
+
+export const USAGE = `Usage: npm start -- [options]
+
+Runs the local device-streams stack in the foreground: Azurite (tables) and the control plane on a
+local Functions host. Ctrl-C stops everything.
+
+Options:
+  --no-demo            do not start the demo device
+  --host <address>     address to listen on (default ${DEFAULT_OPTIONS.host})
+  --port <n>           Functions host port (default ${DEFAULT_OPTIONS.port})
+  --table-port <n>     Azurite table service port (default ${DEFAULT_OPTIONS.tablePort})
+  --state-dir <dir>    where local state lives (default ${DEFAULT_OPTIONS.stateDir})
+  -h, --help           show this help
+`;
+
+export type ParsedArgs = { ok: true; options: DevStackOptions } | { ok: false; error: string };
+
+function parsePort(flag: string, text: string | undefined, fallback: number): number | string {
+  if (text === undefined) return fallback;
+  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535)
+    return `${flag} must be a port number 0-65535, got '${text}'`;
+  return Number(text);
+}
+
+/** Pure: argv in, options or one error message out. Never exits or prints. */
+export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        "no-demo": { type: "boolean" },
+        host: { type: "string" },
+        port: { type: "string" },
+        "table-port": { type: "string" },
+        "state-dir": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+  const port = parsePort("--port", values.port, DEFAULT_OPTIONS.port);
+  if (typeof port === "string") return { ok: false, error: port };
+  const tablePort = parsePort("--table-port", values["table-port"], DEFAULT_OPTIONS.tablePort);
+  if (typeof tablePort === "string") return { ok: false, error: tablePort };
+  if (port !== 0 && port === tablePort)
+    return { ok: false, error: `--port and --table-port are both ${port}` };
+  const host = values.host ?? DEFAULT_OPTIONS.host;
+  if (host.trim() === "") return { ok: false, error: "--host must not be empty" };
+  const stateDir = values["state-dir"] ?? DEFAULT_OPTIONS.stateDir;
+  if (stateDir.trim() === "") return { ok: false, error: "--state-dir must not be empty" };
+  return {
+    ok: true,
+    options: { demo: !values["no-demo"], host, port, tablePort, stateDir, help: values.help ?? false },
+  };
+}

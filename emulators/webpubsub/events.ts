@@ -1,0 +1,363 @@
+/**
+ * Upstream CloudEvents (binary mode) to the hubs' event handlers, as the service sends them:
+ * abuse-protection OPTIONS once per URL, every `ce-*` header, `ce-signature` over the connection
+ * id. Blocking events (connect, user events) return the handler's answer; non-blocking ones
+ * (connected, disconnected) are sent once, never retried, with optional injected faults.
+ */
+import { createHmac, randomUUID } from "node:crypto";
+import http from "node:http";
+import https from "node:https";
+import type { MessageData } from "../../shared/webpubsub/codec";
+import { toFaultInjector, type FaultInjector, type NonBlockingEventInfo } from "./faults";
+import type { EventHandlerSetting, ResolvedOptions } from "./options";
+
+export interface EventSubject {
+  hub: string;
+  connectionId: string;
+  userId: string | undefined;
+  subprotocol: string | undefined;
+}
+
+export interface ConnectRequest {
+  claims: Record<string, string[]>;
+  query: Record<string, string[]>;
+  headers: Record<string, string[]>;
+  subprotocols: string[];
+}
+
+export type ConnectResult =
+  | { accepted: true; userId?: string; groups?: string[]; roles?: string[]; subprotocol?: string }
+  | { accepted: false; status: number; body: string };
+
+export type UserEventResult = { ok: true; data?: MessageData } | { ok: false; reason: string };
+
+interface HttpResult {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function contentTypeOf(data: MessageData): string {
+  switch (data.kind) {
+    case "text":
+      return "text/plain; charset=utf-8";
+    case "json":
+      return "application/json";
+    case "binary":
+      return "application/octet-stream";
+    case "protobuf":
+      return "application/x-protobuf";
+  }
+}
+
+function bodyOf(data: MessageData): Buffer {
+  switch (data.kind) {
+    case "text":
+      return Buffer.from(data.text);
+    case "json":
+      return Buffer.from(data.json);
+    case "binary":
+      return Buffer.from(data.bytes.buffer, data.bytes.byteOffset, data.bytes.length);
+    case "protobuf":
+      return Buffer.from(data.value.buffer, data.value.byteOffset, data.value.length);
+  }
+}
+
+/** The inverse of contentTypeOf, for handler responses and REST bodies. */
+export function dataFromBody(contentType: string | undefined, body: Buffer): MessageData | undefined {
+  const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (type === "text/plain") return { kind: "text", text: body.toString("utf8") };
+  if (type === "application/json") return { kind: "json", json: body.toString("utf8") };
+  if (type === "application/octet-stream") return { kind: "binary", bytes: body };
+  return undefined;
+}
+
+function matchesPattern(pattern: string, event: string): boolean {
+  if (pattern.trim() === "*") return true;
+  return pattern.split(",").some((p) => p.trim() === event);
+}
+
+export class EventDispatcher {
+  private readonly agents = {
+    http: new http.Agent({ keepAlive: true }),
+    https: new https.Agent({ keepAlive: true }),
+  };
+  private readonly validated = new Map<string, Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly delayed = new Map<NodeJS.Timeout, () => void>();
+  private readonly perConnection = new Map<string, Promise<void>>();
+  private held: (() => void)[] = [];
+  private readonly faults: FaultInjector;
+  private sequence = 0;
+  private closed = false;
+
+  constructor(
+    private readonly options: ResolvedOptions,
+    /** Host sent as `WebHook-Request-Origin`. */
+    private readonly origin: string,
+  ) {
+    this.faults = toFaultInjector(options.faults);
+  }
+
+  private handler(hub: string): Required<EventHandlerSetting> | undefined {
+    return this.options.eventHandlers.get(hub.toLowerCase());
+  }
+
+  wants(hub: string, event: "connect" | "connected" | "disconnected"): boolean {
+    return this.handler(hub)?.systemEvents.includes(event) ?? false;
+  }
+
+  async connect(subject: EventSubject, request: ConnectRequest): Promise<ConnectResult> {
+    if (!this.wants(subject.hub, "connect")) return { accepted: true };
+    let res: HttpResult;
+    try {
+      res = await this.post(subject, "azure.webpubsub.sys.connect", "connect", {
+        contentType: "application/json; charset=utf-8",
+        body: Buffer.from(JSON.stringify({ ...request, clientCertificates: [] })),
+      });
+    } catch (err) {
+      this.options.log(`connect event for ${subject.connectionId} failed: ${(err as Error).message}`);
+      return { accepted: false, status: 500, body: "Connect event handler failed." };
+    }
+    if (res.status >= 400 && res.status < 500) {
+      return { accepted: false, status: res.status, body: res.body.toString("utf8") };
+    }
+    if (res.status < 200 || res.status >= 300) {
+      return { accepted: false, status: 500, body: `Connect event handler returned ${res.status}.` };
+    }
+    if (res.status !== 200 || res.body.length === 0) return { accepted: true };
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(res.body.toString("utf8"));
+    } catch {
+      return { accepted: false, status: 500, body: "Connect event handler returned invalid JSON." };
+    }
+    const out: ConnectResult = { accepted: true };
+    if (parsed && typeof parsed === "object") {
+      const p = parsed as Record<string, unknown>;
+      const strings = (v: unknown): string[] | undefined =>
+        Array.isArray(v) && v.every((x) => typeof x === "string") ? v : undefined;
+      if (typeof p.userId === "string") out.userId = p.userId;
+      const groups = strings(p.groups);
+      if (groups) out.groups = groups;
+      const roles = strings(p.roles);
+      if (roles) out.roles = roles;
+      if (typeof p.subprotocol === "string") out.subprotocol = p.subprotocol;
+    }
+    return out;
+  }
+
+  /** Whether a user event goes upstream; without a handler the service has nowhere to send it. */
+  wantsUserEvent(hub: string, event: string): boolean {
+    const h = this.handler(hub);
+    return h !== undefined && matchesPattern(h.userEventPattern, event);
+  }
+
+  async userEvent(
+    subject: EventSubject,
+    event: string,
+    data: MessageData | undefined,
+  ): Promise<UserEventResult> {
+    const payload = data ?? { kind: "text", text: "" };
+    let res: HttpResult;
+    try {
+      res = await this.post(subject, `azure.webpubsub.user.${event}`, event, {
+        contentType: contentTypeOf(payload),
+        body: bodyOf(payload),
+      });
+    } catch (err) {
+      return { ok: false, reason: `event handler failed: ${(err as Error).message}` };
+    }
+    if (res.status < 200 || res.status >= 300)
+      return { ok: false, reason: `event handler returned ${res.status}` };
+    if (res.status !== 200 || res.body.length === 0) return { ok: true };
+    const reply = dataFromBody(res.headers["content-type"], res.body);
+    return reply ? { ok: true, data: reply } : { ok: true };
+  }
+
+  /** Fire-and-forget `connected`/`disconnected`, through the fault injector. */
+  nonBlocking(subject: EventSubject, type: "connected" | "disconnected", reason?: string): void {
+    if (this.closed || !this.wants(subject.hub, type)) return;
+    const info: NonBlockingEventInfo = {
+      hub: subject.hub,
+      type,
+      connectionId: subject.connectionId,
+      userId: subject.userId,
+      sequence: ++this.sequence,
+    };
+    // The id is fixed before faults so a duplicate is recognisable as one, as on the service.
+    const id = randomUUID();
+    const body = Buffer.from(JSON.stringify(type === "disconnected" ? { reason: reason ?? "" } : {}));
+    const send = (): Promise<void> => {
+      const p = this.post(subject, `azure.webpubsub.sys.${type}`, type, {
+        contentType: "application/json; charset=utf-8",
+        body,
+        id,
+      }).then(
+        (res) => {
+          if (res.status < 200 || res.status >= 300) {
+            this.options.log(`${type} event for ${subject.connectionId}: handler returned ${res.status}`);
+          }
+        },
+        (err: unknown) =>
+          this.options.log(`${type} event for ${subject.connectionId} failed: ${(err as Error).message}`),
+      );
+      this.track(p);
+      return p;
+    };
+    // In order per connection unless a fault says otherwise: `connected` then `disconnected`.
+    const chained = (): Promise<void> => {
+      const prev = this.perConnection.get(subject.connectionId) ?? Promise.resolve();
+      const next = prev.then(send);
+      this.perConnection.set(subject.connectionId, next);
+      this.track(next);
+      void next.then(() => {
+        if (this.perConnection.get(subject.connectionId) === next)
+          this.perConnection.delete(subject.connectionId);
+      });
+      return next;
+    };
+    const released = this.held;
+    this.held = [];
+    let dispatched: Promise<void> = Promise.resolve();
+    const fault = this.faults(info);
+    switch (fault.action) {
+      case "drop":
+        this.options.log(`fault injection: dropped ${type} for ${subject.connectionId}`);
+        break;
+      case "duplicate":
+        void chained();
+        dispatched = chained();
+        break;
+      case "delay": {
+        const timer = setTimeout(() => {
+          this.delayed.delete(timer);
+          void send();
+        }, fault.ms);
+        this.delayed.set(timer, () => void send());
+        break;
+      }
+      case "reorder":
+        this.held.push(() => void send());
+        break;
+      default:
+        dispatched = chained();
+    }
+    // Held events go out once this one has been delivered, so the reordering is certain.
+    if (released.length > 0) this.track(dispatched.then(() => released.forEach((r) => r())));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  /** Sends everything held or delayed, waits for requests in flight, then frees sockets. */
+  async close(): Promise<void> {
+    for (const [timer, send] of this.delayed) {
+      clearTimeout(timer);
+      send();
+    }
+    this.delayed.clear();
+    for (const send of this.held) send();
+    this.held = [];
+    this.closed = true;
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    this.agents.http.destroy();
+    this.agents.https.destroy();
+  }
+
+  private expand(hub: string, event: string): URL {
+    const h = this.handler(hub);
+    if (!h) throw new Error(`no event handler for hub ${hub}`);
+    return new URL(
+      h.urlTemplate
+        .replace(/\{hub\}/g, encodeURIComponent(hub))
+        .replace(/\{event\}/g, encodeURIComponent(event)),
+    );
+  }
+
+  private async post(
+    subject: EventSubject,
+    ceType: string,
+    eventName: string,
+    content: { contentType: string; body: Buffer; id?: string },
+  ): Promise<HttpResult> {
+    const url = this.expand(subject.hub, eventName);
+    await this.validate(url);
+    const signature = createHmac("sha256", Buffer.from(this.options.accessKey, "utf8"))
+      .update(subject.connectionId, "utf8")
+      .digest("hex");
+    const headers: Record<string, string> = {
+      "content-type": content.contentType,
+      "ce-specversion": "1.0",
+      "ce-awpsversion": "1.0",
+      "ce-type": ceType,
+      "ce-source": `/hubs/${subject.hub}/client/${subject.connectionId}`,
+      "ce-id": content.id ?? randomUUID(),
+      "ce-time": new Date().toISOString(),
+      "ce-signature": `sha256=${signature}`,
+      "ce-connectionId": subject.connectionId,
+      "ce-hub": subject.hub,
+      "ce-eventName": eventName,
+      "WebHook-Request-Origin": this.origin,
+    };
+    if (subject.userId !== undefined) headers["ce-userId"] = subject.userId;
+    if (subject.subprotocol !== undefined) headers["ce-subprotocol"] = subject.subprotocol;
+    return this.request(url, "POST", headers, content.body);
+  }
+
+  /** Abuse protection: a handler must allow our origin before it receives any event. */
+  private validate(url: URL): Promise<void> {
+    const key = url.href;
+    let p = this.validated.get(key);
+    if (!p) {
+      p = this.request(url, "OPTIONS", { "WebHook-Request-Origin": this.origin }, undefined).then((res) => {
+        const allowed = String(res.headers["webhook-allowed-origin"] ?? "")
+          .split(",")
+          .map((s) => s.trim());
+        if (res.status !== 200 || !(allowed.includes("*") || allowed.includes(this.origin))) {
+          throw new Error(
+            `abuse-protection validation of ${url.origin}${url.pathname} failed (${res.status})`,
+          );
+        }
+      });
+      this.validated.set(key, p);
+      // A failed validation is retried on the next event rather than remembered.
+      p.catch(() => this.validated.delete(key));
+    }
+    return p;
+  }
+
+  private request(
+    url: URL,
+    method: string,
+    headers: Record<string, string>,
+    body: Buffer | undefined,
+  ): Promise<HttpResult> {
+    const secure = url.protocol === "https:";
+    const lib = secure ? https : http;
+    return new Promise<HttpResult>((resolve, reject) => {
+      const req = lib.request(
+        url,
+        {
+          method,
+          headers: body ? { ...headers, "content-length": String(body.length) } : headers,
+          agent: secure ? this.agents.https : this.agents.http,
+          timeout: this.options.eventTimeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+          );
+          res.on("error", reject);
+        },
+      );
+      req.on("timeout", () => req.destroy(new Error("event handler timed out")));
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+}

@@ -1,0 +1,110 @@
+import type { FaultConfig } from "./faults";
+
+/** The official emulator's well-known key, so its documented connection string works unchanged. */
+export const WELL_KNOWN_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
+
+export type SystemEventName = "connect" | "connected" | "disconnected";
+
+export interface EventHandlerSetting {
+  /** URL with optional `{hub}` and `{event}` placeholders. */
+  urlTemplate: string;
+  /** System events sent to this handler; default all three. */
+  systemEvents?: readonly SystemEventName[];
+  /** `*` (default), or comma-separated user event names. */
+  userEventPattern?: string;
+}
+
+export interface WebPubSubEmulatorOptions {
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  accessKey?: string;
+  /** Per hub: a URL template (all events) or a full setting. Hub names are case-insensitive. */
+  eventHandlers?: Record<string, string | EventHandlerSetting>;
+  /** Fault injection for the non-blocking `connected`/`disconnected` events. */
+  faults?: FaultConfig;
+  /** Per-connection outbound queue; beyond either limit the receiver is closed as `SlowClient`. */
+  outboundQueue?: { maxMessages?: number; maxBytes?: number };
+  /** Unacknowledged-message buffer of reliable clients (service: 1000 messages or 16 MB). */
+  reliableBuffer?: { maxMessages?: number; maxBytes?: number };
+  /** How long a dropped reliable connection may be recovered; default 30 s. */
+  recoveryWindowMs?: number;
+  /** WebSocket ping interval; default 20 s (the hub setting's default). */
+  keepAliveIntervalMs?: number;
+  /** Timeout of each upstream event request; default 30 s. */
+  eventTimeoutMs?: number;
+  /** Accepted token clock skew; default 300 s as in the official emulator. */
+  clockSkewSeconds?: number;
+  /** Log sink; never receives tokens or keys. Default: no logging. */
+  logger?: (line: string) => void;
+}
+
+export interface ResolvedOptions {
+  port: number;
+  host: string;
+  accessKey: string;
+  eventHandlers: Map<string, Required<EventHandlerSetting>>;
+  faults: FaultConfig | undefined;
+  maxQueuedMessages: number;
+  maxQueuedBytes: number;
+  reliableMaxMessages: number;
+  reliableMaxBytes: number;
+  recoveryWindowMs: number;
+  keepAliveIntervalMs: number;
+  eventTimeoutMs: number;
+  clockSkewSeconds: number;
+  log: (line: string) => void;
+}
+
+export const MAX_FRAME_BYTES = 1024 * 1024;
+const ALL_SYSTEM_EVENTS: readonly SystemEventName[] = ["connect", "connected", "disconnected"];
+const HUB_NAME = /^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$/;
+
+export function isValidHubName(hub: string): boolean {
+  return HUB_NAME.test(hub);
+}
+
+function positive(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number`);
+  return value;
+}
+
+export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptions {
+  const port = options.port ?? 8080;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError("port must be 0..65535");
+  const accessKey = options.accessKey ?? WELL_KNOWN_ACCESS_KEY;
+  if (accessKey.length === 0) throw new RangeError("accessKey must not be empty");
+  const eventHandlers = new Map<string, Required<EventHandlerSetting>>();
+  for (const [hub, setting] of Object.entries(options.eventHandlers ?? {})) {
+    if (!isValidHubName(hub)) throw new RangeError(`invalid hub name in eventHandlers: ${hub}`);
+    const s = typeof setting === "string" ? { urlTemplate: setting } : setting;
+    try {
+      new URL(s.urlTemplate.replace(/\{(hub|event)\}/g, "x"));
+    } catch {
+      throw new RangeError(`event handler for hub ${hub} is not a URL template: ${s.urlTemplate}`);
+    }
+    eventHandlers.set(hub.toLowerCase(), {
+      urlTemplate: s.urlTemplate,
+      systemEvents: s.systemEvents ?? ALL_SYSTEM_EVENTS,
+      userEventPattern: s.userEventPattern ?? "*",
+    });
+  }
+  return {
+    port,
+    host: options.host ?? "127.0.0.1",
+    accessKey,
+    eventHandlers,
+    faults: options.faults,
+    maxQueuedMessages: positive("outboundQueue.maxMessages", options.outboundQueue?.maxMessages, 1000),
+    maxQueuedBytes: positive("outboundQueue.maxBytes", options.outboundQueue?.maxBytes, 4 * 1024 * 1024),
+    reliableMaxMessages: positive("reliableBuffer.maxMessages", options.reliableBuffer?.maxMessages, 1000),
+    reliableMaxBytes: positive("reliableBuffer.maxBytes", options.reliableBuffer?.maxBytes, 16 * 1024 * 1024),
+    recoveryWindowMs: positive("recoveryWindowMs", options.recoveryWindowMs, 30_000),
+    keepAliveIntervalMs: positive("keepAliveIntervalMs", options.keepAliveIntervalMs, 20_000),
+    eventTimeoutMs: positive("eventTimeoutMs", options.eventTimeoutMs, 30_000),
+    clockSkewSeconds: options.clockSkewSeconds ?? 300,
+    log: options.logger ?? (() => undefined),
+  };
+}

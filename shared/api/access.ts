@@ -1,0 +1,42 @@
+/**
+ * What the HTTP handlers need from shared/auth, in one small adapter: who is calling (with the
+ * audit id recorded as `openedBy`), may they do this, may they see that.
+ */
+import type { HttpRequest } from "@azure/functions";
+import {
+  type Action,
+  type AuthChain,
+  type AuthorizationTarget,
+  type Principal,
+  authorize,
+  isAllowed,
+  openedBy,
+} from "../auth";
+
+export type { Action };
+
+export interface Caller {
+  /** Audit identity: the SAS policy name, or the Entra object/app id. */
+  id: string;
+  principal: Principal;
+}
+
+export interface AccessControl {
+  /** Throws a 401 ApiError when the request proves no identity. */
+  authenticate(request: HttpRequest): Promise<Caller>;
+  /** Throws a 403 ApiError when the caller may not do `action` on `target`. */
+  authorize(caller: Caller, action: Action, target: AuthorizationTarget): void;
+  /** Whether the caller may do `action` on this stream (list filtering, and 404 instead of 403). */
+  allows(caller: Caller, action: Action, target: AuthorizationTarget & { streamName: string }): boolean;
+}
+
+export function accessControl(chain: Pick<AuthChain<Principal>, "authenticate">): AccessControl {
+  return {
+    async authenticate(request) {
+      const principal = await chain.authenticate(request.headers);
+      return { id: openedBy(principal), principal };
+    },
+    authorize: (caller, action, target) => authorize(caller.principal, action, target),
+    allows: (caller, action, target) => isAllowed(caller.principal, action, target),
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The composition root: builds every service of the control plane from configuration. Azure mode
+ * is keyless (managed identity through DefaultAzureCredential); local mode uses connection strings
+ * for Azurite and the emulators. Nothing else in the code base decides between the two.
+ */
+import { readFileSync } from "node:fs";
+import { TableClient } from "@azure/data-tables";
+import { DefaultAzureCredential } from "@azure/identity";
+import { accessControl } from "./api/access";
+import { createRelayEventAuthenticator, createServiceAuthChain } from "./auth";
+import { type Config, ConfigError, loadConfig } from "./config";
+import { Errors } from "./errors";
+import { type DirectMethodInvoker, IotHubDirectMethodInvoker, createIotHubClients } from "./iothub";
+import { type Logger, createLogger } from "./log";
+import type { Relay } from "./relay/relay";
+import { WebPubSubRelay } from "./relay/webPubSubRelay";
+import type { AppServices } from "./routes";
+import { TableStreamStore } from "./store/streamStore";
+import { StreamService } from "./streams/service";
+
+function connectionStringPart(connectionString: string, name: string): string | undefined {
+  for (const part of connectionString.split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim().toLowerCase() === name.toLowerCase())
+      return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Replacements for the outside world, for tests that run without an emulator. */
+export interface ServiceOverrides {
+  relay?: Relay;
+  signaller?: DirectMethodInvoker;
+  logger?: Logger;
+  now?: () => number;
+}
+
+export async function createServices(
+  config: Readonly<Config>,
+  overrides: ServiceOverrides = {},
+): Promise<AppServices> {
+  const logger = overrides.logger ?? createLogger({ minLevel: config.logLevel });
+  const credential =
+    config.mode === "azure"
+      ? new DefaultAzureCredential(
+          config.managedIdentityClientId ? { managedIdentityClientId: config.managedIdentityClientId } : {},
+        )
+      : undefined;
+  const need = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("azure mode without a credential");
+    return value;
+  };
+
+  const table =
+    "connectionString" in config.tables
+      ? TableClient.fromConnectionString(config.tables.connectionString, config.tables.tableName, {
+          // Azurite speaks plain http on loopback; Azure endpoints are https and never take this path.
+          allowInsecureConnection: true,
+        })
+      : new TableClient(config.tables.endpoint, config.tables.tableName, need(credential));
+  const store = await TableStreamStore.open(table);
+
+  const wps = config.webPubSub;
+  const relay =
+    overrides.relay ??
+    ("connectionString" in wps
+      ? new WebPubSubRelay({ connectionString: wps.connectionString }, wps.hub)
+      : new WebPubSubRelay({ endpoint: wps.endpoint, credential: need(credential) }, wps.hub));
+  const accessKeys =
+    "connectionString" in wps ? [connectionStringPart(wps.connectionString, "AccessKey") ?? ""] : [];
+  const relayHost = new URL(
+    "connectionString" in wps ? (connectionStringPart(wps.connectionString, "Endpoint") ?? "") : wps.endpoint,
+  ).host;
+
+  const iot = config.iotHub;
+  const { client } =
+    "connectionString" in iot
+      ? createIotHubClients({
+          connectionString: iot.connectionString,
+          ...(iot.caFile ? { ca: readFileSync(iot.caFile, "utf8") } : {}),
+        })
+      : createIotHubClients({ hostName: iot.hostName, credential: need(credential) });
+  const iotHubHostName =
+    "connectionString" in iot ? (connectionStringPart(iot.connectionString, "HostName") ?? "") : iot.hostName;
+
+  const service = new StreamService({
+    store,
+    relay,
+    signaller: overrides.signaller ?? new IotHubDirectMethodInvoker(client),
+    logger,
+    ...(overrides.now ? { now: overrides.now } : {}),
+    limits: config.streams,
+    methodName: iot.methodName,
+  });
+  return {
+    config,
+    service,
+    access: accessControl(createServiceAuthChain(config.auth)),
+    relayGuard: createRelayEventAuthenticator(config.auth, accessKeys, relayHost),
+    logger,
+    relayEndpoint: relay.clientEndpoint,
+    iotHubHostName,
+  };
+}
+
+/**
+ * Services built once, on first use. A failure is not cached, so a fixed setting or a storage
+ * account that came up late is picked up by the next request without a restart.
+ */
+export function lazyServices(env: () => NodeJS.ProcessEnv): () => Promise<AppServices> {
+  let pending: Promise<AppServices> | undefined;
+  return () => {
+    pending ??= (async () => {
+      let config: Readonly<Config>;
+      try {
+        config = loadConfig(env());
+      } catch (err) {
+        if (err instanceof ConfigError) throw Errors.misconfigured(err.problems);
+        throw err;
+      }
+      return createServices(config);
+    })().catch((err: unknown) => {
+      pending = undefined;
+      throw err;
+    });
+    return pending;
+  };
+}

@@ -1,0 +1,272 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
+import { compileGrant, type GrantSpec } from "./authorize";
+import type { AuthOutcome, Authenticator, Credentials } from "./chain";
+import type { Grant, SasPrincipal } from "./principal";
+
+/**
+ * IoT Hub-format shared access signatures for the control plane:
+ *
+ *   SharedAccessSignature sr=<enc resource>&sig=<enc b64 HMAC>&se=<expiry, epoch s>&skn=<enc policy>
+ *
+ * Convention (IoT Hub's, as in azure-iot-common and the IoT Hub security-token docs): the HMAC-SHA256,
+ * keyed with the base64-decoded policy key, is computed over `<sr>\n<se>` where `<sr>` is the
+ * URL-encoded resource exactly as it appears in the token. Verifying over the received bytes,
+ * rather than a re-encoding of the decoded value, accepts every client's encoder (encodeURIComponent,
+ * quote_plus, ...) as long as it signed what it sent. Resource and policy name are compared in
+ * decoded form.
+ */
+export const SAS_SCHEME = "SharedAccessSignature";
+
+/** Default tolerance for clocks that run a little behind ours. */
+export const DEFAULT_SAS_CLOCK_SKEW_SECONDS = 30;
+
+/** Decoded-key floor: HMAC-SHA256 keys shorter than the hash add nothing but guessability. */
+export const MIN_SAS_KEY_BYTES = 32;
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * Strict, canonical standard base64 (padding required, no whitespace, unused bits zero); undefined
+ * when the text is not. Canonical, so that one signature has exactly one spelling.
+ */
+export function decodeBase64Strict(text: string): Buffer | undefined {
+  if (text.length === 0 || !BASE64.test(text)) return undefined;
+  const bytes = Buffer.from(text, "base64");
+  return bytes.toString("base64") === text ? bytes : undefined;
+}
+
+/** encodeURIComponent plus the characters it leaves alone but IoT Hub's encoder escapes. */
+export function encodeUriComponentStrict(value: string): string {
+  return encodeURIComponent(value).replace(
+    /[!'()*]/g,
+    (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`,
+  );
+}
+
+function sign(key: Buffer, signedResource: string, expiry: number): Buffer {
+  return createHmac("sha256", key).update(`${signedResource}\n${expiry}`).digest();
+}
+
+export interface MintSasTokenOptions {
+  /** Our resource, e.g. the function app host name (`SERVICE_SAS_RESOURCE`). */
+  resource: string;
+  policyName: string;
+  /** The policy's key, base64. */
+  key: string;
+  /** Give exactly one of expiresAt and ttlSeconds. */
+  expiresAt?: Date;
+  ttlSeconds?: number;
+  /** Clock for ttlSeconds; defaults to now. */
+  now?: Date;
+}
+
+/** Mints a control-plane SAS token (the CLI's `devicestream sas` wraps this). */
+export function mintSasToken(options: MintSasTokenOptions): string {
+  const { resource, policyName, key, expiresAt, ttlSeconds } = options;
+  if (resource.length === 0) throw new TypeError("resource must not be empty");
+  if (policyName.length === 0) throw new TypeError("policyName must not be empty");
+  const keyBytes = decodeBase64Strict(key);
+  if (keyBytes === undefined) throw new TypeError("key must be base64");
+  if ((expiresAt === undefined) === (ttlSeconds === undefined)) {
+    throw new TypeError("give exactly one of expiresAt and ttlSeconds");
+  }
+  let expiry: number;
+  if (expiresAt !== undefined) {
+    expiry = Math.floor(expiresAt.getTime() / 1000);
+  } else {
+    if (!Number.isInteger(ttlSeconds) || (ttlSeconds as number) <= 0) {
+      throw new RangeError("ttlSeconds must be a positive integer");
+    }
+    expiry = Math.floor((options.now ?? new Date()).getTime() / 1000) + (ttlSeconds as number);
+  }
+  if (!Number.isSafeInteger(expiry) || expiry <= 0)
+    throw new RangeError("expiry must be a positive epoch time");
+  const sr = encodeUriComponentStrict(resource);
+  const sig = encodeUriComponentStrict(sign(keyBytes, sr, expiry).toString("base64"));
+  return `${SAS_SCHEME} sr=${sr}&sig=${sig}&se=${expiry}&skn=${encodeUriComponentStrict(policyName)}`;
+}
+
+export class SasFormatError extends Error {
+  override readonly name = "SasFormatError";
+}
+
+export interface ParsedSas {
+  /** `sr` exactly as received (URL-encoded): the signed string. */
+  readonly signedResource: string;
+  /** `sr` decoded. */
+  readonly resource: string;
+  readonly signature: Buffer;
+  /** `se`, epoch seconds. */
+  readonly expiry: number;
+  /** `skn` decoded. */
+  readonly policyName: string;
+}
+
+const FIELDS = ["sr", "sig", "se", "skn"] as const;
+type Field = (typeof FIELDS)[number];
+
+function isField(name: string): name is Field {
+  return (FIELDS as readonly string[]).includes(name);
+}
+
+function decodeField(name: Field, value: string): string {
+  try {
+    const decoded = decodeURIComponent(value);
+    if (decoded.length === 0) throw new SasFormatError(`'${name}' is empty`);
+    return decoded;
+  } catch (err) {
+    if (err instanceof SasFormatError) throw err;
+    throw new SasFormatError(`'${name}' is not valid URL encoding`);
+  }
+}
+
+/** Parses the part after the scheme: `sr=…&sig=…&se=…&skn=…`, fields in any order, each exactly once. */
+export function parseSasFields(text: string): ParsedSas {
+  const raw = new Map<Field, string>();
+  for (const part of text.split("&")) {
+    const eq = part.indexOf("=");
+    const name = eq < 0 ? part : part.slice(0, eq);
+    if (!isField(name)) throw new SasFormatError("unexpected field (expected sr, sig, se, skn)");
+    if (raw.has(name)) throw new SasFormatError(`field '${name}' appears twice`);
+    if (eq < 0 || eq === part.length - 1) throw new SasFormatError(`field '${name}' has no value`);
+    raw.set(name, part.slice(eq + 1));
+  }
+  const missing = FIELDS.filter((f) => !raw.has(f));
+  if (missing.length > 0) throw new SasFormatError(`missing field(s): ${missing.join(", ")}`);
+  const signedResource = raw.get("sr") as string;
+  const se = raw.get("se") as string;
+  if (!/^[0-9]{1,12}$/.test(se)) throw new SasFormatError("'se' must be an expiry time in epoch seconds");
+  const signature = decodeBase64Strict(decodeField("sig", raw.get("sig") as string));
+  if (signature?.length !== 32) throw new SasFormatError("'sig' must be a base64 HMAC-SHA256");
+  return {
+    signedResource,
+    resource: decodeField("sr", signedResource),
+    signature,
+    expiry: Number(se),
+    policyName: decodeField("skn", raw.get("skn") as string),
+  };
+}
+
+/** Parses a whole token, `SharedAccessSignature sr=…`. */
+export function parseSasToken(token: string): ParsedSas {
+  const space = token.indexOf(" ");
+  if (space < 0 || token.slice(0, space).toLowerCase() !== SAS_SCHEME.toLowerCase()) {
+    throw new SasFormatError(`expected '${SAS_SCHEME} sr=…&sig=…&se=…&skn=…'`);
+  }
+  return parseSasFields(token.slice(space + 1));
+}
+
+/** Case and a trailing slash do not distinguish resources (host names are case-insensitive). */
+export function normalizeSasResource(resource: string): string {
+  return resource.toLowerCase().replace(/\/+$/, "");
+}
+
+/** `<hub>.azure-devices.net[/devices/…]`: such a resource can never be ours. */
+export function isIotHubResource(resource: string): boolean {
+  const normalized = normalizeSasResource(resource);
+  const host = normalized.split("/")[0] ?? "";
+  return host.endsWith(".azure-devices.net") || `${normalized}/`.includes("/devices/");
+}
+
+export interface SasPolicyKeys {
+  readonly name: string;
+  /** base64 */
+  readonly primaryKey: string;
+  /** base64 */
+  readonly secondaryKey?: string | undefined;
+}
+
+export interface SasVerifierOptions {
+  /** The `sr` our tokens carry (`SERVICE_SAS_RESOURCE`). */
+  readonly resource: string;
+  readonly policies: readonly SasPolicyKeys[];
+  readonly clockSkewSeconds?: number;
+  /** Milliseconds since the epoch; injectable for tests. */
+  readonly now?: () => number;
+}
+
+export type SasVerification =
+  { readonly ok: true; readonly policyName: string } | { readonly ok: false; readonly reason: string };
+
+/** Checks resource, policy, expiry and signature. Never throws for any input. */
+export class SasVerifier {
+  private readonly resource: string;
+  private readonly keys: ReadonlyMap<string, readonly Buffer[]>;
+  private readonly skew: number;
+  private readonly now: () => number;
+
+  constructor(options: SasVerifierOptions) {
+    this.resource = normalizeSasResource(options.resource);
+    this.skew = options.clockSkewSeconds ?? DEFAULT_SAS_CLOCK_SKEW_SECONDS;
+    this.now = options.now ?? Date.now;
+    const keys = new Map<string, Buffer[]>();
+    for (const policy of options.policies) {
+      const decoded = [policy.primaryKey, policy.secondaryKey].flatMap((k) => {
+        if (k === undefined) return [];
+        const bytes = decodeBase64Strict(k);
+        if (bytes === undefined) throw new TypeError(`SAS policy '${policy.name}': key is not base64`);
+        return [bytes];
+      });
+      keys.set(policy.name, decoded);
+    }
+    this.keys = keys;
+  }
+
+  /** `credentials` is the part after `SharedAccessSignature `. */
+  verify(credentials: string): SasVerification {
+    let token: ParsedSas;
+    try {
+      token = parseSasFields(credentials);
+    } catch (err) {
+      if (err instanceof SasFormatError) return { ok: false, reason: `malformed SAS token: ${err.message}` };
+      throw err;
+    }
+    if (normalizeSasResource(token.resource) !== this.resource) {
+      return {
+        ok: false,
+        reason: isIotHubResource(token.resource)
+          ? "SAS token is for an IoT Hub, not for this service (sr names an IoT Hub)"
+          : "SAS token resource (sr) does not match this service",
+      };
+    }
+    const keys = this.keys.get(token.policyName);
+    if (keys === undefined) return { ok: false, reason: "SAS token names an unknown policy (skn)" };
+    if (token.expiry + this.skew <= Math.floor(this.now() / 1000)) {
+      return { ok: false, reason: "SAS token expired" };
+    }
+    // Every key is checked so that timing does not tell which one matched.
+    let matched = false;
+    for (const key of keys) {
+      matched = timingSafeEqual(sign(key, token.signedResource, token.expiry), token.signature) || matched;
+    }
+    if (!matched) return { ok: false, reason: "SAS token signature is invalid" };
+    return { ok: true, policyName: token.policyName };
+  }
+}
+
+export interface SasAuthenticatorOptions extends SasVerifierOptions {
+  readonly policies: readonly (SasPolicyKeys & GrantSpec)[];
+}
+
+/** The chain's SAS link: verifies the token and attaches the policy's grant. */
+export class SasAuthenticator implements Authenticator<SasPrincipal> {
+  readonly scheme = SAS_SCHEME;
+  private readonly verifier: SasVerifier;
+  private readonly grants: ReadonlyMap<string, Grant>;
+
+  constructor(options: SasAuthenticatorOptions) {
+    this.verifier = new SasVerifier(options);
+    this.grants = new Map(options.policies.map((p) => [p.name, compileGrant(`SAS policy '${p.name}'`, p)]));
+  }
+
+  async authenticate({ scheme, credentials }: Credentials): Promise<AuthOutcome<SasPrincipal>> {
+    if (scheme.toLowerCase() !== SAS_SCHEME.toLowerCase()) return { kind: "notMine" };
+    const result = this.verifier.verify(credentials);
+    if (!result.ok) return { kind: "rejected", reason: result.reason };
+    const grant = this.grants.get(result.policyName) as Grant;
+    return {
+      kind: "authenticated",
+      principal: { kind: "sas", policyName: result.policyName, grants: [grant] },
+    };
+  }
+}

@@ -1,0 +1,335 @@
+/**
+ * Stream records in Table Storage.
+ *
+ * Layout (all keys escaped by encodeKey, since IoT Hub ids may hold characters keys forbid):
+ * - a device's partition `<deviceId>` holds its stream records (`s~<streamId>`) and its
+ *   concurrency slots (`slot~NNNN`). A slot is reserved in the same entity-group transaction
+ *   that creates the record, so the limit holds under parallel creates without count-then-insert;
+ * - the index partitions `idx~<0..7>` hold one row per stream until its record is deleted, with
+ *   the time the housekeeping timer must next look at it (`dueAt`). Relay events find a stream by
+ *   id through it, and the timer queries it instead of scanning the table.
+ */
+import {
+  RestError,
+  TableClient,
+  type TableEntityResult,
+  type TransactionAction,
+  odata,
+} from "@azure/data-tables";
+import type { StreamRecord, StreamState } from "../streams/model";
+import { encodeKey } from "./keys";
+
+export interface Versioned<T> {
+  value: T;
+  etag: string;
+}
+
+export type IndexPhase = "handshake" | "established" | "closed";
+
+export interface IndexEntry {
+  streamId: string;
+  deviceId: string;
+  dueAt: number;
+  phase: IndexPhase;
+}
+
+export class EtagConflictError extends Error {
+  override readonly name = "EtagConflictError";
+}
+export class SlotsExhaustedError extends Error {
+  override readonly name = "SlotsExhaustedError";
+}
+export class StreamExistsError extends Error {
+  override readonly name = "StreamExistsError";
+}
+
+export interface Page<T> {
+  items: T[];
+  continuationToken?: string;
+}
+
+export interface ListOptions {
+  state?: StreamState;
+  pageSize: number;
+  continuationToken?: string;
+}
+
+export interface StreamStore {
+  /** Reserves a slot of the device and creates the record; sets `slot` on the stored value. */
+  create(record: StreamRecord, maxSlots: number): Promise<Versioned<StreamRecord>>;
+  get(deviceId: string, streamId: string): Promise<Versioned<StreamRecord> | undefined>;
+  findIndex(streamId: string): Promise<IndexEntry | undefined>;
+  /** Optimistic replace; throws EtagConflictError when someone else wrote first. */
+  replace(current: Versioned<StreamRecord>, next: StreamRecord): Promise<Versioned<StreamRecord>>;
+  releaseSlot(record: StreamRecord): Promise<void>;
+  setIndex(entry: IndexEntry): Promise<void>;
+  /** Deletes the record and its index row (retention). */
+  purge(deviceId: string, streamId: string): Promise<void>;
+  deleteIndex(streamId: string): Promise<void>;
+  list(deviceId: string, options: ListOptions): Promise<Page<StreamRecord>>;
+  /** Index rows whose dueAt has passed, across every index partition. */
+  due(now: number): AsyncIterable<IndexEntry>;
+}
+
+const INDEX_SHARDS = 8;
+const STREAM_PREFIX = "s~";
+const SLOT_PREFIX = "slot~";
+
+function indexPartition(streamId: string): string {
+  let h = 0;
+  for (let i = 0; i < streamId.length; i++) h = (h * 31 + streamId.charCodeAt(i)) >>> 0;
+  return `idx~${h % INDEX_SHARDS}`;
+}
+
+function slotKey(slot: number): string {
+  return SLOT_PREFIX + String(slot).padStart(5, "0");
+}
+
+type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
+
+const OPTIONAL_STRINGS = [
+  "moduleId",
+  "requestData",
+  "responseData",
+  "deviceConnectionId",
+  "serviceConnectionId",
+  "closeCode",
+  "closeReason",
+  "closedBy",
+  "repeatabilityId",
+] as const;
+const OPTIONAL_TIMES = ["acceptedAt", "establishedAt", "closedAt", "expiresAt"] as const;
+const OPTIONAL_NUMBERS = ["bytesFromService", "bytesFromDevice"] as const;
+
+function toEntity(r: StreamRecord): Entity {
+  const e: Entity = {
+    partitionKey: encodeKey(r.deviceId),
+    rowKey: STREAM_PREFIX + r.streamId,
+    streamId: r.streamId,
+    deviceId: r.deviceId,
+    name: r.name,
+    state: r.state,
+    openedBy: r.openedBy,
+    createdAt: new Date(r.createdAt),
+    handshakeDeadline: new Date(r.handshakeDeadline),
+    slot: r.slot,
+  };
+  for (const k of OPTIONAL_STRINGS) if (r[k] !== undefined) e[k] = r[k];
+  for (const k of OPTIONAL_TIMES) if (r[k] !== undefined) e[k] = new Date(r[k]);
+  // Int64 in the table: byte counts pass 2^31 on any long transfer.
+  for (const k of OPTIONAL_NUMBERS) if (r[k] !== undefined) e[k] = { value: String(r[k]), type: "Int64" };
+  return e;
+}
+
+function time(v: unknown): number {
+  return v instanceof Date ? v.getTime() : new Date(String(v)).getTime();
+}
+
+function fromEntity(e: Record<string, unknown>): StreamRecord {
+  const r: StreamRecord = {
+    streamId: String(e.streamId),
+    deviceId: String(e.deviceId),
+    name: String(e.name),
+    state: String(e.state) as StreamState,
+    openedBy: String(e.openedBy),
+    createdAt: time(e.createdAt),
+    handshakeDeadline: time(e.handshakeDeadline),
+    slot: Number(e.slot),
+  };
+  for (const k of OPTIONAL_STRINGS) {
+    const v = e[k];
+    if (typeof v === "string") (r as unknown as Record<string, unknown>)[k] = v;
+  }
+  for (const k of OPTIONAL_TIMES) if (e[k] !== undefined && e[k] !== null) r[k] = time(e[k]);
+  for (const k of OPTIONAL_NUMBERS) {
+    const v = e[k];
+    if (v !== undefined && v !== null) r[k] = Number(typeof v === "object" && "value" in v ? v.value : v);
+  }
+  return r;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return err instanceof RestError ? err.statusCode : undefined;
+}
+
+export class TableStreamStore implements StreamStore {
+  constructor(private readonly table: TableClient) {}
+
+  static async open(table: TableClient): Promise<TableStreamStore> {
+    try {
+      await table.createTable();
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+    return new TableStreamStore(table);
+  }
+
+  async create(record: StreamRecord, maxSlots: number): Promise<Versioned<StreamRecord>> {
+    const pk = encodeKey(record.deviceId);
+    const index: IndexEntry = {
+      streamId: record.streamId,
+      deviceId: record.deviceId,
+      dueAt: record.handshakeDeadline,
+      phase: "handshake",
+    };
+    try {
+      await this.table.createEntity(this.indexEntity(index));
+    } catch (err) {
+      if (statusOf(err) === 409) throw new StreamExistsError(`stream ${record.streamId} exists`);
+      throw err;
+    }
+    try {
+      // Two passes: a racer may take the slot we saw free; the second pass sees its row.
+      for (let pass = 0; pass < 2; pass++) {
+        for (const slot of await this.freeSlots(pk, maxSlots)) {
+          const stored: StreamRecord = { ...record, slot };
+          const actions: TransactionAction[] = [
+            ["create", { partitionKey: pk, rowKey: slotKey(slot), streamId: record.streamId }],
+            ["create", toEntity(stored)],
+          ];
+          try {
+            const response = await this.table.submitTransaction(actions);
+            const etag = response.subResponses[1]?.etag;
+            if (etag) return { value: stored, etag };
+            const reread = await this.get(record.deviceId, record.streamId);
+            if (reread) return reread;
+            throw new Error("stream record missing right after its creation");
+          } catch (err) {
+            if (statusOf(err) !== 409) throw err;
+          }
+        }
+      }
+      throw new SlotsExhaustedError(`device ${record.deviceId} has ${maxSlots} active streams`);
+    } catch (err) {
+      await this.deleteIndex(record.streamId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async freeSlots(pk: string, maxSlots: number): Promise<number[]> {
+    const taken = new Set<string>();
+    const rows = this.table.listEntities({
+      queryOptions: {
+        filter: odata`PartitionKey eq ${pk} and RowKey ge ${SLOT_PREFIX} and RowKey lt ${"slot\u007f"}`,
+        select: ["RowKey"],
+      },
+    });
+    for await (const row of rows) taken.add(row.rowKey ?? "");
+    const free: number[] = [];
+    for (let i = 0; i < maxSlots; i++) if (!taken.has(slotKey(i))) free.push(i);
+    // Parallel creates would all race for slot 0; starting at a random free slot spreads them.
+    const start = free.length > 0 ? Math.floor(Math.random() * free.length) : 0;
+    return [...free.slice(start), ...free.slice(0, start)];
+  }
+
+  async get(deviceId: string, streamId: string): Promise<Versioned<StreamRecord> | undefined> {
+    try {
+      const e = await this.table.getEntity(encodeKey(deviceId), STREAM_PREFIX + streamId);
+      return { value: fromEntity(e), etag: e.etag };
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async findIndex(streamId: string): Promise<IndexEntry | undefined> {
+    try {
+      const e = await this.table.getEntity(indexPartition(streamId), streamId);
+      return this.fromIndexEntity(e);
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async replace(current: Versioned<StreamRecord>, next: StreamRecord): Promise<Versioned<StreamRecord>> {
+    try {
+      const response = await this.table.updateEntity(toEntity(next), "Replace", { etag: current.etag });
+      if (!response.etag) throw new Error("the table service returned no ETag");
+      return { value: next, etag: response.etag };
+    } catch (err) {
+      if (statusOf(err) === 412) throw new EtagConflictError(`stream ${next.streamId} changed concurrently`);
+      throw err;
+    }
+  }
+
+  async releaseSlot(record: StreamRecord): Promise<void> {
+    const pk = encodeKey(record.deviceId);
+    try {
+      const slot = await this.table.getEntity(pk, slotKey(record.slot));
+      // The slot may already belong to a newer stream; only its holder may free it.
+      if (slot.streamId !== record.streamId) return;
+      await this.table.deleteEntity(pk, slotKey(record.slot), { etag: slot.etag });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status !== 404 && status !== 412) throw err;
+    }
+  }
+
+  async setIndex(entry: IndexEntry): Promise<void> {
+    await this.table.upsertEntity(this.indexEntity(entry), "Replace");
+  }
+
+  async purge(deviceId: string, streamId: string): Promise<void> {
+    await this.ignoreMissing(this.table.deleteEntity(encodeKey(deviceId), STREAM_PREFIX + streamId));
+    await this.deleteIndex(streamId);
+  }
+
+  async deleteIndex(streamId: string): Promise<void> {
+    await this.ignoreMissing(this.table.deleteEntity(indexPartition(streamId), streamId));
+  }
+
+  async list(deviceId: string, options: ListOptions): Promise<Page<StreamRecord>> {
+    const pk = encodeKey(deviceId);
+    const filter = options.state
+      ? odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"} and state eq ${options.state}`
+      : odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"}`;
+    const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({
+      maxPageSize: options.pageSize,
+      ...(options.continuationToken ? { continuationToken: options.continuationToken } : {}),
+    });
+    const first = await pages.next();
+    if (first.done) return { items: [] };
+    const page = first.value as TableEntityResult<Record<string, unknown>>[] & { continuationToken?: string };
+    return {
+      items: page.map(fromEntity),
+      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
+    };
+  }
+
+  async *due(now: number): AsyncIterable<IndexEntry> {
+    for (let shard = 0; shard < INDEX_SHARDS; shard++) {
+      const rows = this.table.listEntities<Record<string, unknown>>({
+        queryOptions: { filter: odata`PartitionKey eq ${`idx~${shard}`} and dueAt le ${new Date(now)}` },
+      });
+      for await (const row of rows) yield this.fromIndexEntity(row);
+    }
+  }
+
+  private indexEntity(entry: IndexEntry): Entity {
+    return {
+      partitionKey: indexPartition(entry.streamId),
+      rowKey: entry.streamId,
+      deviceId: entry.deviceId,
+      dueAt: new Date(entry.dueAt),
+      phase: entry.phase,
+    };
+  }
+
+  private fromIndexEntity(e: Record<string, unknown>): IndexEntry {
+    return {
+      streamId: String(e.rowKey),
+      deviceId: String(e.deviceId),
+      dueAt: time(e.dueAt),
+      phase: String(e.phase) as IndexPhase,
+    };
+  }
+
+  private async ignoreMissing(p: Promise<unknown>): Promise<void> {
+    try {
+      await p;
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+  }
+}

@@ -1,0 +1,568 @@
+/**
+ * Stream lifecycle orchestration: create (slot → record → credentials → direct method), relay
+ * events, close, and the housekeeping sweep. Decisions come from ./transitions; this file reads,
+ * decides, writes with the ETag it read, and on a conflict reads again and decides again.
+ */
+import { randomBytes, createHash } from "node:crypto";
+import { ApiError, Errors } from "../errors";
+import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
+import type { Logger } from "../log";
+import type { Relay } from "../relay/relay";
+import {
+  EtagConflictError,
+  type IndexEntry,
+  type Page,
+  SlotsExhaustedError,
+  StreamExistsError,
+  type StreamStore,
+  type Versioned,
+} from "../store/streamStore";
+import {
+  type CloseCode,
+  type Closer,
+  type Side,
+  type StreamRecord,
+  type StreamState,
+  isActive,
+  parseRelayUserId,
+  relayGroup,
+  relayUserId,
+} from "./model";
+import {
+  type Decision,
+  type HandshakeFailure,
+  type Presence,
+  decideAccepted,
+  decideBytesReported,
+  decideClose,
+  decideConnect,
+  decideDisconnected,
+  decideHandshakeFailed,
+  decideSweep,
+} from "./transitions";
+
+export interface StreamLimits {
+  maxPerDevice: number;
+  maxLifetimeSeconds: number;
+  retentionHours: number;
+  relayTokenMinutes: number;
+}
+
+export interface StreamServiceDeps {
+  store: StreamStore;
+  relay: Relay;
+  signaller: DirectMethodInvoker;
+  logger: Logger;
+  limits: StreamLimits;
+  methodName: string;
+  now?: () => number;
+}
+
+export interface CreateStreamInput {
+  deviceId: string;
+  moduleId?: string;
+  name: string;
+  /** JSON text, already bounded by the caller. */
+  data?: string;
+  handshakeTimeoutSeconds: number;
+  openedBy: string;
+  repeatabilityId?: string;
+}
+
+export interface CreatedStream {
+  record: StreamRecord;
+  relay: { url: string; token: string };
+  expiresAt: number;
+  deviceResponse?: unknown;
+}
+
+/** How often an established stream's connections are checked against the relay. */
+const PRESENCE_CHECK_MS = 5 * 60_000;
+/** Conflicts on one record are rare; this many in a row means something is wrong. */
+const MAX_CONFLICT_RETRIES = 20;
+const TOO_MANY_STREAMS_RETRY_SECONDS = 5;
+const THROTTLED_RETRY_SECONDS = 10;
+
+export type ConnectOutcome =
+  { accept: true; userId: string; group: string } | { accept: false; reason: string };
+
+export class StreamService {
+  private readonly now: () => number;
+
+  constructor(private readonly deps: StreamServiceDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  // ---- create ---------------------------------------------------------------------------------
+
+  async create(input: CreateStreamInput): Promise<CreatedStream> {
+    const { store, limits } = this.deps;
+    const now = this.now();
+    const streamId = input.repeatabilityId ? repeatableStreamId(input) : newStreamId();
+    const record: StreamRecord = {
+      streamId,
+      deviceId: input.deviceId,
+      ...(input.moduleId !== undefined ? { moduleId: input.moduleId } : {}),
+      name: input.name,
+      state: "Requested",
+      openedBy: input.openedBy,
+      ...(input.data !== undefined ? { requestData: input.data } : {}),
+      createdAt: now,
+      handshakeDeadline: now + input.handshakeTimeoutSeconds * 1000,
+      ...(limits.maxLifetimeSeconds > 0 ? { expiresAt: now + limits.maxLifetimeSeconds * 1000 } : {}),
+      slot: -1,
+      ...(input.repeatabilityId !== undefined ? { repeatabilityId: input.repeatabilityId } : {}),
+    };
+
+    let created: Versioned<StreamRecord>;
+    try {
+      created = await store.create(record, limits.maxPerDevice);
+    } catch (err) {
+      if (err instanceof SlotsExhaustedError) {
+        throw Errors.tooManyStreams(
+          `Device '${input.deviceId}' already has ${limits.maxPerDevice} active streams; close one or retry later.`,
+          TOO_MANY_STREAMS_RETRY_SECONDS,
+        );
+      }
+      if (err instanceof StreamExistsError) return this.repeat(input, streamId);
+      throw err;
+    }
+    this.logTransition(created.value, undefined, { caller: input.openedBy });
+
+    const group = relayGroup(streamId);
+    const minutes = limits.relayTokenMinutes;
+    const [deviceRelay, serviceRelay] = await Promise.all([
+      this.deps.relay.mintCredential(relayUserId(streamId, "device"), group, minutes),
+      this.deps.relay.mintCredential(relayUserId(streamId, "service"), group, minutes),
+    ]).catch(async (err: unknown) => {
+      await this.failHandshake(
+        created.value,
+        "Failed",
+        "UpstreamError",
+        "the relay could not mint credentials",
+      );
+      throw err;
+    });
+
+    const payload = {
+      v: 1,
+      streamId,
+      name: input.name,
+      data: input.data !== undefined ? (JSON.parse(input.data) as unknown) : null,
+      relay: deviceRelay,
+      expiresAt: new Date(record.handshakeDeadline).toISOString(),
+    };
+    const remainingSeconds = Math.max(5, Math.ceil((record.handshakeDeadline - this.now()) / 1000));
+
+    let status: number;
+    let answer: unknown;
+    try {
+      const result = await this.deps.signaller.invoke(
+        { deviceId: input.deviceId, ...(input.moduleId !== undefined ? { moduleId: input.moduleId } : {}) },
+        {
+          methodName: this.deps.methodName,
+          payload,
+          responseTimeoutInSeconds: remainingSeconds,
+          connectTimeoutInSeconds: 0,
+        },
+      );
+      status = result.status;
+      answer = result.payload;
+    } catch (err) {
+      const failure = classifySignalError(err);
+      const closed = await this.failHandshake(created.value, failure.state, failure.code, failure.message);
+      throw errorForEnded(closed);
+    }
+
+    const body = isObject(answer) ? answer : {};
+    const responseData = body.data !== undefined ? JSON.stringify(body.data) : undefined;
+    if (status >= 200 && status < 300 && body.accepted === true) {
+      const outcome = await this.mutate(
+        input.deviceId,
+        streamId,
+        (r, t) => decideAccepted(r, t, responseData),
+        {
+          side: "device",
+        },
+      );
+      if (!outcome || !outcome.result.ok) {
+        const current = outcome?.record ?? created.value;
+        throw errorForEnded(current);
+      }
+      return {
+        record: outcome.record,
+        relay: serviceRelay,
+        expiresAt: record.handshakeDeadline,
+        ...(body.data !== undefined ? { deviceResponse: body.data } : {}),
+      };
+    }
+    const reason =
+      typeof body.reason === "string" && body.reason !== ""
+        ? body.reason
+        : `the device answered status ${status} without accepting`;
+    const closed = await this.failHandshake(
+      created.value,
+      "Rejected",
+      "StreamRejected",
+      reason,
+      responseData,
+    );
+    throw errorForEnded(closed);
+  }
+
+  /** A create repeated with the same Repeatability-Request-ID. */
+  private async repeat(input: CreateStreamInput, streamId: string): Promise<CreatedStream> {
+    const existing = await this.deps.store.get(input.deviceId, streamId);
+    if (!existing) {
+      throw Errors.conflict(
+        "RequestInProgress",
+        "A request with this Repeatability-Request-ID is in progress; retry.",
+      );
+    }
+    const r = existing.value;
+    if (r.name !== input.name || r.moduleId !== input.moduleId) {
+      throw Errors.conflict(
+        "RepeatabilityConflict",
+        "This Repeatability-Request-ID was used for a different request; use a new ID.",
+      );
+    }
+    if (r.state === "Requested") {
+      throw Errors.conflict(
+        "RequestInProgress",
+        "The original request is still waiting for the device; retry.",
+      );
+    }
+    if (r.state === "Accepted" && r.serviceConnectionId === undefined) {
+      // Relay credentials are single-use by the connect handler, so a fresh one for the same side is safe.
+      const relay = await this.deps.relay.mintCredential(
+        relayUserId(streamId, "service"),
+        relayGroup(streamId),
+        this.deps.limits.relayTokenMinutes,
+      );
+      return {
+        record: r,
+        relay,
+        expiresAt: r.handshakeDeadline,
+        ...(r.responseData !== undefined ? { deviceResponse: JSON.parse(r.responseData) as unknown } : {}),
+      };
+    }
+    if (isActive(r.state)) {
+      throw Errors.conflict(
+        "RelayCredentialUsed",
+        "The original request's stream is already connected on the relay.",
+      );
+    }
+    throw errorForEnded(r);
+  }
+
+  private async failHandshake(
+    record: StreamRecord,
+    state: HandshakeFailure,
+    code: CloseCode,
+    reason: string,
+    responseData?: string,
+  ): Promise<StreamRecord> {
+    const outcome = await this.mutate(
+      record.deviceId,
+      record.streamId,
+      (r, t) => decideHandshakeFailed(r, state, code, reason, t, responseData),
+      { side: "device" },
+    );
+    return outcome?.record ?? { ...record, state, closeCode: code, closeReason: reason };
+  }
+
+  // ---- read and close -------------------------------------------------------------------------
+
+  async get(deviceId: string, streamId: string): Promise<StreamRecord | undefined> {
+    return (await this.deps.store.get(deviceId, streamId))?.value;
+  }
+
+  async list(
+    deviceId: string,
+    options: { state?: StreamState; pageSize: number; continuationToken?: string },
+  ): Promise<Page<StreamRecord>> {
+    return this.deps.store.list(deviceId, options);
+  }
+
+  /** Closes a stream by API; false when it was not active. */
+  async close(deviceId: string, streamId: string, caller: string): Promise<boolean> {
+    const outcome = await this.mutate(
+      deviceId,
+      streamId,
+      (r, t) => decideClose(r, "api", "ClosedByApi", `closed by ${caller}`, t),
+      { caller },
+    );
+    return outcome?.result.closed ?? false;
+  }
+
+  // ---- relay events ---------------------------------------------------------------------------
+
+  async onConnect(userId: string | undefined, connectionId: string): Promise<ConnectOutcome> {
+    const outcome = await this.mutateForRelayUser(userId, (r, side, t) =>
+      decideConnect(r, side, connectionId, t),
+    );
+    if (!outcome) return { accept: false, reason: "unknown or expired stream" };
+    const { streamId, side, record, result } = outcome;
+    if (!result.accept) {
+      this.deps.logger.log("warn", "relay.connect.refused", {
+        streamId,
+        deviceId: record.deviceId,
+        side,
+        connectionId,
+        reason: result.reason,
+      });
+      return result;
+    }
+    return { accept: true, userId: relayUserId(streamId, side), group: relayGroup(streamId) };
+  }
+
+  async onDisconnected(
+    userId: string | undefined,
+    connectionId: string,
+    reason: string | undefined,
+  ): Promise<void> {
+    await this.mutateForRelayUser(userId, (r, side, t) =>
+      decideDisconnected(r, side, connectionId, reason, t),
+    );
+  }
+
+  /** `report` user event: a side's byte counts, best effort. */
+  async onReport(userId: string | undefined, bytesSent: number): Promise<void> {
+    await this.mutateForRelayUser(userId, (r, side) => decideBytesReported(r, side, bytesSent));
+  }
+
+  /** Relay events name a stream only through the user id we minted; the index leads to its record. */
+  private async mutateForRelayUser<R>(
+    userId: string | undefined,
+    decide: (record: StreamRecord, side: Side, now: number) => Decision<R>,
+  ): Promise<{ result: R; record: StreamRecord; streamId: string; side: Side } | undefined> {
+    const parsed = parseRelayUserId(userId);
+    if (!parsed) return undefined;
+    const { streamId, side } = parsed;
+    const entry = await this.deps.store.findIndex(streamId);
+    if (!entry) return undefined;
+    const outcome = await this.mutate(entry.deviceId, streamId, (r, t) => decide(r, side, t), { side });
+    return outcome && { ...outcome, streamId, side };
+  }
+
+  // ---- housekeeping ---------------------------------------------------------------------------
+
+  /** One pass of the timer: handshake deadlines, lifetimes, lost events, retention. */
+  async sweep(): Promise<{ examined: number }> {
+    let examined = 0;
+    for await (const entry of this.deps.store.due(this.now())) {
+      examined++;
+      try {
+        await this.sweepOne(entry);
+      } catch (err) {
+        this.deps.logger.log("error", "sweep.failed", {
+          streamId: entry.streamId,
+          deviceId: entry.deviceId,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }
+    }
+    return { examined };
+  }
+
+  private async sweepOne(entry: IndexEntry): Promise<void> {
+    const { store } = this.deps;
+    const current = await store.get(entry.deviceId, entry.streamId);
+    if (!current) {
+      await store.deleteIndex(entry.streamId);
+      return;
+    }
+    const record = current.value;
+    if (!isActive(record.state)) {
+      const closedAt = record.closedAt ?? record.createdAt;
+      if (entry.phase !== "closed") {
+        await this.finalize(record);
+      } else if (this.now() >= closedAt + this.retentionMs()) {
+        await store.purge(record.deviceId, record.streamId);
+      }
+      return;
+    }
+    const presence = await this.presence(record);
+    const outcome = await this.mutate(
+      record.deviceId,
+      record.streamId,
+      (r, t) => decideSweep(r, t, presence),
+      {},
+    );
+    if (outcome && isActive(outcome.record.state)) await this.schedule(outcome.record);
+  }
+
+  private async presence(record: StreamRecord): Promise<Presence | undefined> {
+    const now = this.now();
+    const mustAsk =
+      record.state === "Established" ||
+      now > record.handshakeDeadline ||
+      (record.expiresAt ?? Infinity) <= now;
+    if (!mustAsk) return undefined;
+    const connections = await this.deps.relay.groupConnections(relayGroup(record.streamId));
+    const ids = new Set(connections.map((c) => c.connectionId));
+    return {
+      device: record.deviceConnectionId !== undefined && ids.has(record.deviceConnectionId),
+      service: record.serviceConnectionId !== undefined && ids.has(record.serviceConnectionId),
+    };
+  }
+
+  private retentionMs(): number {
+    return this.deps.limits.retentionHours * 3600_000;
+  }
+
+  /** When the timer must next look at an active stream. */
+  private async schedule(record: StreamRecord): Promise<void> {
+    const now = this.now();
+    const established = record.state === "Established";
+    let dueAt = established ? now + PRESENCE_CHECK_MS : Math.max(record.handshakeDeadline, now + 1000);
+    if (record.expiresAt !== undefined) dueAt = Math.min(dueAt, record.expiresAt);
+    await this.deps.store.setIndex({
+      streamId: record.streamId,
+      deviceId: record.deviceId,
+      dueAt,
+      phase: established ? "established" : "handshake",
+    });
+  }
+
+  /** Side effects of reaching a terminal state; idempotent, and redone by the sweeper if interrupted. */
+  private async finalize(record: StreamRecord): Promise<void> {
+    const { store, relay } = this.deps;
+    await store.releaseSlot(record);
+    await store.setIndex({
+      streamId: record.streamId,
+      deviceId: record.deviceId,
+      dueAt: (record.closedAt ?? this.now()) + this.retentionMs(),
+      phase: "closed",
+    });
+    await relay.closeGroup(
+      relayGroup(record.streamId),
+      `${record.closeCode ?? "Closed"}: ${record.closeReason ?? ""}`,
+    );
+  }
+
+  // ---- the read-decide-write loop -------------------------------------------------------------
+
+  private async mutate<R>(
+    deviceId: string,
+    streamId: string,
+    decide: (record: StreamRecord, now: number) => Decision<R>,
+    context: { side?: Side | Closer; caller?: string },
+  ): Promise<{ result: R; record: StreamRecord } | undefined> {
+    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
+      const current = await this.deps.store.get(deviceId, streamId);
+      if (!current) return undefined;
+      const decision = decide(current.value, this.now());
+      if (!decision.next) return { result: decision.result, record: current.value };
+      let written: Versioned<StreamRecord>;
+      try {
+        written = await this.deps.store.replace(current, decision.next);
+      } catch (err) {
+        if (err instanceof EtagConflictError) continue;
+        throw err;
+      }
+      const before = current.value;
+      const after = written.value;
+      if (before.state !== after.state) {
+        this.logTransition(after, before, context);
+        if (!isActive(after.state)) await this.finalize(after);
+        else if (after.state === "Established") await this.schedule(after);
+      }
+      return { result: decision.result, record: after };
+    }
+    throw new Error(`stream ${streamId}: ${MAX_CONFLICT_RETRIES} write conflicts in a row`);
+  }
+
+  private logTransition(
+    after: StreamRecord,
+    before: StreamRecord | undefined,
+    context: { side?: Side | Closer; caller?: string },
+  ): void {
+    const now = this.now();
+    this.deps.logger.log("info", "stream.transition", {
+      streamId: after.streamId,
+      deviceId: after.deviceId,
+      ...(after.moduleId !== undefined ? { moduleId: after.moduleId } : {}),
+      name: after.name,
+      side: context.side ?? after.closedBy,
+      from: before?.state ?? null,
+      to: after.state,
+      ...(after.closeCode ? { code: after.closeCode, reason: after.closeReason } : {}),
+      ageMs: now - after.createdAt,
+      ...(after.establishedAt !== undefined && after.acceptedAt !== undefined
+        ? { handshakeMs: after.establishedAt - after.createdAt }
+        : {}),
+      caller: context.caller ?? after.openedBy,
+    });
+  }
+}
+
+function newStreamId(): string {
+  return randomBytes(16).toString("base64url");
+}
+
+/** The same caller repeating the same request id reaches the same stream. */
+function repeatableStreamId(input: CreateStreamInput): string {
+  return createHash("sha256")
+    .update(JSON.stringify([input.openedBy, input.deviceId, input.moduleId ?? null, input.repeatabilityId]))
+    .digest("base64url")
+    .slice(0, 22);
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+interface SignalFailure {
+  state: HandshakeFailure;
+  code: CloseCode;
+  message: string;
+}
+
+/** Anything that is not a classified direct-method error counts as an upstream failure. */
+function classifySignalError(err: unknown): SignalFailure {
+  const kind = err instanceof DirectMethodError ? err.kind : "Upstream";
+  const detail = err instanceof Error ? err.message : String(err);
+  switch (kind) {
+    case "DeviceNotFound":
+      return { state: "Failed", code: "DeviceNotFound", message: "the device is not registered in IoT Hub" };
+    case "DeviceNotOnline":
+      return {
+        state: "DeviceOffline",
+        code: "DeviceNotOnline",
+        message: "the device is not connected to IoT Hub",
+      };
+    case "Timeout":
+      return { state: "TimedOut", code: "DeviceTimeout", message: "the device did not answer in time" };
+    case "Throttled":
+      return { state: "Failed", code: "Throttled", message: "IoT Hub throttled the direct method" };
+    default:
+      return { state: "Failed", code: "UpstreamError", message: `IoT Hub failed: ${detail}` };
+  }
+}
+
+/** The API error for a stream that ended before it could be used; one table for every path. */
+export function errorForEnded(record: StreamRecord): ApiError {
+  const reason = record.closeReason ?? record.state;
+  switch (record.closeCode) {
+    case "StreamRejected":
+      return Errors.conflict("StreamRejected", `The device rejected the stream: ${reason}`, {
+        reason,
+        ...(record.responseData !== undefined ? { data: JSON.parse(record.responseData) as unknown } : {}),
+      });
+    case "DeviceNotFound":
+      return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);
+    case "DeviceNotOnline":
+      return Errors.notFound("DeviceNotOnline", `Device '${record.deviceId}' is not connected to IoT Hub.`);
+    case "DeviceTimeout":
+      return Errors.deviceTimeout(`Device '${record.deviceId}' did not answer the stream request in time.`);
+    case "Throttled":
+      return Errors.throttled("IoT Hub is throttling direct methods; retry later.", THROTTLED_RETRY_SECONDS);
+    case "UpstreamError":
+      return Errors.upstreamUnavailable(`An upstream service failed: ${reason}`);
+    default:
+      return Errors.conflict("StreamClosed", `The stream ended during the handshake: ${reason}`, {
+        state: record.state,
+      });
+  }
+}

@@ -1,0 +1,46 @@
+import { DEFAULT_OPTIONS, parseDevStackArgs } from "../../devstack/args";
+
+describe("parseDevStackArgs", () => {
+  it.each([
+    [[], {}],
+    [["--no-demo"], { demo: false }],
+    [["--port", "0"], { port: 0 }],
+    [["--port=8080"], { port: 8080 }],
+    [["--table-port", "20002", "--port", "7072"], { tablePort: 20002, port: 7072 }],
+    [["--host", "0.0.0.0"], { host: "0.0.0.0" }],
+    [["--state-dir", "/tmp/x"], { stateDir: "/tmp/x" }],
+    [["--port", "0", "--table-port", "0"], { port: 0, tablePort: 0 }],
+    [["-h"], { help: true }],
+    [["--help", "--no-demo"], { help: true, demo: false }],
+  ])("%j → %j", (argv, changes) => {
+    expect(parseDevStackArgs(argv)).toEqual({ ok: true, options: { ...DEFAULT_OPTIONS, ...changes } });
+  });
+
+  it("defaults to port 7071, table port 10002, state in .devstack, demo on", () => {
+    expect(DEFAULT_OPTIONS).toEqual({
+      demo: true,
+      host: "127.0.0.1",
+      port: 7071,
+      tablePort: 10002,
+      stateDir: ".devstack",
+      help: false,
+    });
+  });
+
+  it.each([
+    [["--port", "http"], /--port must be a port number 0-65535, got 'http'/],
+    [["--port", "70000"], /--port must be a port number/],
+    [["--port", "-1"], /--port/],
+    [["--table-port", "1.5"], /--table-port must be a port number/],
+    [["--port", "9000", "--table-port", "9000"], /--port and --table-port are both 9000/],
+    [["--port"], /--port/],
+    [["--host", ""], /--host must not be empty/],
+    [["--state-dir", " "], /--state-dir must not be empty/],
+    [["--demo-off"], /Unknown option '--demo-off'/],
+    [["extra"], /positional argument/],
+  ])("%j is refused with a clear message", (argv, message) => {
+    const parsed = parseDevStackArgs(argv);
+    expect(parsed.ok).toBe(false);
+    if (!parsed.ok) expect(parsed.error).toMatch(message);
+  });
+});

@@ -1,0 +1,243 @@
+import type { WebPubSubEmulator, EventFault } from "../../../emulators/webpubsub";
+import { toFaultInjector } from "../../../emulators/webpubsub/faults";
+import {
+  rawClient,
+  serviceClient,
+  startEmulator,
+  startEventHandler,
+  upgradeStatus,
+  type EventReply,
+  type ReceivedEvent,
+} from "./helpers";
+
+type Handler = Awaited<ReturnType<typeof startEventHandler>>;
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function setup(
+  reply?: (e: ReceivedEvent) => EventReply,
+  opts: { faults?: (e: { type: string }) => EventFault; allowedOrigin?: string } = {},
+): Promise<{ emulator: WebPubSubEmulator; handler: Handler }> {
+  const handler = await startEventHandler(reply, { allowedOrigin: opts.allowedOrigin });
+  cleanups.push(() => handler.close());
+  const emulator = await startEmulator({
+    eventHandlers: { chat: `${handler.url}?e={event}` },
+    ...(opts.faults ? { faults: opts.faults } : {}),
+  });
+  cleanups.push(() => emulator.close());
+  return { emulator, handler };
+}
+
+const type = (e: ReceivedEvent): string => String(e.headers["ce-type"]);
+const json = (e: ReceivedEvent): unknown => JSON.parse(e.body.toString());
+
+async function jsonClient(emulator: WebPubSubEmulator, userId: string, query = "") {
+  const { url } = await serviceClient(emulator, "chat").getClientAccessToken({
+    userId,
+    roles: ["webpubsub.joinLeaveGroup"],
+  });
+  const client = await rawClient(url + query, ["json.webpubsub.azure.v1", "custom.v1"], { "x-test": "1" });
+  const connected = JSON.parse((await client.frames.wait()).data.toString());
+  return { ...client, id: connected.connectionId as string };
+}
+
+describe("event handlers", () => {
+  it("validates the handler, then sends signed CloudEvents for connect, connected, user events and disconnected", async () => {
+    const { emulator, handler } = await setup((e) =>
+      type(e) === "azure.webpubsub.user.echo"
+        ? { status: 200, body: `echo:${e.body.toString()}`, contentType: "text/plain" }
+        : { status: 204 },
+    );
+    const client = await jsonClient(emulator, "alice", "&tenant=t1");
+    expect((await handler.options.wait())["webhook-request-origin"]).toBe("127.0.0.1");
+
+    const connect = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.connect");
+    expect(connect.url).toBe("/api/relay/events?e=connect");
+    expect(connect.signatureValid).toBe(true);
+    expect(connect.headers).toMatchObject({
+      "ce-specversion": "1.0",
+      "ce-awpsversion": "1.0",
+      "ce-source": `/hubs/chat/client/${client.id}`,
+      "ce-userid": "alice",
+      "ce-connectionid": client.id,
+      "ce-hub": "chat",
+      "ce-eventname": "connect",
+      "ce-subprotocol": "json.webpubsub.azure.v1",
+      "webhook-request-origin": "127.0.0.1",
+    });
+    expect(connect.headers["ce-id"]).toEqual(expect.any(String));
+    expect(Number.isNaN(Date.parse(String(connect.headers["ce-time"])))).toBe(false);
+    const body = json(connect) as Record<string, Record<string, string[]>>;
+    expect(body.claims).toMatchObject({ sub: ["alice"], role: ["webpubsub.joinLeaveGroup"] });
+    expect(body.query).toEqual({ tenant: ["t1"] });
+    expect(body.headers).toMatchObject({ "x-test": ["1"] });
+    expect(body.headers!.authorization).toBeUndefined();
+    expect(body.subprotocols).toEqual(["json.webpubsub.azure.v1", "custom.v1"]);
+
+    const connected = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.connected");
+    expect(json(connected)).toEqual({});
+
+    client.ws.send(JSON.stringify({ type: "event", event: "echo", dataType: "text", data: "hi", ackId: 5 }));
+    const echo = await handler.events.wait((e) => type(e) === "azure.webpubsub.user.echo");
+    expect(echo.headers["content-type"]).toMatch(/^text\/plain/);
+    expect(echo.body.toString()).toBe("hi");
+    await client.frames.wait((f) => f.data.toString().includes('"ack"'));
+    const frames = client.frames.items.map((f) => JSON.parse(f.data.toString()));
+    expect(frames.slice(1)).toEqual([
+      { type: "message", from: "server", dataType: "text", data: "echo:hi" },
+      { type: "ack", ackId: 5, success: true },
+    ]);
+
+    client.ws.close();
+    const disconnected = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    expect(disconnected.signatureValid).toBe(true);
+    expect(json(disconnected)).toEqual({ reason: expect.any(String) });
+    // One OPTIONS per handler URL, not per event.
+    expect(handler.options.items.length).toBe(4);
+  });
+
+  it("turns a 4xx from connect into the upgrade response and sends nothing else", async () => {
+    const { emulator, handler } = await setup((e) =>
+      type(e) === "azure.webpubsub.sys.connect" ? { status: 403, body: "nope" } : { status: 204 },
+    );
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken({ userId: "mallory" });
+    expect(await upgradeStatus(url)).toBe(403);
+    await emulator.close();
+    expect(handler.events.items.map(type)).toEqual(["azure.webpubsub.sys.connect"]);
+  });
+
+  it("applies userId, groups, roles and subprotocol from a 200 connect response", async () => {
+    const { emulator } = await setup((e) =>
+      type(e) === "azure.webpubsub.sys.connect"
+        ? {
+            status: 200,
+            body: {
+              userId: "assigned",
+              groups: ["g"],
+              roles: ["webpubsub.sendToGroup.g"],
+              subprotocol: "json.reliable.webpubsub.azure.v1",
+            },
+          }
+        : { status: 204 },
+    );
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken({ userId: "asked" });
+    const client = await rawClient(url, ["json.webpubsub.azure.v1", "json.reliable.webpubsub.azure.v1"]);
+    expect(client.ws.protocol).toBe("json.reliable.webpubsub.azure.v1");
+    const connected = JSON.parse((await client.frames.wait()).data.toString());
+    expect(connected).toMatchObject({ userId: "assigned", reconnectionToken: expect.any(String) });
+    client.ws.send(
+      JSON.stringify({ type: "sendToGroup", group: "g", dataType: "text", data: "x", ackId: 1 }),
+    );
+    const echoed = JSON.parse(
+      (await client.frames.wait((f) => f.data.toString().includes('"message"'))).data.toString(),
+    );
+    expect(echoed).toEqual({
+      type: "message",
+      from: "group",
+      group: "g",
+      fromUserId: "assigned",
+      dataType: "text",
+      data: "x",
+      sequenceId: 1,
+    });
+    client.ws.close();
+  });
+
+  it("refuses connections when the handler fails the abuse-protection handshake", async () => {
+    const { emulator, handler } = await setup(undefined, { allowedOrigin: "someone-else.example" });
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    expect(await upgradeStatus(url)).toBe(500);
+    expect(handler.events.items).toEqual([]);
+  });
+
+  it("does not retry a failed non-blocking event", async () => {
+    const { emulator, handler } = await setup((e) => ({
+      status: type(e) === "azure.webpubsub.sys.connected" ? 500 : 204,
+    }));
+    const client = await jsonClient(emulator, "u");
+    client.ws.close();
+    await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    await emulator.close();
+    expect(handler.events.items.map(type)).toEqual([
+      "azure.webpubsub.sys.connect",
+      "azure.webpubsub.sys.connected",
+      "azure.webpubsub.sys.disconnected",
+    ]);
+  });
+
+  it("sends a simple client's frames as `message` events and its reply back as a raw frame", async () => {
+    const { emulator, handler } = await setup((e) =>
+      type(e) === "azure.webpubsub.user.message"
+        ? { status: 200, body: Buffer.from([9, 9]), contentType: "application/octet-stream" }
+        : { status: 204 },
+    );
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    const client = await rawClient(url);
+    expect(client.ws.protocol).toBe("");
+    client.ws.send(Buffer.from([1, 2]));
+    const reply = await client.frames.wait();
+    expect(reply).toEqual({ data: Buffer.from([9, 9]), binary: true });
+    const event = await handler.events.wait((e) => type(e) === "azure.webpubsub.user.message");
+    expect(event.headers["content-type"]).toBe("application/octet-stream");
+    expect(event.body).toEqual(Buffer.from([1, 2]));
+    client.ws.close();
+  });
+});
+
+describe("fault injection on non-blocking events", () => {
+  async function lifecycle(faults: (e: { type: string }) => EventFault): Promise<ReceivedEvent[]> {
+    const { emulator, handler } = await setup(() => ({ status: 204 }), { faults });
+    const client = await jsonClient(emulator, "u");
+    client.ws.close();
+    await client.closed;
+    // close() flushes held and delayed events and waits for every request in flight.
+    await emulator.close();
+    return handler.events.items.filter((e) => type(e) !== "azure.webpubsub.sys.connect");
+  }
+  const names = (events: ReceivedEvent[]): string[] => events.map((e) => String(e.headers["ce-eventname"]));
+
+  it("drops", async () => {
+    expect(names(await lifecycle((e) => ({ action: e.type === "connected" ? "drop" : "deliver" })))).toEqual([
+      "disconnected",
+    ]);
+  });
+
+  it("duplicates with the same ce-id", async () => {
+    const events = await lifecycle((e) => ({ action: e.type === "disconnected" ? "duplicate" : "deliver" }));
+    expect(names(events)).toEqual(["connected", "disconnected", "disconnected"]);
+    expect(events[1]!.headers["ce-id"]).toBe(events[2]!.headers["ce-id"]);
+  });
+
+  it("delays so that disconnected overtakes connected", async () => {
+    const events = await lifecycle((e) =>
+      e.type === "connected" ? { action: "delay", ms: 60_000 } : { action: "deliver" },
+    );
+    expect(names(events)).toEqual(["disconnected", "connected"]);
+  });
+
+  it("reorders: a held event follows the next one", async () => {
+    const events = await lifecycle((e) => ({ action: e.type === "connected" ? "reorder" : "deliver" }));
+    expect(names(events).sort()).toEqual(["connected", "disconnected"]);
+    expect(names(events)[0]).toBe("disconnected");
+  });
+
+  it("is reproducible from a seed", () => {
+    const draw = (seed: number) => {
+      const inject = toFaultInjector({ seed, drop: 0.2, duplicate: 0.2, delay: 0.2, reorder: 0.2 });
+      const info = {
+        hub: "h",
+        type: "connected" as const,
+        connectionId: "c",
+        userId: undefined,
+        sequence: 1,
+      };
+      return Array.from({ length: 50 }, () => inject(info));
+    };
+    expect(draw(7)).toEqual(draw(7));
+    expect(new Set(draw(7).map((f) => f.action))).toEqual(
+      new Set(["drop", "duplicate", "delay", "reorder", "deliver"]),
+    );
+  });
+});

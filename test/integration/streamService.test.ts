@@ -1,0 +1,236 @@
+import { TableClient } from "@azure/data-tables";
+import { ApiError } from "../../shared/errors";
+import { DirectMethodError } from "../../shared/iothub";
+import { TableStreamStore } from "../../shared/store/streamStore";
+import { relayGroup, relayUserId } from "../../shared/streams/model";
+import { StreamService, type StreamLimits } from "../../shared/streams/service";
+import { useAzurite } from "../helpers/azurite";
+import { MemoryRelay, ScriptedSignaller, joiningDevice } from "../helpers/fakes";
+
+const azurite = useAzurite();
+
+let tableCounter = 0;
+function setup(limits: Partial<StreamLimits> = {}, clock?: { now: number }) {
+  const relay = new MemoryRelay();
+  const signaller = new ScriptedSignaller(async () => ({ status: 200, payload: { accepted: true } }));
+  const lines: Record<string, unknown>[] = [];
+  const table = TableClient.fromConnectionString(azurite().connectionString, `streams${++tableCounter}`, {
+    allowInsecureConnection: true,
+  });
+  const ready = TableStreamStore.open(table).then(
+    (store) =>
+      new StreamService({
+        store,
+        relay,
+        signaller,
+        logger: { log: (level, event, fields) => lines.push({ level, event, ...fields }) },
+        limits: {
+          maxPerDevice: 4,
+          maxLifetimeSeconds: 0,
+          retentionHours: 1,
+          relayTokenMinutes: 2,
+          ...limits,
+        },
+        methodName: "deviceStream",
+        ...(clock ? { now: () => clock.now } : {}),
+      }),
+  );
+  return { relay, signaller, lines, ready, store: () => ready };
+}
+
+async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<ApiError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).statusCode).toBe(status);
+    expect((err as ApiError).code).toBe(code);
+    return err as ApiError;
+  }
+  throw new Error(`expected ${status} ${code}`);
+}
+
+const create = (service: StreamService, deviceId = "Dev#1?x'(y)", extra: object = {}) =>
+  service.create({
+    deviceId,
+    name: "ssh",
+    handshakeTimeoutSeconds: 30,
+    openedBy: "policy:service",
+    ...extra,
+  });
+
+describe("StreamService on Azurite", () => {
+  it("opens a stream: the device joins, accepts, the service joins, and it is Established", async () => {
+    const t = setup();
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay, { banner: "hi" });
+    const created = await create(service, "Dev#1?x'(y)", { data: JSON.stringify({ user: "pi" }) });
+    expect(created.record.state).toBe("Accepted");
+    expect(created.record.deviceConnectionId).toBe(`dev-${created.record.streamId}`);
+    expect(created.deviceResponse).toEqual({ banner: "hi" });
+    expect(created.relay.token).toContain(relayUserId(created.record.streamId, "service"));
+
+    const request = t.signaller.calls[0]!.request;
+    expect(request.methodName).toBe("deviceStream");
+    expect(request.payload).toMatchObject({
+      v: 1,
+      streamId: created.record.streamId,
+      name: "ssh",
+      data: { user: "pi" },
+    });
+    expect((request.payload as { relay: { token: string } }).relay.token).toContain(".device");
+
+    const outcome = await service.onConnect(relayUserId(created.record.streamId, "service"), "svc-1");
+    expect(outcome).toMatchObject({ accept: true, group: relayGroup(created.record.streamId) });
+    expect((await service.get("Dev#1?x'(y)", created.record.streamId))?.state).toBe("Established");
+    // One structured line per transition, and never a token.
+    const transitions = t.lines.filter((l) => l.event === "stream.transition").map((l) => l.to);
+    expect(transitions).toEqual(["Requested", "Accepted", "Established"]);
+    expect(JSON.stringify(t.lines)).not.toContain("token-for");
+  });
+
+  it("holds the per-device concurrency limit under parallel creates, and frees slots on close", async () => {
+    const t = setup({ maxPerDevice: 3 });
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    const results = await Promise.allSettled(Array.from({ length: 12 }, () => create(service, "busy")));
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected").map((r) => r.reason as ApiError);
+    expect(ok).toHaveLength(3);
+    expect(refused).toHaveLength(9);
+    for (const err of refused) {
+      expect(err.code).toBe("TooManyStreams");
+      expect(err.headers["Retry-After"]).toBe("5");
+    }
+    // Another device is not affected.
+    await create(service, "other");
+    const first = (ok[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof create>>>).value;
+    expect(await service.close("busy", first.record.streamId, "policy:admin")).toBe(true);
+    await create(service, "busy");
+    await expectApiError(create(service, "busy"), 429, "TooManyStreams");
+  });
+
+  it("lets exactly one of many racing service connections in: relay credentials are single-use", async () => {
+    const t = setup();
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    const { record } = await create(service);
+    const userId = relayUserId(record.streamId, "service");
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => service.onConnect(userId, `svc-${i}`)),
+    );
+    expect(outcomes.filter((o) => o.accept)).toHaveLength(1);
+    const stored = await service.get(record.deviceId, record.streamId);
+    expect(stored?.state).toBe("Established");
+    // A token for one stream cannot open another.
+    const other = await create(service, "Dev#1?x'(y)");
+    expect(await service.onConnect(relayUserId(record.streamId, "service"), "svc-x")).toMatchObject({
+      accept: false,
+    });
+    expect((await service.get(record.deviceId, other.record.streamId))?.serviceConnectionId).toBeUndefined();
+  });
+
+  it("survives disconnected racing connect and duplicated events: Closed once, slot freed once, other side torn down", async () => {
+    const t = setup({ maxPerDevice: 1 });
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    const { record } = await create(service, "racer");
+    const device = relayUserId(record.streamId, "device");
+    await Promise.all([
+      service.onDisconnected(device, `dev-${record.streamId}`, "agent killed"),
+      service.onConnect(relayUserId(record.streamId, "service"), "svc-1"),
+      service.onDisconnected(device, `dev-${record.streamId}`, "agent killed"),
+      service.onDisconnected(relayUserId(record.streamId, "service"), "svc-unknown", "never accepted"),
+    ]);
+    const stored = await service.get("racer", record.streamId);
+    expect(stored).toMatchObject({ state: "Closed", closedBy: "device", closeReason: "agent killed" });
+    expect(
+      t.relay.closed.filter((c) => c.group === relayGroup(record.streamId)).length,
+    ).toBeGreaterThanOrEqual(1);
+    // The single slot is free again.
+    await create(service, "racer");
+  });
+
+  it("maps a rejection to 409 with the device's reason and data, and frees the slot", async () => {
+    const t = setup({ maxPerDevice: 1 });
+    const service = await t.ready;
+    t.signaller.answer = async () => ({
+      status: 403,
+      payload: { reason: "ssh is disabled", data: { hint: "use web" } },
+    });
+    const err = await expectApiError(create(service, "picky"), 409, "StreamRejected");
+    expect(err.details).toEqual({ reason: "ssh is disabled", data: { hint: "use web" } });
+    const [stored] = (await service.list("picky", { pageSize: 10 })).items;
+    expect(stored).toMatchObject({ state: "Rejected", closeReason: "ssh is disabled", closedBy: "device" });
+    expect(t.relay.closed.map((c) => c.group)).toEqual([relayGroup(stored!.streamId)]);
+    await expectApiError(create(service, "picky"), 409, "StreamRejected");
+  });
+
+  it.each([
+    ["DeviceNotFound", 404, "DeviceNotFound", "Failed"],
+    ["DeviceNotOnline", 404, "DeviceNotOnline", "DeviceOffline"],
+    ["Timeout", 504, "DeviceTimeout", "TimedOut"],
+    ["Throttled", 429, "Throttled", "Failed"],
+    ["Upstream", 503, "ServiceUnavailable", "Failed"],
+  ] as const)("maps direct-method %s to %d %s", async (kind, status, code, state) => {
+    const t = setup();
+    const service = await t.ready;
+    t.signaller.answer = async () => {
+      throw new DirectMethodError(kind, `simulated ${kind}`);
+    };
+    const err = await expectApiError(create(service, `d-${kind}`), status, code);
+    if (code === "Throttled") expect(err.headers["Retry-After"]).toBeDefined();
+    const [stored] = (await service.list(`d-${kind}`, { pageSize: 10 })).items;
+    expect(stored?.state).toBe(state);
+  });
+
+  it("makes a create idempotent with a repeatability id, with a fresh credential for the same stream", async () => {
+    const t = setup();
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    const first = await create(service, "rep", { repeatabilityId: "req-1" });
+    const again = await create(service, "rep", { repeatabilityId: "req-1" });
+    expect(again.record.streamId).toBe(first.record.streamId);
+    expect(t.signaller.calls).toHaveLength(1);
+    await expectApiError(
+      create(service, "rep", { repeatabilityId: "req-1", name: "web" }),
+      409,
+      "RepeatabilityConflict",
+    );
+    const other = await create(service, "rep", { repeatabilityId: "req-2" });
+    expect(other.record.streamId).not.toBe(first.record.streamId);
+  });
+
+  it("sweeps: times out handshakes, closes streams whose connection vanished, purges after retention", async () => {
+    const clock = { now: Date.now() };
+    const t = setup({ retentionHours: 1 }, clock);
+    const service = await t.ready;
+    // A device that accepts without ever joining the relay.
+    t.signaller.answer = async () => ({ status: 200, payload: { accepted: true } });
+    const stuck = await create(service, "sweep");
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    const live = await create(service, "sweep");
+    await service.onConnect(relayUserId(live.record.streamId, "service"), "svc-live");
+    t.relay.members.get(relayGroup(live.record.streamId))!.push({ connectionId: "svc-live" });
+
+    clock.now += 31_000;
+    await service.sweep();
+    expect((await service.get("sweep", stuck.record.streamId))?.state).toBe("TimedOut");
+    expect((await service.get("sweep", live.record.streamId))?.state).toBe("Established");
+
+    // The service connection disappears and its disconnected event is lost.
+    t.relay.members.set(relayGroup(live.record.streamId), [{ connectionId: `dev-${live.record.streamId}` }]);
+    clock.now += 6 * 60_000;
+    await service.sweep();
+    expect(await service.get("sweep", live.record.streamId)).toMatchObject({
+      state: "Closed",
+      closeCode: "ConnectionLost",
+    });
+
+    clock.now += 2 * 3600_000;
+    await service.sweep();
+    expect(await service.get("sweep", stuck.record.streamId)).toBeUndefined();
+    expect(await service.get("sweep", live.record.streamId)).toBeUndefined();
+    expect((await service.list("sweep", { pageSize: 10 })).items).toEqual([]);
+  });
+});
