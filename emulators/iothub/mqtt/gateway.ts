@@ -32,7 +32,6 @@ export interface DeviceGatewayOptions {
 interface Session {
   client: MqttClient;
   identity: Identity;
-  methods: boolean;
 }
 
 // CONNACK return codes (MQTT 3.1.1 §3.2.2.3); the device SDK maps both to UnauthorizedError.
@@ -61,6 +60,11 @@ export class DeviceGateway {
   private readonly identities = new WeakMap<MqttClient, Identity>();
   private readonly closeReasons = new WeakMap<MqttClient, string>();
   private readonly keepalives = new WeakMap<MqttClient, number>();
+  /**
+   * Per connection, not per session: aedes resumes reading right after CONNACK, so a client that
+   * subscribes at once (the SDK does after a reconnect) can SUBSCRIBE before 'clientReady'.
+   */
+  private readonly methodSubscribers = new WeakSet<MqttClient>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly responseListeners = new Set<(response: MethodResponse) => void>();
 
@@ -200,7 +204,8 @@ export class DeviceGateway {
   }
 
   hasMethodSubscriber(key: string): boolean {
-    return this.sessions.get(key)?.methods === true;
+    const session = this.sessions.get(key);
+    return session !== undefined && this.methodSubscribers.has(session.client);
   }
 
   /** Resolves true as soon as the identity is connected and subscribed to methods, false at the timeout. */
@@ -227,7 +232,7 @@ export class DeviceGateway {
   /** Publishes a method request to the identity's current connection; false when there is none. */
   sendMethodRequest(key: string, methodName: string, rid: string, payload: Buffer): boolean {
     const session = this.sessions.get(key);
-    if (!session?.methods) return false;
+    if (!session || !this.methodSubscribers.has(session.client)) return false;
     const packet: PublishPacket = {
       cmd: "publish",
       topic: methodRequestTopic(methodName, rid),
@@ -307,9 +312,10 @@ export class DeviceGateway {
       return;
     }
     const key = identityKey(identity);
-    this.sessions.set(key, { client, identity, methods: false });
+    this.sessions.set(key, { client, identity });
     const keepalive = this.keepalives.get(client);
     this.options.log(`mqtt connect ${key} from ${remote(client)} (keepalive ${keepalive ?? 0} s)`);
+    this.wake(key);
   }
 
   private onDisconnect(client: MqttClient): void {
@@ -324,11 +330,18 @@ export class DeviceGateway {
   private setMethods(client: MqttClient, subscribed: boolean): void {
     const identity = this.identities.get(client);
     if (!identity) return;
-    const key = identityKey(identity);
-    const session = this.sessions.get(key);
-    if (session?.client !== client) return;
-    session.methods = subscribed;
-    if (subscribed) for (const wake of this.waiters.get(key) ?? []) wake();
+    if (!subscribed) {
+      this.methodSubscribers.delete(client);
+      return;
+    }
+    this.methodSubscribers.add(client);
+    this.wake(identityKey(identity));
+  }
+
+  /** Lets waiters re-check; each resolves only once the identity has a method subscriber. */
+  private wake(key: string): void {
+    if (!this.hasMethodSubscriber(key)) return;
+    for (const wake of this.waiters.get(key) ?? []) wake();
   }
 
   private onDevicePublish(client: MqttClient, packet: PublishPacket): void {
