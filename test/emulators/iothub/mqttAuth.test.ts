@@ -228,6 +228,18 @@ describe("topic confinement (raw MQTT)", () => {
     expect(lines.some((l) => l.includes("policy (skn) tokens are not accepted"))).toBe(true);
   });
 
+  test("a device answer over 128 KB becomes a 502 for the caller", async () => {
+    const client = await raw(await hub.createDevice("verbose"));
+    client.on("message", (topic: string) => {
+      const rid = /\$rid=(\w+)/.exec(topic)?.[1];
+      client.publish(`$iothub/methods/res/200/?$rid=${rid}`, JSON.stringify("x".repeat(128 * 1024)));
+    });
+    await subscribe(client, "$iothub/methods/POST/#");
+    const err = await rejection(invoker.invoke({ deviceId: "verbose" }, call));
+    expect(err).toMatchObject({ kind: "Upstream", statusCode: 502 });
+    expect(err.message).toMatch(/larger than 128 KB/);
+  });
+
   test("a token for another device does not open its session", async () => {
     const mine = await hub.createDevice("impostor");
     const theirs = await hub.createDevice("target");
