@@ -270,3 +270,8 @@ test("a device SDK client with its default retry policy comes back after an emul
     await rm(stateDir, { recursive: true, force: true });
   }
 }, 20000);
+
+test("a port already in use fails the start cleanly, with the address in the error", async () => {
+  await expect(startIotHubEmulator({ mqttPort: hub.mqttPort, httpsPort: 0 })).rejects.toThrow(/EADDRINUSE/);
+  await expect(startIotHubEmulator({ mqttPort: 0, httpsPort: hub.httpsPort })).rejects.toThrow(/EADDRINUSE/);
+});
