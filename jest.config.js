@@ -7,8 +7,8 @@ module.exports = {
   transform: {
     "^.+\\.(t|j)sx?$": ["@swc/jest", { jsc: { target: "es2022" }, module: { type: "commonjs" } }],
   },
-  // jose 6 ships ESM only; jest's CJS runtime needs it transformed.
-  transformIgnorePatterns: ["/node_modules/(?!jose/)"],
+  // jose 6 and aedes 1 ship ESM only; jest's CJS runtime needs them transformed.
+  transformIgnorePatterns: ["/node_modules/(?!(jose|aedes)/)"],
   testTimeout: 30000,
   maxWorkers: 2,
 };

@@ -68,9 +68,10 @@ export async function createServices(
       : new WebPubSubRelay({ endpoint: wps.endpoint, credential: need(credential) }, wps.hub));
   const accessKeys =
     "connectionString" in wps ? [connectionStringPart(wps.connectionString, "AccessKey") ?? ""] : [];
+  // Web PubSub names itself by host name, without a port, in WebHook-Request-Origin.
   const relayHost = new URL(
     "connectionString" in wps ? (connectionStringPart(wps.connectionString, "Endpoint") ?? "") : wps.endpoint,
-  ).host;
+  ).hostname;
 
   const iot = config.iotHub;
   const { client } =

@@ -18,9 +18,11 @@ export class WebPubSubRelay implements Relay {
     connection: WebPubSubConnection,
     readonly hub: string,
   ) {
+    // Plain http is only ever a local emulator's endpoint; Azure endpoints are https.
+    const options = { allowInsecureConnection: true };
     this.client =
       "connectionString" in connection
-        ? new WebPubSubServiceClient(connection.connectionString, hub)
+        ? new WebPubSubServiceClient(connection.connectionString, hub, options)
         : new WebPubSubServiceClient(connection.endpoint, connection.credential, hub);
     this.clientEndpoint = `${this.client.endpoint.replace(/^http/i, "ws").replace(/\/$/, "")}/client/hubs/${hub}`;
   }

@@ -321,9 +321,15 @@ export class StreamService {
     connectionId: string,
     reason: string | undefined,
   ): Promise<void> {
-    await this.mutateForRelayUser(userId, (r, side, t) =>
+    const outcome = await this.mutateForRelayUser(userId, (r, side, t) =>
       decideDisconnected(r, side, connectionId, reason, t),
     );
+    // Duplicated and late events are expected; a debug line shows they were seen and ignored.
+    this.deps.logger.log("debug", "relay.disconnected", {
+      userId,
+      connectionId,
+      ...(outcome ? { streamId: outcome.streamId, side: outcome.side, closed: outcome.result.closed } : {}),
+    });
   }
 
   /** `report` user event: a side's byte counts, best effort. */
@@ -425,20 +431,37 @@ export class StreamService {
     });
   }
 
-  /** Side effects of reaching a terminal state; idempotent, and redone by the sweeper if interrupted. */
+  /**
+   * Side effects of reaching a terminal state, idempotent. The index row turns "closed" last, so
+   * if the relay cannot be reached now the sweeper sees a terminal record with a live index row
+   * and finishes the job.
+   */
   private async finalize(record: StreamRecord): Promise<void> {
     const { store, relay } = this.deps;
     await store.releaseSlot(record);
+    await relay.closeGroup(
+      relayGroup(record.streamId),
+      `${record.closeCode ?? "Closed"}: ${record.closeReason ?? ""}`,
+    );
     await store.setIndex({
       streamId: record.streamId,
       deviceId: record.deviceId,
       dueAt: (record.closedAt ?? this.now()) + this.retentionMs(),
       phase: "closed",
     });
-    await relay.closeGroup(
-      relayGroup(record.streamId),
-      `${record.closeCode ?? "Closed"}: ${record.closeReason ?? ""}`,
-    );
+  }
+
+  /** After a transition the caller's answer must not depend on the relay being reachable. */
+  private async finalizeOrDefer(record: StreamRecord): Promise<void> {
+    try {
+      await this.finalize(record);
+    } catch (err) {
+      this.deps.logger.log("warn", "stream.finalize.deferred", {
+        streamId: record.streamId,
+        deviceId: record.deviceId,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
   }
 
   // ---- the read-decide-write loop -------------------------------------------------------------
@@ -465,7 +488,7 @@ export class StreamService {
       const after = written.value;
       if (before.state !== after.state) {
         this.logTransition(after, before, context);
-        if (!isActive(after.state)) await this.finalize(after);
+        if (!isActive(after.state)) await this.finalizeOrDefer(after);
         else if (after.state === "Established") await this.schedule(after);
       }
       return { result: decision.result, record: after };

@@ -1,0 +1,271 @@
+// device-streams on Azure, keyless: every service is reached with Entra tokens of one
+// user-assigned identity; no access key, connection string or SAS key is created,
+// read or output here. Sizing is by parameters; see docs/deploy.md for the numbers.
+targetScope = 'subscription'
+
+@description('azd environment name; names the resource group and seeds resource names.')
+@minLength(1)
+@maxLength(64)
+param environmentName string
+
+@description('Azure region for all resources (it must offer Flex Consumption).')
+@minLength(1)
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Resource group to create; empty means rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Node.js major version of the function app. Node 20 reached end of life in April 2026.')
+param nodeVersion string = '22'
+
+@description('Always-ready instances for the HTTP group (at least 1: cold starts must not land on WebSocket handshakes).')
+@minValue(1)
+@maxValue(1000)
+param alwaysReadyInstances int = 1
+
+@description('Maximum Flex Consumption instances.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory per function instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Web PubSub SKU: Free_F1 (20 connections, trials), Standard_S1, Premium_P1 or Premium_P2.')
+@allowed([
+  'Free_F1'
+  'Standard_S1'
+  'Premium_P1'
+  'Premium_P2'
+])
+param webPubSubSku string = 'Standard_S1'
+
+@description('Web PubSub units: 1,000 connections (500 concurrent streams) each. See docs/deploy.md.')
+@minValue(1)
+@maxValue(1000)
+param webPubSubUnits int = 1
+
+@description('Web PubSub hub carrying the streams.')
+param webPubSubHub string = 'streams'
+
+@description('Name of an existing IoT hub to use; empty creates a new hub.')
+param existingIotHubName string = ''
+
+@description('Resource group of the existing IoT hub (same subscription); empty means the deployment resource group.')
+param existingIotHubResourceGroup string = ''
+
+@description('SKU of a new IoT hub (ignored with an existing hub).')
+@allowed([
+  'F1'
+  'S1'
+  'S2'
+  'S3'
+])
+param iotHubSku string = 'S1'
+
+@description('Units of a new IoT hub (ignored with an existing hub). S1: about 40 direct-method calls/s per unit.')
+@minValue(1)
+@maxValue(200)
+param iotHubUnits int = 1
+
+@description('Table holding stream records.')
+param tableName string = 'streams'
+
+@description('Microsoft Entra tenant of the backends that call the control plane.')
+param entraTenantId string = tenant().tenantId
+
+@description('Audience (client id or App ID URI) of the backend app registration callers get tokens for; comma-separated for several.')
+@minLength(1)
+param entraAudience string
+
+@description('ENTRA_ROLES: which app role may use which devices and streams. The default lets holders of the app role Streams.Operator (assigned in Entra, nobody by default) use every device, module and stream.')
+@minLength(1)
+param entraRoles array = [
+  {
+    role: 'Streams.Operator'
+    devices: [
+      '*'
+      '*/*'
+    ]
+    streams: [
+      '*'
+    ]
+  }
+]
+
+@description('Audience Web PubSub requests its event-handler token for; empty means the first entraAudience value.')
+param relayEventsAudience string = ''
+
+@description('Versionless Key Vault secret URI holding SERVICE_SAS_POLICIES; empty disables SAS policies.')
+param sasPoliciesSecretUri string = ''
+
+@description('App log level: debug, info, warn or error; empty keeps the app default.')
+param logLevel string = ''
+
+var abbrs = loadJsonContent('abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var createIotHub = empty(existingIotHubName)
+var iotHubName = createIotHub ? '${abbrs.devicesIotHubs}${resourceToken}' : existingIotHubName
+var iotHubResourceGroup = createIotHub || empty(existingIotHubResourceGroup) ? rg.name : existingIotHubResourceGroup
+var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var relayAudience = empty(relayEventsAudience) ? trim(split(entraAudience, ',')[0]) : relayEventsAudience
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: empty(resourceGroupName) ? '${abbrs.resourcesResourceGroups}${environmentName}' : resourceGroupName
+  location: location
+  tags: tags
+}
+
+module appIdentity 'app/identity.bicep' = {
+  name: 'app-identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}api-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+// Web PubSub's own identity: it only proves "this call comes from our Web PubSub" to
+// the event handler, and holds no role anywhere.
+module relayIdentity 'app/identity.bicep' = {
+  name: 'relay-identity'
+  scope: rg
+  params: {
+    name: '${abbrs.managedIdentityUserAssignedIdentities}relay-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    principalId: appIdentity.outputs.principalId
+  }
+}
+
+module storage 'app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    tableName: tableName
+    deploymentContainerName: 'app-package-${resourceToken}'
+    principalId: appIdentity.outputs.principalId
+  }
+}
+
+module webPubSub 'app/webpubsub.bicep' = {
+  name: 'webpubsub'
+  scope: rg
+  params: {
+    name: '${abbrs.signalRServiceWebPubSub}${resourceToken}'
+    location: location
+    tags: tags
+    sku: webPubSubSku
+    units: webPubSubUnits
+    relayIdentityId: relayIdentity.outputs.id
+    principalId: appIdentity.outputs.principalId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module iotHub 'app/iothub.bicep' = if (createIotHub) {
+  name: 'iothub'
+  scope: rg
+  params: {
+    name: iotHubName
+    location: location
+    tags: tags
+    sku: iotHubSku
+    units: iotHubUnits
+  }
+}
+
+module iotHubAccess 'app/iothub-access.bicep' = {
+  name: 'iothub-access-${resourceToken}'
+  scope: resourceGroup(iotHubResourceGroup)
+  params: {
+    iotHubName: iotHubName
+    principalId: appIdentity.outputs.principalId
+    logAnalyticsId: monitoring.outputs.logAnalyticsId
+    diagnosticSettingName: 'device-streams-${environmentName}'
+  }
+  dependsOn: [
+    iotHub
+  ]
+}
+
+module api 'app/api.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    nodeVersion: nodeVersion
+    alwaysReadyInstances: alwaysReadyInstances
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    identityId: appIdentity.outputs.id
+    identityClientId: appIdentity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    tablesEndpoint: storage.outputs.tableEndpoint
+    tableName: tableName
+    webPubSubHostName: webPubSub.outputs.hostName
+    webPubSubHub: webPubSubHub
+    iotHubHostName: iotHubAccess.outputs.hostName
+    entraTenantId: entraTenantId
+    entraAudience: entraAudience
+    entraRoles: string(entraRoles)
+    relayEventsPrincipalId: relayIdentity.outputs.principalId
+    relayEventsAudience: relayAudience
+    sasPoliciesSecretUri: sasPoliciesSecretUri
+    logLevel: logLevel
+  }
+}
+
+module hub 'app/webpubsub-hub.bicep' = {
+  name: 'webpubsub-hub'
+  scope: rg
+  params: {
+    webPubSubName: webPubSub.outputs.name
+    hubName: webPubSubHub
+    functionAppHostName: api.outputs.hostName
+    relayEventsAudience: relayAudience
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output CONTROL_PLANE_URL string = 'https://${api.outputs.hostName}/api'
+output WEBPUBSUB_ENDPOINT string = 'https://${webPubSub.outputs.hostName}'
+output WEBPUBSUB_HUB string = hub.outputs.name
+output IOTHUB_HOST_NAME string = iotHubAccess.outputs.hostName
