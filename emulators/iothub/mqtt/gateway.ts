@@ -218,14 +218,13 @@ export class DeviceGateway {
       const finish = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", finish);
-        set.delete(wake);
+        set.delete(finish);
         if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
         resolve(this.hasMethodSubscriber(key));
       };
-      const wake = () => finish();
       const timer = setTimeout(finish, timeoutMs);
       signal?.addEventListener("abort", finish, { once: true });
-      set.add(wake);
+      set.add(finish);
     });
   }
 
