@@ -106,6 +106,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
           mqttPort: options.mqttPort,
           httpsPort: options.iotHubPort,
           stateDir: join(options.stateDir, "iothub"),
+          log: (line) => logger.log("info", line, { service: "iothub-emulator" }),
         }),
       options.iotHubPort,
       host,
