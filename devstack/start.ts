@@ -11,6 +11,7 @@ import { PortInUseError, isAddressInUse } from "./ports";
 import { startIotHubEmulator, type IotHubEmulator } from "../emulators/iothub";
 import { startWebPubSubEmulator } from "../emulators/webpubsub";
 import { RELAY_EVENTS_ROUTE } from "../shared/routes";
+import { RELAY_EVENT_SUBSCRIPTION } from "../shared/api/relayEventsApi";
 import { DEV_HUB, clientSettings, localSettings } from "./settings";
 
 export interface DevStackDeps {
