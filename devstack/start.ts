@@ -137,9 +137,11 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
           eventHandlers: {
             [DEV_HUB]: {
               urlTemplate: `${functions.url}/${ROUTE_PREFIX}/${RELAY_EVENTS_ROUTE}`,
-              userEventPattern: "report",
+              systemEvents: [...RELAY_EVENT_SUBSCRIPTION.systemEvents],
+              userEventPattern: RELAY_EVENT_SUBSCRIPTION.userEventPattern,
             },
           },
+          logger: (line) => logger.log("info", line, { service: "webpubsub-emulator" }),
         }),
       options.webPubSubPort,
       host,
