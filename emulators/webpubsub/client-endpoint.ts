@@ -230,7 +230,7 @@ export class ClientEndpoint {
     ws.on("message", (data, isBinary) => {
       conn.lastSeen = Date.now();
       try {
-        this.onFrame(conn, ws, data as Buffer, isBinary);
+        this.onFrame(conn, data as Buffer, isBinary);
       } catch (err) {
         // A bad frame must never take the emulator down; it costs the sender its connection.
         this.options.log(`frame from ${conn.id} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -251,7 +251,7 @@ export class ClientEndpoint {
     });
   }
 
-  private onFrame(conn: ClientConnection, ws: WebSocket, data: Buffer, isBinary: boolean): void {
+  private onFrame(conn: ClientConnection, data: Buffer, isBinary: boolean): void {
     if (conn.ended) return;
     const kind = conn.protocol.kind;
     if (kind === "simple") {
@@ -263,22 +263,22 @@ export class ClientEndpoint {
       return;
     }
     if (kind === "protobuf") {
-      if (!isBinary) return this.protocolError(conn, ws, 1003, "Protobuf subprotocol needs binary frames.");
+      if (!isBinary) return this.protocolError(conn, 1003, "Protobuf subprotocol needs binary frames.");
       try {
         this.service.handleUpstream(conn, decodeUpstream(data));
       } catch (err) {
         if (err instanceof ProtocolDecodeError)
-          return this.protocolError(conn, ws, 1007, "Invalid protobuf message.");
+          return this.protocolError(conn, 1007, "Invalid protobuf message.");
         throw err;
       }
       return;
     }
-    if (isBinary) return this.protocolError(conn, ws, 1003, "JSON subprotocol needs text frames.");
+    if (isBinary) return this.protocolError(conn, 1003, "JSON subprotocol needs text frames.");
     let parsed: unknown;
     try {
       parsed = JSON.parse(data.toString("utf8"));
     } catch {
-      return this.protocolError(conn, ws, 1007, "Invalid JSON.");
+      return this.protocolError(conn, 1007, "Invalid JSON.");
     }
     const msg = parseJsonUpstream(parsed);
     if ("invalid" in msg) {
@@ -296,7 +296,7 @@ export class ClientEndpoint {
     this.service.handleUpstream(conn, msg);
   }
 
-  private protocolError(conn: ClientConnection, _ws: WebSocket, code: number, reason: string): void {
+  private protocolError(conn: ClientConnection, code: number, reason: string): void {
     this.service.close(conn, reason, { code });
   }
 
@@ -304,5 +304,3 @@ export class ClientEndpoint {
     this.wss.close();
   }
 }
-
-export { WebSocket };

@@ -101,18 +101,6 @@ export class OutboundMessage {
     readonly fromUserId?: string,
   ) {}
 
-  /** Bytes of the payload, used for queue accounting before any rendering. */
-  get size(): number {
-    const d = this.data;
-    return d.kind === "text"
-      ? d.text.length
-      : d.kind === "json"
-        ? d.json.length
-        : d.kind === "binary"
-          ? d.bytes.length
-          : d.value.length;
-  }
-
   frame(kind: ProtocolKind, sequenceId?: number): Frame {
     if (sequenceId === undefined) {
       const cached = this.cache[kind];
