@@ -75,8 +75,13 @@ export class ClientEndpoint {
     const url = new URL(req.url ?? "/", "http://localhost");
     let hub: string | null;
     const m = /^\/client\/hubs\/([^/]+)\/?$/.exec(url.pathname);
-    if (m) hub = decodeURIComponent(m[1]!);
-    else if (url.pathname === "/client" || url.pathname === "/client/") hub = url.searchParams.get("hub");
+    if (m) {
+      try {
+        hub = decodeURIComponent(m[1]!);
+      } catch {
+        return "bad-hub";
+      }
+    } else if (url.pathname === "/client" || url.pathname === "/client/") hub = url.searchParams.get("hub");
     else return undefined;
     if (hub === null || !isValidHubName(hub)) return "bad-hub";
     return { hub: hub.toLowerCase(), url };
@@ -102,6 +107,19 @@ export class ClientEndpoint {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Checked before the connect event, so that an accepted connect is always followed by an upgrade
+    // (ws would otherwise refuse these after the handler had said yes).
+    const key = req.headers["sec-websocket-key"];
+    const version = req.headers["sec-websocket-version"];
+    if (
+      req.method !== "GET" ||
+      String(req.headers.upgrade).toLowerCase() !== "websocket" ||
+      typeof key !== "string" ||
+      !/^[+/0-9A-Za-z]{22}==$/.test(key) ||
+      (version !== "13" && version !== "8")
+    ) {
+      return reject(socket, 400, "Not a valid WebSocket upgrade request.");
+    }
     const route = ClientEndpoint.route(req);
     if (route === undefined) return reject(socket, 404, "Not found.");
     if (route === "bad-hub") return reject(socket, 400, "Invalid hub name.");

@@ -63,11 +63,22 @@ function bodyOf(data: MessageData): Buffer {
   }
 }
 
-/** The inverse of contentTypeOf, for handler responses and REST bodies. */
+/**
+ * The inverse of contentTypeOf, for handler responses and REST bodies; undefined for other types
+ * and for JSON that does not parse (it would otherwise corrupt the JSON frames it is spliced into).
+ */
 export function dataFromBody(contentType: string | undefined, body: Buffer): MessageData | undefined {
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (type === "text/plain") return { kind: "text", text: body.toString("utf8") };
-  if (type === "application/json") return { kind: "json", json: body.toString("utf8") };
+  if (type === "application/json") {
+    const json = body.toString("utf8");
+    try {
+      JSON.parse(json);
+    } catch {
+      return undefined;
+    }
+    return { kind: "json", json };
+  }
   if (type === "application/octet-stream") return { kind: "binary", bytes: body };
   return undefined;
 }
