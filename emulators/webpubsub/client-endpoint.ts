@@ -222,14 +222,17 @@ export class ClientEndpoint {
       conn !== undefined && conn.protocol.reliable && !conn.ended && conn.matchesReconnectionToken(token);
     this.chosen.set(req, ok ? (conn.subprotocol ?? false) : (this.requestedProtocols(req)[0] ?? false));
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (!ok || conn.ws !== undefined) {
+      if (!ok || conn.ended) {
         // 1008 tells the client that this connection cannot be recovered, so it stops trying.
         ws.close(1008, "Connection cannot be recovered.");
         return;
       }
       if (conn.recoveryTimer) clearTimeout(conn.recoveryTimer);
       conn.recoveryTimer = undefined;
+      // The client may notice a dead network before we do: the new socket takes over from the old.
+      const previous = conn.ws;
       this.bind(conn, ws);
+      previous?.terminate();
       conn.sendControl({
         type: "connected",
         connectionId: conn.id,
