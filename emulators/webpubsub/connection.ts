@@ -155,12 +155,19 @@ export class ClientConnection {
       return;
     }
     // The callback runs when the frame has left for the kernel: that is what the queue measures.
-    ws.send(frame.data, { binary: frame.binary }, () => {
+    const done = (): void => {
       if (this.ws !== ws) return;
       this.queuedMessages--;
       this.queuedBytes -= bytes;
       if (this.resendCursor !== undefined) this.pumpResend();
-    });
+    };
+    if (frame.tail) {
+      // Two fragments of one message; nothing can come between them, both are written synchronously.
+      ws.send(frame.data, { binary: true, fin: false });
+      ws.send(frame.tail, { binary: true, fin: true }, done);
+    } else {
+      ws.send(frame.data, { binary: frame.binary }, done);
+    }
   }
 
   /** A new socket for a recovered reliable connection starts with an empty transport queue. */
