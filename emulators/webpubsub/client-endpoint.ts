@@ -13,7 +13,7 @@ import type { ConnectRequest } from "./events";
 import { isKnownSubprotocol, parseJsonUpstream, protocolFor } from "./frames";
 import { JwtError, verifyHs256, type JwtClaims } from "./jwt";
 import { isValidHubName, MAX_FRAME_BYTES, type ResolvedOptions } from "./options";
-import type { WebPubSubService } from "./service";
+import { isValidGroupName, type WebPubSubService } from "./service";
 
 interface Upgrade {
   hub: string;
@@ -133,7 +133,9 @@ export class ClientEndpoint {
     if (typeof claims === "string") return reject(socket, 401, claims);
     const roles = stringList(claims.role);
     const groups = stringList(claims["webpubsub.group"]);
-    if (!roles || !groups) return reject(socket, 400, "Invalid role or webpubsub.group claim.");
+    if (!roles || !groups || !groups.every(isValidGroupName)) {
+      return reject(socket, 400, "Invalid role or webpubsub.group claim.");
+    }
     const requested = this.requestedProtocols(req);
     const connectionId = ClientConnection.newId();
     let userId = typeof claims.sub === "string" && claims.sub.length > 0 ? claims.sub : undefined;
@@ -185,7 +187,7 @@ export class ClientEndpoint {
     this.chosen.set(req, subprotocol ?? false);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.bind(conn, ws);
-      this.service.register(conn, [...groups, ...(result.groups ?? [])]);
+      this.service.register(conn, [...groups, ...(result.groups ?? []).filter(isValidGroupName)]);
     });
   }
 

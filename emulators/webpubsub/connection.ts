@@ -18,7 +18,8 @@ export interface QueueLimits {
 /** Why a connection must go; the owner removes it and reports the reason upstream. */
 export type OverflowHandler = (conn: ClientConnection, reason: string) => void;
 
-const RECENT_ACK_IDS = 1000;
+// Enough for retries of recent sends; bounded because every acked send would otherwise stay in memory.
+const RECENT_ACK_IDS = 256;
 
 export class ClientConnection {
   readonly roles: Set<string>;

@@ -36,6 +36,11 @@ describe("client tokens", () => {
       () => url(signHs256({ aud: aud(), exp: now() + 60, "webpubsub.group": 5 }, KEY)),
     ],
     [
+      "with an empty group name",
+      400,
+      () => url(signHs256({ aud: aud(), exp: now() + 60, "webpubsub.group": [""] }, KEY)),
+    ],
+    [
       "valid, hub name in another case",
       101,
       () => url(signHs256({ aud: `${emulator.endpoint}/client/hubs/CHAT`, exp: now() + 60 }, KEY)),
