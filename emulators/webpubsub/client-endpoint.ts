@@ -175,20 +175,23 @@ export class ClientEndpoint {
       protocolFor(subprotocol),
       subprotocol,
     );
-    if (socket.destroyed) {
+    this.chosen.set(req, subprotocol ?? false);
+    // ws completes an upgrade synchronously, or gives up silently when the client has already gone.
+    let upgraded = false;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
+      this.bind(conn, ws);
+      this.service.register(conn, [...groups, ...(result.groups ?? []).filter(isValidGroupName)]);
+    });
+    if (!upgraded) {
       // Accepted by the handler but gone before the upgrade: the handler still hears `disconnected`.
+      socket.destroy();
       this.service.events.nonBlocking(
         this.service.subject(conn),
         "disconnected",
         "Client left before the upgrade.",
       );
-      return;
     }
-    this.chosen.set(req, subprotocol ?? false);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.bind(conn, ws);
-      this.service.register(conn, [...groups, ...(result.groups ?? []).filter(isValidGroupName)]);
-    });
   }
 
   private authenticate(req: IncomingMessage, hub: string, url: URL): JwtClaims | string {
