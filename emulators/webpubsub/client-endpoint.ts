@@ -245,7 +245,7 @@ export class ClientEndpoint {
         reconnectionToken: conn.reconnectionToken!,
       });
       conn.resendUnacked();
-      this.service.lifecycle.emit("recovered", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+      this.service.announce("recovered", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
     });
   }
 

@@ -8,7 +8,7 @@ import { createHmac, randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { MessageData } from "../../shared/webpubsub/codec";
-import { toFaultInjector, type FaultInjector, type NonBlockingEventInfo } from "./faults";
+import { toFaultInjector, type EventFault, type FaultInjector, type NonBlockingEventInfo } from "./faults";
 import type { EventHandlerSetting, ResolvedOptions } from "./options";
 
 export interface EventSubject {
@@ -231,7 +231,14 @@ export class EventDispatcher {
     const released = this.held;
     this.held = [];
     let dispatched: Promise<void> = Promise.resolve();
-    const fault = this.faults(info);
+    let fault: EventFault;
+    try {
+      fault = this.faults(info);
+    } catch (err) {
+      // A broken test hook must not take the emulator down with it.
+      this.options.log(`fault injector threw, delivering ${type}: ${(err as Error).message}`);
+      fault = { action: "deliver" };
+    }
     switch (fault.action) {
       case "drop":
         this.options.log(`fault injection: dropped ${type} for ${subject.connectionId}`);

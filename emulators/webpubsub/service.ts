@@ -100,7 +100,18 @@ export class WebPubSubService {
       ...(conn.reconnectionToken !== undefined ? { reconnectionToken: conn.reconnectionToken } : {}),
     });
     this.events.nonBlocking(this.subject(conn), "connected");
-    this.lifecycle.emit("connected", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+    this.announce("connected", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+  }
+
+  /** Emits a lifecycle event; a throwing listener is logged, never propagated into socket handlers. */
+  announce<K extends keyof LifecycleEvents>(event: K, ...args: LifecycleEvents[K]): void {
+    try {
+      (this.lifecycle as EventEmitter).emit(event, ...args);
+    } catch (err) {
+      this.options.log(
+        `lifecycle listener for ${event} threw: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
 
   find(hub: string, connectionId: string): ClientConnection | undefined {
@@ -171,7 +182,7 @@ export class WebPubSubService {
     if (h.connections.size === 0 && h.groups.size === 0) this.hubs.delete(conn.hub);
     this.options.log(`connection ${conn.id} on hub ${conn.hub} closed: ${reason}`);
     this.events.nonBlocking(this.subject(conn), "disconnected", reason);
-    this.lifecycle.emit("disconnected", {
+    this.announce("disconnected", {
       hub: conn.hub,
       connectionId: conn.id,
       userId: conn.userId,

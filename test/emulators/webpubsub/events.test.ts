@@ -281,6 +281,21 @@ describe("fault injection on non-blocking events", () => {
     expect(names(events)[0]).toBe("disconnected");
   });
 
+  it("delivers normally when the hook or a lifecycle listener throws", async () => {
+    const { emulator, handler } = await setup(() => ({ status: 204 }), {
+      faults: () => {
+        throw new Error("bug in a test hook");
+      },
+    });
+    emulator.lifecycle.on("connected", () => {
+      throw new Error("bug in a listener");
+    });
+    const client = await jsonClient(emulator, "u");
+    client.ws.close();
+    await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    expect(names(handler.events.items)).toEqual(["connect", "connected", "disconnected"]);
+  });
+
   it("is reproducible from a seed", () => {
     const draw = (seed: number) => {
       const inject = toFaultInjector({ seed, drop: 0.2, duplicate: 0.2, delay: 0.2, reorder: 0.2 });
