@@ -22,6 +22,15 @@ export function signHs256(claims: JwtClaims, key: string): string {
   return `${head}.${body}.${b64url(sig)}`;
 }
 
+/** URL audiences compare as URLs: `'` and `%27` are the same query, case does not matter. */
+function canonicalAudience(aud: string): string {
+  try {
+    return new URL(aud).href.toLowerCase();
+  } catch {
+    return aud.toLowerCase();
+  }
+}
+
 export interface VerifyOptions {
   /** Accepted audiences, compared case-insensitively. */
   audiences: readonly string[];
@@ -60,8 +69,8 @@ export function verifyHs256(token: string, key: string, options: VerifyOptions):
     throw new JwtError("token is not yet valid");
   }
   const auds = Array.isArray(c.aud) ? c.aud : [c.aud];
-  const accepted = new Set(options.audiences.map((a) => a.toLowerCase()));
-  if (!auds.some((a) => typeof a === "string" && accepted.has(a.toLowerCase()))) {
+  const accepted = new Set(options.audiences.map(canonicalAudience));
+  if (!auds.some((a) => typeof a === "string" && accepted.has(canonicalAudience(a)))) {
     throw new JwtError("token audience does not match");
   }
   return c;
