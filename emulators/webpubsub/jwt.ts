@@ -1,7 +1,8 @@
 /**
  * HS256 JWTs as Web PubSub uses them: the HMAC key is the UTF-8 bytes of the access key string.
- * Hand-written on node:crypto because `jose` is ESM-only and this project compiles to CommonJS
- * under `module: node16`; the surface needed is one algorithm.
+ * Synchronous on node:crypto, so the upgrade and REST paths decide before any await; the surface
+ * is one algorithm, and audiences compare as URLs (case and escaping), which a generic verifier
+ * does not do. The control plane's own tokens go through jose (shared/auth).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 
