@@ -5,9 +5,8 @@
  */
 import { EventEmitter } from "node:events";
 import type { Agent } from "node:http";
-import type { Duplex } from "node:stream";
 import { relayGroup } from "../../streams/model";
-import { type ChannelRequest, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
+import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
 import { type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
 import { type StreamOffer, parseOffer } from "./offer";
 import type { TunnelTuning } from "../service";
@@ -23,8 +22,8 @@ export type StreamDecision = { accept: true; data?: unknown } | { accept: false;
 
 /** The subset of Client / ModuleClient this needs: `onDeviceMethod` (Client) or `onMethod` (ModuleClient). */
 export interface MethodHost {
-  onDeviceMethod?(name: string, cb: (request: MethodRequest, response: MethodResponse) => void): void;
-  onMethod?(name: string, cb: (request: MethodRequest, response: MethodResponse) => void): void;
+  onDeviceMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
+  onMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
 }
 export interface MethodRequest {
   methodName: string;
@@ -54,7 +53,8 @@ interface ListenerEvents {
 }
 
 interface IncomingStreamEvents {
-  channel: [channel: Duplex, request: ChannelRequest];
+  /** A Duplex; `abort(reason, message)` resets it with a chosen reason (e.g. TargetError). */
+  channel: [channel: TunnelChannel, request: ChannelRequest];
   close: [info: TunnelCloseInfo];
 }
 
@@ -129,7 +129,8 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     }
     // The SDK keeps this registration and re-subscribes it after every reconnect; it offers no way
     // to remove it, so close() makes the handler refuse instead.
-    const handler = (request: MethodRequest, response: MethodResponse) => {
+    const handler = (request?: MethodRequest, response?: MethodResponse) => {
+      if (!request || !response) return;
       void this.handle(request.payload).then((answer) =>
         response.send(answer.status, answer.payload, () => undefined),
       );
