@@ -11,7 +11,7 @@ export const CONNECTION_STRING_VAR = "DEVICESTREAM_CONNECTION_STRING";
 /** The nearest `.devstack/env` at or above `cwd`, parsed; empty when there is none. */
 export function readDevstackEnv(
   cwd: string,
-  exists = existsSync,
+  exists: (path: string) => boolean = existsSync,
   read = (p: string) => readFileSync(p, "utf8"),
 ) {
   for (let dir = cwd; ; dir = dirname(dir)) {
