@@ -44,6 +44,8 @@ export interface DeviceStreamListenerOptions {
   /** Channels per stream; more are refused with ChannelLimit (default 16). */
   maxChannelsPerStream?: number;
   tunnel?: TunnelTuning;
+  /** Seam for tests: how the relay is joined. */
+  connectRelay?: typeof connectRelay;
 }
 
 interface ListenerEvents {
@@ -179,7 +181,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     let relay;
     try {
       const proxy = agent ?? safeProxy(offer.relay.url);
-      relay = await connectRelay({
+      relay = await (this.options.connectRelay ?? connectRelay)({
         url: offer.relay.url,
         token: offer.relay.token,
         group: relayGroup(id),

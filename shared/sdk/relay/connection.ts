@@ -49,6 +49,8 @@ export async function connectRelay(options: RelayConnectOptions): Promise<RelayC
     const fail = (err: RelayError) => {
       cleanup();
       ws.removeAllListeners("message");
+      // Terminating a socket that is still connecting emits an error; the rejection already says why.
+      ws.on("error", () => undefined);
       ws.terminate();
       reject(err);
     };
