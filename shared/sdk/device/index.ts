@@ -3,6 +3,8 @@ export {
   type DeviceStreamListenerOptions,
   IncomingStream,
   type MethodHost,
+  type RelayConnector,
+  type RelayTransport,
   type StreamDecision,
   type StreamRequest,
 } from "./listener";

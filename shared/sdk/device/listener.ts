@@ -7,9 +7,14 @@ import { EventEmitter } from "node:events";
 import type { Agent } from "node:http";
 import { relayGroup } from "../../streams/model";
 import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
-import { type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
+import { type RelayConnectOptions, type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
+import type { TunnelTransport } from "../../tunnel";
 import { type StreamOffer, parseOffer } from "./offer";
 import type { TunnelTuning } from "../service";
+
+/** A joined relay: a tunnel transport that reports its byte count when it closes deliberately. */
+export type RelayTransport = TunnelTransport & { reportBytesWith(reporter: () => number): void };
+export type RelayConnector = (options: RelayConnectOptions) => Promise<RelayTransport>;
 
 /** What the application is asked; the relay credentials are never shown to it. */
 export interface StreamRequest {
@@ -45,7 +50,7 @@ export interface DeviceStreamListenerOptions {
   maxChannelsPerStream?: number;
   tunnel?: TunnelTuning;
   /** Seam for tests: how the relay is joined. */
-  connectRelay?: typeof connectRelay;
+  connectRelay?: RelayConnector;
 }
 
 interface ListenerEvents {
