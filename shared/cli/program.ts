@@ -370,5 +370,5 @@ function describe(e: unknown): string {
       : code === "RelayNotAllowed"
         ? "; pass --allow-insecure-relay only for a local emulator"
         : "";
-  return `${e.message}${reason}${hint}`;
+  return `${e.message.replace(/\.$/, "")}${reason}${hint}`;
 }

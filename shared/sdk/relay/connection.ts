@@ -41,6 +41,9 @@ export async function connectRelay(options: RelayConnectOptions): Promise<RelayC
     headers: { authorization: `Bearer ${options.token}` },
     ...(options.agent ? { agent: options.agent } : {}),
     perMessageDeflate: false,
+    // One frame per macrotask: whatever a frame resolves (an opened channel) gets its listeners
+    // attached before the next frame (say, that channel's RESET) is processed.
+    allowSynchronousEvents: false,
   });
   const connection = new RelayConnection(ws, options.group);
   const timeoutMs = options.connectTimeoutInMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
