@@ -1,0 +1,391 @@
+/**
+ * The tunnel through the whole local stack, beside baselines measured in the same run:
+ *   full:  TCP client → `forward` (Forwarder) → Web PubSub emulator → agent (startAgent) → TCP target
+ *   bare:  TCP client → ws bridge → a bare ws relay → ws bridge → TCP target (same hops, 64 KiB frames,
+ *          no flow control, no tunnel)
+ *   raw:   TCP client → TCP target on loopback.
+ * Everything runs in this process (control plane on Azurite, IoT Hub emulator, device SDK over MQTT),
+ * so the figures are this code's overhead on this machine, not Azure's.
+ */
+import { once } from "node:events";
+import { type AddressInfo, type Server, type Socket, connect, createServer } from "node:net";
+import { performance } from "node:perf_hooks";
+import { Client } from "azure-iot-device";
+import { Mqtt } from "azure-iot-device-mqtt";
+import { NoRetry } from "azure-iot-common";
+import WebSocket, { WebSocketServer, createWebSocketStream } from "ws";
+import { startAzuriteTable } from "../../devstack/azurite";
+import { startLocalHost } from "../../devstack/host";
+import { startIotHubEmulator } from "../../emulators/iothub";
+import { startWebPubSubEmulator } from "../../emulators/webpubsub";
+import { createServices } from "../../shared/app";
+import { loadConfig } from "../../shared/config";
+import { silentLogger } from "../../shared/log";
+import { type AppServices, createRouteTable } from "../../shared/routes";
+import { startAgent } from "../../shared/cli/agent";
+import { Forwarder } from "../../shared/cli/forward";
+import { DeviceStreamListener } from "../../shared/sdk/device";
+import { type RelayConnection, connectRelay } from "../../shared/sdk/relay";
+import { StreamsClient } from "../../shared/sdk/service";
+import type { BenchRow, BenchSuite } from "../types";
+
+const MiB = 1024 * 1024;
+const KEY = Buffer.alloc(32, 7).toString("base64");
+
+type Closer = () => Promise<void>;
+
+async function listen(server: Server | WebSocketServer): Promise<number> {
+  if (server instanceof WebSocketServer) {
+    if (!server.address()) await once(server, "listening");
+    return (server.address() as AddressInfo).port;
+  }
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+const closeServer = (server: Server) => new Promise<void>((resolve) => server.close(() => resolve()));
+
+/** A TCP sink that resolves `received(n)` once one connection has delivered n bytes. */
+async function sink() {
+  let waiter: { n: number; resolve: () => void } | undefined;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    let count = 0;
+    socket.on("data", (b: Buffer) => {
+      count += b.length;
+      if (waiter && count >= waiter.n) waiter.resolve();
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  const port = await listen(server);
+  return {
+    port,
+    received: (n: number) => new Promise<void>((resolve) => (waiter = { n, resolve })),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await closeServer(server);
+    },
+  };
+}
+
+async function echoServer() {
+  const server = createServer((socket) => {
+    socket.on("error", () => undefined);
+    socket.pipe(socket);
+  });
+  return { port: await listen(server), close: () => closeServer(server) };
+}
+
+/** Sends `total` bytes to port in 64 KiB writes; resolves with the seconds until the sink had them all. */
+async function throughput(
+  port: number,
+  total: number,
+  received: (n: number) => Promise<void>,
+): Promise<number> {
+  const socket = connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  const done = received(total);
+  const chunk = Buffer.alloc(64 * 1024, 0x5a);
+  const start = performance.now();
+  for (let sent = 0; sent < total; sent += chunk.length) {
+    if (!socket.write(sent + chunk.length <= total ? chunk : chunk.subarray(0, total - sent))) {
+      await once(socket, "drain");
+    }
+  }
+  await done;
+  const seconds = (performance.now() - start) / 1000;
+  socket.destroy();
+  return seconds;
+}
+
+/** p50 of `count` 32-byte round trips through an echo at `port`. */
+async function rttP50(port: number, count: number): Promise<number> {
+  const socket = connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  socket.setNoDelay(true);
+  const probe = Buffer.alloc(32, 0x61);
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const start = performance.now();
+    let got = 0;
+    await new Promise<void>((resolve) => {
+      const onData = (b: Buffer) => {
+        got += b.length;
+        if (got >= probe.length) {
+          socket.off("data", onData);
+          resolve();
+        }
+      };
+      socket.on("data", onData);
+      socket.write(probe);
+    });
+    samples.push(performance.now() - start);
+  }
+  socket.destroy();
+  samples.sort((a, b) => a - b);
+  return samples[Math.floor(samples.length / 2)]!;
+}
+
+/** The baseline relay: pairs ws clients by path and forwards their messages, with no flow control. */
+async function bareRelay(): Promise<{ port: number; close: Closer }> {
+  const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", perMessageDeflate: false });
+  const waiting = new Map<string, WebSocket>();
+  wss.on("connection", (ws, req) => {
+    const key = req.url ?? "/";
+    const peer = waiting.get(key);
+    if (!peer) {
+      waiting.set(key, ws);
+      return;
+    }
+    waiting.delete(key);
+    ws.on("message", (data: Buffer) => peer.send(data));
+    peer.on("message", (data: Buffer) => ws.send(data));
+    ws.on("close", () => peer.terminate());
+    peer.on("close", () => ws.terminate());
+  });
+  const port = await listen(wss);
+  return { port, close: () => new Promise<void>((resolve) => wss.close(() => resolve())) };
+}
+
+/** TCP listener → ws client of the bare relay; the far end dials `targetPort`. */
+async function bareBridge(relayPort: number, targetPort: number): Promise<{ port: number; close: Closer }> {
+  let n = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    const path = `/pair-${n++}`;
+    const near = createWebSocketStream(
+      new WebSocket(`ws://127.0.0.1:${relayPort}${path}`, { perMessageDeflate: false }),
+    );
+    const farWs = new WebSocket(`ws://127.0.0.1:${relayPort}${path}`, { perMessageDeflate: false });
+    const far = createWebSocketStream(farWs);
+    const target = connect(targetPort, "127.0.0.1");
+    for (const s of [near, far, target, socket]) s.on("error", () => undefined);
+    socket.pipe(near).pipe(socket);
+    target.pipe(far).pipe(target);
+    socket.on("close", () => {
+      sockets.delete(socket);
+      near.destroy();
+      far.destroy();
+      target.destroy();
+    });
+  });
+  const port = await listen(server);
+  return {
+    port,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await closeServer(server);
+    },
+  };
+}
+
+async function localStack() {
+  const closers: Closer[] = [];
+  const late: { services?: AppServices } = {};
+  const host = await startLocalHost({
+    table: createRouteTable(async () => {
+      if (!late.services) throw new Error("services not ready");
+      return late.services;
+    }),
+    port: 0,
+    logger: { log: () => undefined },
+  });
+  closers.push(() => host.close());
+  const wps = await startWebPubSubEmulator({
+    port: 0,
+    eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
+  });
+  const hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0 });
+  const azurite = await startAzuriteTable({ port: 0 });
+  closers.push(
+    () => azurite.close(),
+    () => hub.close(),
+    () => wps.close(),
+  );
+  late.services = await createServices(
+    loadConfig({
+      TABLES_CONNECTION_STRING: azurite.connectionString,
+      WEBPUBSUB_CONNECTION_STRING: wps.connectionString,
+      IOTHUB_CONNECTION_STRING: hub.serviceConnectionString,
+      IOTHUB_CA_FILE: hub.caPath,
+      SERVICE_SAS_POLICIES: JSON.stringify([
+        { name: "bench", primaryKey: KEY, devices: ["*"], streams: ["*"] },
+      ]),
+      SERVICE_SAS_RESOURCE: "127.0.0.1",
+      STREAMS_MAX_PER_DEVICE: "1000",
+    }),
+    { logger: silentLogger },
+  );
+  const device = async (id: string) => {
+    const client = Client.fromConnectionString(await hub.createDevice(id), Mqtt);
+    client.setRetryPolicy(new NoRetry());
+    client.on("error", () => undefined);
+    await client.setOptions({ ca: hub.caPem });
+    await client.open();
+    closers.push(() => client.close().then(() => undefined));
+    return client;
+  };
+  const client = StreamsClient.fromConnectionString(
+    `Endpoint=${host.url};SharedAccessKeyName=bench;SharedAccessKey=${KEY}`,
+  );
+  return {
+    client,
+    device,
+    relayHost: new URL(wps.endpoint).host,
+    close: async () => {
+      for (const c of closers.reverse()) await c().catch(() => undefined);
+    },
+  };
+}
+
+const suite: BenchSuite = async ({ quick }) => {
+  const total = quick ? 64 * MiB : 1024 * MiB;
+  const rttCount = quick ? 200 : 1000;
+  const closers: Closer[] = [];
+  const rows: BenchRow[] = [];
+  try {
+    const target = await sink();
+    const echo = await echoServer();
+    closers.push(target.close, echo.close);
+    const stack = await localStack();
+    closers.push(stack.close);
+
+    const agentClient = await stack.device("bench-agent");
+    const agent = startAgent(agentClient, {
+      targets: new Map([
+        ["sink", { host: "127.0.0.1", port: target.port }],
+        ["echo", { host: "127.0.0.1", port: echo.port }],
+      ]),
+      relay: { allowedHosts: [stack.relayHost], allowInsecure: true },
+      maxChannels: 64,
+    });
+    closers.push(() => agent.close());
+    const forwarders = await Promise.all(
+      ["sink", "echo"].map(async (name) => {
+        const f = new Forwarder(stack.client, {
+          deviceId: "bench-agent",
+          name,
+          listen: { host: "127.0.0.1", port: 0 },
+        });
+        closers.push(() => f.close());
+        return (await f.listen()).port;
+      }),
+    );
+    const relay = await bareRelay();
+    closers.push(relay.close);
+    const bareSink = await bareBridge(relay.port, target.port);
+    const bareEcho = await bareBridge(relay.port, echo.port);
+    closers.push(bareSink.close, bareEcho.close);
+
+    // Warm up every path (stream opened, JIT), then measure.
+    await throughput(forwarders[0]!, 4 * MiB, target.received);
+    await throughput(bareSink.port, 4 * MiB, target.received);
+    const raw = total / MiB / (await throughput(target.port, total, target.received));
+    const bare = total / MiB / (await throughput(bareSink.port, total, target.received));
+    const full = total / MiB / (await throughput(forwarders[0]!, total, target.received));
+    const label = `${total / MiB} MiB one way`;
+    rows.push(
+      { group: "tunnel", name: `throughput, raw loopback TCP (${label})`, value: raw, unit: "MiB/s" },
+      {
+        group: "tunnel",
+        name: `throughput, bare ws relay (${label})`,
+        value: bare,
+        unit: "MiB/s",
+        baseline: { name: "raw TCP", value: raw },
+      },
+      {
+        group: "tunnel",
+        name: `throughput, full stack forward→relay→agent (${label})`,
+        value: full,
+        unit: "MiB/s",
+        baseline: { name: "bare ws relay", value: bare },
+        target: ">= 50% of bare; goal >= 100 MB/s",
+      },
+    );
+
+    const rawRtt = await rttP50(echo.port, rttCount);
+    const bareRtt = await rttP50(bareEcho.port, rttCount);
+    await rttP50(forwarders[1]!, 10);
+    const fullRtt = await rttP50(forwarders[1]!, rttCount);
+    rows.push(
+      { group: "tunnel", name: `RTT p50, 32 B, raw TCP (n=${rttCount})`, value: rawRtt, unit: "ms" },
+      {
+        group: "tunnel",
+        name: `RTT p50, 32 B, bare ws relay (n=${rttCount})`,
+        value: bareRtt,
+        unit: "ms",
+        baseline: { name: "raw TCP", value: rawRtt },
+      },
+      {
+        group: "tunnel",
+        name: `RTT p50, 32 B, full stack (n=${rttCount})`,
+        value: fullRtt,
+        unit: "ms",
+        baseline: { name: "bare ws relay", value: bareRtt },
+        target: "<= 2 ms",
+      },
+    );
+
+    // Dead peer: the device's relay socket is cut (as when its process dies); how long until the
+    // service side's stream ends? The control plane closes the survivor on `disconnected`.
+    const dyingClient = await stack.device("bench-dying");
+    const relays: RelayConnection[] = [];
+    const dying = new DeviceStreamListener(dyingClient, {
+      relay: { allowedHosts: [stack.relayHost], allowInsecure: true },
+      onRequest: () => ({ accept: true }),
+      connectRelay: async (options) => {
+        const r = await connectRelay(options);
+        relays.push(r);
+        return r;
+      },
+    });
+    closers.push(() => dying.close());
+    const detections: number[] = [];
+    for (let i = 0; i < (quick ? 3 : 10); i++) {
+      const stream = await stack.client.openStream("bench-dying", "x");
+      const closed = stream.whenClosed();
+      const start = performance.now();
+      relays.at(-1)!.terminate();
+      await closed;
+      detections.push(performance.now() - start);
+    }
+    detections.sort((a, b) => a - b);
+    rows.push({
+      group: "tunnel",
+      name: `dead-peer detection (device relay socket cut), max of ${detections.length}`,
+      value: detections.at(-1)!,
+      unit: "ms",
+      target: "<= 5000 ms",
+      note: "via the control plane's disconnected handling; keepalive (45 s) covers silent loss",
+    });
+
+    // New streams per second: open (device answers, both join, handshake) and close, 8 at a time.
+    const count = quick ? 40 : 200;
+    const streamsStart = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next++ < count) {
+          const s = await stack.client.openStream("bench-agent", "echo");
+          await s.close();
+        }
+      }),
+    );
+    rows.push({
+      group: "tunnel",
+      name: `new streams/s, open + handshake + close (c=8, n=${count})`,
+      value: count / ((performance.now() - streamsStart) / 1000),
+      unit: "/s",
+      target: ">= 100 /s",
+    });
+  } finally {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  }
+  return rows;
+};
+
+export default suite;

@@ -1,0 +1,374 @@
+/**
+ * `devicestream`: a thin CLI over the SDKs (docs/cli.md). Everything it touches (stdio, environment,
+ * working directory, shutdown signal) is injected, so tests run it in process.
+ */
+import type { Readable, Writable } from "node:stream";
+import { Command, CommanderError, Option } from "commander";
+import { mintSasToken } from "../auth";
+import {
+  type StreamInfo,
+  StreamsClient,
+  type StreamsClientOptions,
+  parseConnectionString,
+} from "../sdk/service";
+import {
+  UsageError,
+  collectAllows,
+  parseBytes,
+  parseListen,
+  parsePositiveInt,
+  parseTransport,
+  parseTtl,
+} from "./args";
+import { startAgent } from "./agent";
+import { type Settings, requireConnectionString, settings } from "./config";
+import { openDeviceClient } from "./deviceClient";
+import { EXIT, exitCodeFor } from "./exitCodes";
+import { Forwarder } from "./forward";
+import { echoTest, pipeStdio } from "./stdio";
+
+export interface CliIo {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  /** Aborted on SIGINT / SIGTERM: long-running commands shut down cleanly and return 0. */
+  signal: AbortSignal;
+  /** Long-running commands call this once they serve (tests wait on it). */
+  onReady?: (info: { command: string; address?: { host: string; port: number } }) => void;
+}
+
+interface ServiceFlags {
+  connectionString?: string;
+  endpoint?: string;
+  scope?: string;
+  allowInsecureRelay?: boolean;
+  json?: boolean;
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function serviceOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      "--connection-string <cs>",
+      "control plane: Endpoint=...;SharedAccessKeyName=...;SharedAccessKey=...",
+    )
+    .option(
+      "--endpoint <url>",
+      "control plane URL, with Entra ID (DefaultAzureCredential) instead of a SAS key",
+    )
+    .option("--scope <scope>", "Entra ID scope of the control plane, e.g. api://<app id>/.default")
+    .option("--allow-insecure-relay", "accept a ws:// relay URL (local development)")
+    .option("--json", "machine-readable output");
+}
+
+async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsClient> {
+  const options: StreamsClientOptions = {};
+  if (flags.allowInsecureRelay) options.allowInsecureRelay = true;
+  const endpoint = flags.endpoint ?? (flags.connectionString ? undefined : s.get("DEVICESTREAM_ENDPOINT"));
+  if (endpoint) {
+    const scope = flags.scope ?? s.get("DEVICESTREAM_SCOPE");
+    if (!scope)
+      throw new UsageError("Entra ID needs the control plane's scope: --scope or DEVICESTREAM_SCOPE");
+    const { DefaultAzureCredential } = await import("@azure/identity");
+    return new StreamsClient(endpoint, new DefaultAzureCredential(), { ...options, tokenScopes: scope });
+  }
+  return StreamsClient.fromConnectionString(requireConnectionString(flags.connectionString, s), options);
+}
+
+function waitForAbort(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
+  const s = settings(io.env, io.cwd);
+  const out = (text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+  const err = (text: string) => io.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+  const print = (json: boolean | undefined, value: unknown, human: () => string) =>
+    out(json ? JSON.stringify(value, null, 2) : human());
+
+  const program = new Command("devicestream")
+    .description("Secure TCP tunnels to IoT devices by device ID (docs/cli.md)")
+    .exitOverride()
+    .configureOutput({ writeOut: (t) => io.stdout.write(t), writeErr: (t) => io.stderr.write(t) })
+    .showHelpAfterError("(run with --help for usage)");
+
+  program
+    .command("device")
+    .description("run the device agent: serve streams whose names are mapped with --allow / --echo")
+    .option("--connection-string <cs>", "device or module identity (or IOTHUB_DEVICE_CONNECTION_STRING)")
+    .option("--ca-file <file>", "extra CA to trust for IoT Hub (e.g. the emulator's)")
+    .addOption(new Option("--transport <t>", "mqtt or mqtt-ws").default("mqtt").argParser(parseTransport))
+    .option("--keepalive <seconds>", "MQTT keepalive, seconds", (v) =>
+      parsePositiveInt(v, "--keepalive", 3600),
+    )
+    .option(
+      "--allow <NAME=HOST:PORT>",
+      "serve stream NAME by connecting to HOST:PORT (repeatable)",
+      collect,
+      [],
+    )
+    .option("--echo", "serve stream name 'echo' by echoing")
+    .option(
+      "--relay-allow-host <host>",
+      "relay host this device may join (repeatable; *.domain allowed)",
+      collect,
+      [],
+    )
+    .option("--allow-insecure-relay", "accept ws:// relay URLs (local development only)")
+    .option(
+      "--max-streams <n>",
+      "streams open at once",
+      (v) => parsePositiveInt(v, "--max-streams", 10_000),
+      10,
+    )
+    .option(
+      "--max-channels <n>",
+      "channels per stream",
+      (v) => parsePositiveInt(v, "--max-channels", 100_000),
+      16,
+    )
+    .option("--method-name <name>", "direct method name", "deviceStream")
+    .action(async (o: Record<string, unknown>) => {
+      const targets = collectAllows(o.allow as string[], o.echo === true);
+      if (targets.size === 0)
+        throw new UsageError("nothing to serve: give --allow NAME=HOST:PORT and/or --echo");
+      const connectionString =
+        (o.connectionString as string | undefined) ?? s.get("IOTHUB_DEVICE_CONNECTION_STRING");
+      if (!connectionString) {
+        throw new UsageError(
+          "no device identity: pass --connection-string or set IOTHUB_DEVICE_CONNECTION_STRING",
+        );
+      }
+      const hosts = o.relayAllowHost as string[];
+      const envHosts =
+        s
+          .get("DEVICESTREAM_RELAY_ALLOW_HOSTS")
+          ?.split(",")
+          .map((h) => h.trim())
+          .filter(Boolean) ?? [];
+      const allowedHosts =
+        hosts.length > 0 ? hosts : envHosts.length > 0 ? envHosts : ["*.webpubsub.azure.com"];
+      const allowInsecure =
+        o.allowInsecureRelay === true || s.get("DEVICESTREAM_ALLOW_INSECURE_RELAY") === "1";
+      const client = await openDeviceClient({
+        connectionString,
+        transport: o.transport as "mqtt" | "mqtt-ws",
+        ...(typeof o.caFile === "string" ? { caFile: o.caFile } : {}),
+        ...(typeof o.keepalive === "number" ? { keepaliveSeconds: o.keepalive } : {}),
+        env: io.env,
+      });
+      client.on("error", (e: Error) => err(`iot hub: ${e.message}`));
+      client.on("disconnect", () => err("iot hub: disconnected; the SDK reconnects"));
+      const listener = startAgent(client, {
+        targets,
+        relay: { allowedHosts, allowInsecure },
+        maxStreams: o.maxStreams as number,
+        maxChannels: o.maxChannels as number,
+        methodName: o.methodName as string,
+        log: err,
+      });
+      err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);
+      io.onReady?.({ command: "device" });
+      await waitForAbort(io.signal);
+      await listener.close("GoingAway");
+      await client.close();
+    });
+
+  serviceOptions(
+    program
+      .command("forward")
+      .description("forward local TCP connections to stream NAME of DEVICE, one channel per connection")
+      .argument("<device>", "device ID (case-sensitive)")
+      .argument("<name>", "stream name the device maps to a target")
+      .requiredOption("--listen <[host:]port>", "local address (host defaults to 127.0.0.1)", parseListen)
+      .option("--module <id>", "module identity running the agent")
+      .option("--stream-per-connection", "one stream per connection (the device-streams behaviour)"),
+  ).action(async (deviceId: string, name: string, o: ServiceFlags & Record<string, unknown>) => {
+    const client = await serviceClient(o, s);
+    const forwarder = new Forwarder(client, {
+      deviceId,
+      name,
+      listen: o.listen as { host: string; port: number },
+      perConnection: o.streamPerConnection === true,
+      ...(typeof o.module === "string" ? { openOptions: { moduleId: o.module } } : {}),
+      log: err,
+    });
+    const address = await forwarder.listen();
+    err(`forwarding ${address.address}:${address.port} -> ${deviceId}/${name}`);
+    io.onReady?.({ command: "forward", address: { host: address.address, port: address.port } });
+    await waitForAbort(io.signal);
+    await forwarder.close();
+  });
+
+  serviceOptions(
+    program
+      .command("connect")
+      .description("join stdin/stdout to one channel (ssh -o ProxyCommand='devicestream connect %n ssh')")
+      .argument("<device>", "device ID (case-sensitive: use %n, not %h, in ssh)")
+      .argument("<name>", "stream name")
+      .option("--module <id>", "module identity running the agent"),
+  ).action(async (deviceId: string, name: string, o: ServiceFlags & Record<string, unknown>) => {
+    const client = await serviceClient(o, s);
+    const stream = await client.openStream(
+      deviceId,
+      name,
+      typeof o.module === "string" ? { moduleId: o.module } : {},
+    );
+    try {
+      await pipeStdio(await stream.openChannel("connect"), io.stdin, io.stdout);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  serviceOptions(
+    program
+      .command("echo")
+      .description("the echo sample: interactive, or --bytes N to verify and measure")
+      .argument("<device>", "device ID")
+      .option(
+        "--bytes <n>",
+        "send N random bytes (e.g. 16M), verify the echo, print throughput and RTT",
+        parseBytes,
+      )
+      .option("--name <name>", "stream name the device echoes", "echo"),
+  ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
+    const client = await serviceClient(o, s);
+    const stream = await client.openStream(deviceId, o.name as string);
+    try {
+      if (typeof o.bytes !== "number") {
+        await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);
+        return;
+      }
+      const result = await echoTest(stream, o.bytes);
+      print(o.json, result, () =>
+        [
+          `${result.verified ? "verified" : "MISMATCH"}: ${result.bytes} bytes echoed in ${result.seconds.toFixed(3)} s`,
+          `throughput ${result.megabytesPerSecond.toFixed(2)} MB/s each way`,
+          `rtt p50 ${result.rttMs.p50.toFixed(2)} ms, max ${result.rttMs.max.toFixed(2)} ms (${result.rttMs.samples} samples)`,
+        ].join("\n"),
+      );
+      if (!result.verified) setExit(EXIT.verifyFailed);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  const streams = program.command("streams").description("list, show or close streams");
+  serviceOptions(
+    streams
+      .command("list")
+      .argument("<device>", "device ID")
+      .option("--state <state>", "only streams in this state (e.g. Established)"),
+  ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
+    const client = await serviceClient(o, s);
+    const all: StreamInfo[] = [];
+    for await (const stream of client.listStreams(
+      deviceId,
+      typeof o.state === "string" ? { state: o.state } : {},
+    )) {
+      all.push(stream);
+    }
+    print(o.json, all, () =>
+      all.length === 0
+        ? `no streams for ${deviceId}`
+        : all
+            .map((x) => `${x.streamId}  ${x.name.padEnd(12)} ${x.state.padEnd(12)} ${x.createdAt}`)
+            .join("\n"),
+    );
+  });
+  serviceOptions(streams.command("show").argument("<device>").argument("<streamId>")).action(
+    async (deviceId: string, streamId: string, o: ServiceFlags) => {
+      const stream = await (await serviceClient(o, s)).getStream(deviceId, streamId);
+      print(o.json, stream, () =>
+        Object.entries(stream)
+          .map(([k, v]) => `${k.padEnd(18)} ${String(v)}`)
+          .join("\n"),
+      );
+    },
+  );
+  serviceOptions(streams.command("close").argument("<device>").argument("<streamId>")).action(
+    async (deviceId: string, streamId: string, o: ServiceFlags) => {
+      await (await serviceClient(o, s)).closeStream(deviceId, streamId);
+      print(o.json, { closed: streamId }, () => `closed ${streamId}`);
+    },
+  );
+
+  serviceOptions(program.command("endpoints").description("where streams flow")).action(
+    async (o: ServiceFlags) => {
+      const e = await (await serviceClient(o, s)).getEndpoints();
+      print(o.json, e, () =>
+        [
+          `relay      ${e.relay.endpoint} (hub ${e.relay.hub})`,
+          `iot hub    ${e.iotHub.hostName} (method ${e.iotHub.methodName})`,
+          `api        ${e.apiVersions.join(", ")}`,
+        ].join("\n"),
+      );
+    },
+  );
+
+  program
+    .command("sas")
+    .description("mint a control-plane SAS token (defaults from the connection string)")
+    .option("--connection-string <cs>", "control plane connection string")
+    .option("--policy <name>", "SAS policy name")
+    .option("--key <base64>", "SAS policy key")
+    .option("--resource <sr>", "the control plane's SAS resource (default: its host name)")
+    .option("--ttl <duration>", "lifetime: seconds, or 30m, 12h, 7d", parseTtl, 3600)
+    .option("--json", "machine-readable output")
+    .action((o: Record<string, unknown>) => {
+      let policyName = o.policy as string | undefined;
+      let key = o.key as string | undefined;
+      let resource = o.resource as string | undefined;
+      if (!policyName || !key || !resource) {
+        const cs = parseConnectionString(
+          requireConnectionString(o.connectionString as string | undefined, s),
+        );
+        policyName ??= cs.policyName;
+        key ??= cs.key;
+        resource ??= cs.sasResource ?? new URL(cs.endpoint).hostname;
+      }
+      const ttlSeconds = o.ttl as number;
+      const token = mintSasToken({ resource, policyName, key, ttlSeconds });
+      const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
+      print(o.json as boolean | undefined, { token, expiresAt }, () => token);
+    });
+
+  return program;
+}
+
+/** Runs the CLI; resolves with the exit code. Errors print one line saying what to do. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  let exit: number = EXIT.ok;
+  const program = buildProgram(io, (code) => (exit = code));
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exit;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    io.stderr.write(`devicestream: ${describe(e)}\n`);
+    return exitCodeFor(e);
+  }
+}
+
+function describe(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const details = (e as { details?: Record<string, unknown> }).details;
+  const reason = details && typeof details.reason === "string" ? ` (device says: ${details.reason})` : "";
+  const code = (e as { code?: unknown }).code;
+  const hint =
+    code === "DeviceNotOnline"
+      ? "; is the agent (`devicestream device`) running and connected?"
+      : code === "RelayNotAllowed"
+        ? "; pass --allow-insecure-relay only for a local emulator"
+        : "";
+  return `${e.message.replace(/\.$/, "")}${reason}${hint}`;
+}

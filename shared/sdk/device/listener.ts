@@ -1,0 +1,243 @@
+/**
+ * The device side: answers the control plane's direct method on an existing azure-iot-device Client
+ * or ModuleClient, joins the relay before answering (docs/tunnel-protocol.md §4), and runs the
+ * device side of each accepted stream's tunnel.
+ */
+import { EventEmitter } from "node:events";
+import type { Agent } from "node:http";
+import { relayGroup } from "../../streams/model";
+import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
+import { type RelayConnectOptions, type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
+import type { TunnelTransport } from "../../tunnel";
+import { type StreamOffer, parseOffer } from "./offer";
+import type { TunnelTuning } from "../service";
+
+/** A joined relay: a tunnel transport that reports its byte count when it closes deliberately. */
+export type RelayTransport = TunnelTransport & { reportBytesWith(reporter: () => number): void };
+export type RelayConnector = (options: RelayConnectOptions) => Promise<RelayTransport>;
+
+/** What the application is asked; the relay credentials are never shown to it. */
+export interface StreamRequest {
+  streamId: string;
+  name: string;
+  data: unknown;
+}
+
+export type StreamDecision = { accept: true; data?: unknown } | { accept: false; reason: string };
+
+/** The subset of Client / ModuleClient this needs: `onDeviceMethod` (Client) or `onMethod` (ModuleClient). */
+export interface MethodHost {
+  onDeviceMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
+  onMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
+}
+export interface MethodRequest {
+  methodName: string;
+  payload: unknown;
+}
+export interface MethodResponse {
+  send(status: number, payload: unknown, done: (err?: Error) => void): void;
+}
+
+export interface DeviceStreamListenerOptions {
+  /** Decides on each stream request. */
+  onRequest: (request: StreamRequest) => StreamDecision | Promise<StreamDecision>;
+  /** Relay URLs this device may join: e.g. the Web PubSub host. `ws://` only with allowInsecure. */
+  relay: RelayUrlPolicy & { agent?: Agent };
+  methodName?: string;
+  /** Streams open at once; more are refused with a reason (default 10). */
+  maxStreams?: number;
+  /** Channels per stream; more are refused with ChannelLimit (default 16). */
+  maxChannelsPerStream?: number;
+  tunnel?: TunnelTuning;
+  /** Seam for tests: how the relay is joined. */
+  connectRelay?: RelayConnector;
+}
+
+interface ListenerEvents {
+  stream: [stream: IncomingStream];
+  /** A request that was answered with an error; for logging (never carries the token). */
+  refused: [info: { streamId?: string; status: number; reason: string }];
+}
+
+interface IncomingStreamEvents {
+  /** A Duplex; `abort(reason, message)` resets it with a chosen reason (e.g. TargetError). */
+  channel: [channel: TunnelChannel, request: ChannelRequest];
+  close: [info: TunnelCloseInfo];
+}
+
+/** An accepted stream. Channels the service opens arrive as "channel" Duplexes. */
+export class IncomingStream extends EventEmitter<IncomingStreamEvents> {
+  readonly streamId: string;
+  readonly name: string;
+  readonly data: unknown;
+  private readonly ended: Promise<TunnelCloseInfo>;
+
+  constructor(
+    request: StreamRequest,
+    private readonly session: TunnelSession,
+  ) {
+    super();
+    this.streamId = request.streamId;
+    this.name = request.name;
+    this.data = request.data;
+    session.on("channel", (channel, req) => {
+      // A stream nobody listens to must not leave the service's channel hanging.
+      if (this.listenerCount("channel") === 0) channel.abort("Cancelled", "no handler");
+      else this.emit("channel", channel, req);
+    });
+    this.ended = new Promise((resolve) =>
+      session.once("close", (info) => {
+        resolve(info);
+        this.emit("close", info);
+      }),
+    );
+  }
+
+  get openChannelCount(): number {
+    return this.session.openChannelCount;
+  }
+
+  close(reason: "Normal" | "GoingAway" = "Normal", message = ""): Promise<TunnelCloseInfo> {
+    this.session.close(reason, message);
+    return this.ended;
+  }
+
+  whenClosed(): Promise<TunnelCloseInfo> {
+    return this.ended;
+  }
+}
+
+interface Answer {
+  status: number;
+  payload: Record<string, unknown>;
+}
+
+/** Answers remembered per streamId, so a repeated request gets the same answer and no second relay. */
+const ANSWER_MEMORY = 1000;
+
+export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
+  readonly methodName: string;
+  private readonly maxStreams: number;
+  private readonly maxChannels: number;
+  private readonly active = new Map<string, IncomingStream>();
+  private readonly answers = new Map<string, Promise<Answer>>();
+  private closed = false;
+
+  constructor(
+    client: MethodHost,
+    private readonly options: DeviceStreamListenerOptions,
+  ) {
+    super();
+    this.methodName = options.methodName ?? "deviceStream";
+    this.maxStreams = positive("maxStreams", options.maxStreams ?? 10);
+    this.maxChannels = positive("maxChannelsPerStream", options.maxChannelsPerStream ?? 16);
+    if (options.relay.allowedHosts.length === 0) {
+      throw new TypeError("relay.allowedHosts must name the relay host(s) this device may join");
+    }
+    // The SDK keeps this registration and re-subscribes it after every reconnect; it offers no way
+    // to remove it, so close() makes the handler refuse instead.
+    const handler = (request?: MethodRequest, response?: MethodResponse) => {
+      if (!request || !response) return;
+      void this.handle(request.payload).then((answer) =>
+        response.send(answer.status, answer.payload, () => undefined),
+      );
+    };
+    if (typeof client.onDeviceMethod === "function") client.onDeviceMethod(this.methodName, handler);
+    else if (typeof client.onMethod === "function") client.onMethod(this.methodName, handler);
+    else throw new TypeError("client must be an azure-iot-device Client or ModuleClient");
+  }
+
+  get streams(): ReadonlyMap<string, IncomingStream> {
+    return this.active;
+  }
+
+  /** Refuses new requests and closes every open stream. */
+  async close(reason: "Normal" | "GoingAway" = "GoingAway"): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.active.values()].map((s) => s.close(reason)));
+  }
+
+  private handle(payload: unknown): Promise<Answer> {
+    const parsed = parseOffer(payload);
+    if (!parsed.ok) return Promise.resolve(this.refuse(400, parsed.reason));
+    const offer = parsed.offer;
+    const known = this.answers.get(offer.streamId);
+    if (known) return known;
+    const answer = this.answer(offer).catch((err: unknown) =>
+      this.refuse(500, `internal error: ${err instanceof Error ? err.message : String(err)}`, offer.streamId),
+    );
+    this.answers.set(offer.streamId, answer);
+    if (this.answers.size > ANSWER_MEMORY) this.answers.delete(this.answers.keys().next().value!);
+    return answer;
+  }
+
+  private async answer(offer: StreamOffer): Promise<Answer> {
+    const id = offer.streamId;
+    if (this.closed) return this.refuse(503, "the device is shutting down", id);
+    if (Date.parse(offer.expiresAt) <= Date.now())
+      return this.refuse(410, "the stream offer has expired", id);
+    if (this.active.size >= this.maxStreams) {
+      return this.refuse(429, `the device has ${this.maxStreams} streams open, its limit`, id);
+    }
+    const request: StreamRequest = { streamId: id, name: offer.name, data: offer.data };
+    const decision = await this.options.onRequest(request);
+    if (!decision.accept) return this.refuse(403, decision.reason, id);
+    const { agent, ...policy } = this.options.relay;
+    let relay;
+    try {
+      const proxy = agent ?? safeProxy(offer.relay.url);
+      relay = await (this.options.connectRelay ?? connectRelay)({
+        url: offer.relay.url,
+        token: offer.relay.token,
+        group: relayGroup(id),
+        policy,
+        ...(proxy ? { agent: proxy } : {}),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return this.refuse(
+        code === "RelayNotAllowed" ? 403 : 502,
+        `cannot join the relay: ${(err as Error).message}`,
+        id,
+      );
+    }
+    if (this.closed || this.active.size >= this.maxStreams) {
+      relay.close("refused");
+      return this.refuse(503, "the device stopped accepting streams", id);
+    }
+    const session = new TunnelSession({
+      ...this.options.tunnel,
+      role: "device",
+      transport: relay,
+      maxChannels: this.maxChannels,
+    });
+    relay.reportBytesWith(() => session.stats.bytesSent);
+    const stream = new IncomingStream(request, session);
+    this.active.set(id, stream);
+    session.once("close", () => this.active.delete(id));
+    session.start();
+    this.emit("stream", stream);
+    return {
+      status: 200,
+      payload: { accepted: true, ...(decision.data !== undefined ? { data: decision.data } : {}) },
+    };
+  }
+
+  private refuse(status: number, reason: string, streamId?: string): Answer {
+    this.emit("refused", { ...(streamId ? { streamId } : {}), status, reason });
+    return { status, payload: { reason } };
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer`);
+  return value;
+}
+
+function safeProxy(url: string): Agent | undefined {
+  try {
+    return proxyAgentFor(new URL(url));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,3 @@
+export * from "./device";
+export * from "./relay";
+export * from "./service";

@@ -1,0 +1,242 @@
+/**
+ * The relay client: one Web PubSub client connection on the protobuf subprotocol, carrying the
+ * tunnel's frames as binary group messages (docs/tunnel-protocol.md §1). It implements
+ * TunnelTransport, so the multiplexer never sees Web PubSub.
+ */
+import { EventEmitter } from "node:events";
+import type { Agent } from "node:http";
+import WebSocket from "ws";
+import type { TunnelTransport } from "../../tunnel";
+import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../webpubsub";
+import { RelayError } from "./errors";
+import { type RelayUrlPolicy, checkRelayUrl } from "./policy";
+
+export interface RelayConnectOptions {
+  /** Client URL from the control plane; the token never goes into it. */
+  url: string;
+  token: string;
+  /** The stream's group, `stream.<streamId>`. */
+  group: string;
+  policy: RelayUrlPolicy;
+  /** E.g. an HTTPS proxy agent (see proxyAgentFor). */
+  agent?: Agent;
+  connectTimeoutInMs?: number;
+  abortSignal?: AbortSignal;
+}
+
+interface RelayEvents {
+  message: [frame: Uint8Array];
+  close: [reason: string];
+}
+
+const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+
+/** Opens the WebSocket and resolves once the relay said `connected`. */
+export async function connectRelay(options: RelayConnectOptions): Promise<RelayConnection> {
+  const checked = checkRelayUrl(options.url, options.policy);
+  if (!checked.ok) throw new RelayError("RelayNotAllowed", checked.reason);
+  if (options.abortSignal?.aborted) throw new RelayError("Aborted", "relay connection aborted");
+  const shown = `${checked.url.protocol}//${checked.url.host}`;
+  const ws = new WebSocket(checked.url, PROTOBUF_SUBPROTOCOL, {
+    headers: { authorization: `Bearer ${options.token}` },
+    ...(options.agent ? { agent: options.agent } : {}),
+    perMessageDeflate: false,
+    // One frame per macrotask: whatever a frame resolves (an opened channel) gets its listeners
+    // attached before the next frame (say, that channel's RESET) is processed.
+    allowSynchronousEvents: false,
+  });
+  const connection = new RelayConnection(ws, options.group);
+  const timeoutMs = options.connectTimeoutInMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+
+  await new Promise<void>((resolve, reject) => {
+    const fail = (err: RelayError) => {
+      cleanup();
+      ws.removeAllListeners("message");
+      // Terminating a socket that is still connecting emits an error; the rejection already says why.
+      ws.on("error", () => undefined);
+      ws.terminate();
+      reject(err);
+    };
+    const onUnexpected = (_req: unknown, res: { statusCode?: number }) => {
+      const status = res.statusCode ?? 0;
+      const hint =
+        status === 401 || status === 403
+          ? ": the relay token is single-use and expires; open a new stream"
+          : "";
+      fail(
+        new RelayError(
+          "RelayRefused",
+          `relay ${shown} refused the connection (HTTP ${status})${hint}`,
+          status,
+        ),
+      );
+    };
+    const onError = (err: Error) =>
+      fail(new RelayError("RelayUnreachable", `cannot reach relay ${shown}: ${err.message}`));
+    const onClose = (code: number, reason: Buffer) =>
+      fail(
+        new RelayError(
+          "RelayClosed",
+          `relay ${shown} closed before connected (${code} ${reason.toString()})`.trim(),
+        ),
+      );
+    const onAbort = () => fail(new RelayError("Aborted", "relay connection aborted"));
+    const timer = setTimeout(
+      () =>
+        fail(
+          new RelayError("RelayTimeout", `relay ${shown} did not confirm the connection in ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
+    const cleanup = () => {
+      clearTimeout(timer);
+      ws.off("unexpected-response", onUnexpected);
+      ws.off("error", onError);
+      ws.off("close", onClose);
+      options.abortSignal?.removeEventListener("abort", onAbort);
+      connection.off("connected", onConnected);
+    };
+    const onConnected = () => {
+      cleanup();
+      resolve();
+    };
+    ws.on("unexpected-response", onUnexpected);
+    ws.on("error", onError);
+    ws.on("close", onClose);
+    options.abortSignal?.addEventListener("abort", onAbort);
+    connection.once("connected", onConnected);
+  });
+  connection.attach();
+  return connection;
+}
+
+export class RelayConnection
+  extends EventEmitter<RelayEvents & { connected: [connectionId: string] }>
+  implements TunnelTransport
+{
+  connectionId = "";
+  private closed = false;
+  private disconnectedReason: string | undefined;
+  private reporter: (() => number) | undefined;
+  private readonly ended: Promise<void>;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly group: string,
+  ) {
+    super();
+    ws.binaryType = "nodebuffer";
+    this.ended = new Promise((resolve) => ws.once("close", () => resolve()));
+    ws.on("message", this.onMessage);
+    // Frames that arrive before the tunnel attaches are held, not lost: the device's peer may speak
+    // the moment both are in the group.
+    (this as EventEmitter).on("newListener", (event: string | symbol) => {
+      if (event === "message" && this.early.length > 0) process.nextTick(() => this.flushEarly());
+    });
+  }
+
+  private readonly early: Uint8Array[] = [];
+
+  private flushEarly(): void {
+    while (this.early.length > 0 && this.listenerCount("message") > 0 && !this.closed) {
+      this.emit("message", this.early.shift()!);
+    }
+  }
+
+  /** After `connected`: socket errors and closes now end the transport. */
+  attach(): void {
+    this.ws.on("error", () => undefined); // the close that follows carries the outcome
+    this.ws.on("close", (code, reason) => {
+      const why = this.disconnectedReason ?? (reason.length > 0 ? reason.toString() : "");
+      this.finish(`relay connection closed (${code}${why ? `: ${why}` : ""})`);
+    });
+  }
+
+  /** What `report` sends as `bytesSent` before a deliberate close (the tunnel's payload bytes). */
+  reportBytesWith(reporter: () => number): void {
+    this.reporter = reporter;
+  }
+
+  send(frame: Uint8Array): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    this.ws.send(
+      encodeUpstream({
+        type: "sendToGroup",
+        group: this.group,
+        noEcho: true,
+        data: { kind: "binary", bytes: frame },
+      }),
+    );
+  }
+
+  /** Reports the byte count (best effort), then closes the WebSocket normally. */
+  close(reason: string): void {
+    if (this.closed) return;
+    if (this.ws.readyState === WebSocket.OPEN && this.reporter) {
+      const bytesSent = this.reporter();
+      this.ws.send(
+        encodeUpstream({
+          type: "event",
+          event: "report",
+          data: { kind: "json", json: JSON.stringify({ bytesSent }) },
+        }),
+      );
+    }
+    this.ws.close(1000, reason.slice(0, 120));
+    this.finish(reason);
+  }
+
+  /** Cuts the socket without a close handshake, as a dying process would (tests, fault handling). */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  /** Resolves when the socket is fully closed. */
+  whenClosed(): Promise<void> {
+    return this.ended;
+  }
+
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  private finish(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit("close", reason);
+  }
+
+  private readonly onMessage = (data: Buffer, isBinary: boolean): void => {
+    if (this.closed) return;
+    if (!isBinary) return this.fail("the relay sent a text frame on the protobuf subprotocol");
+    let msg;
+    try {
+      msg = decodeDownstream(data);
+    } catch {
+      return this.fail("the relay sent an undecodable message");
+    }
+    switch (msg.type) {
+      case "connected":
+        this.connectionId = msg.connectionId;
+        this.emit("connected", msg.connectionId);
+        return;
+      case "disconnected":
+        this.disconnectedReason = msg.reason;
+        return;
+      case "message":
+        // Anything but binary data cannot be a tunnel frame; dropping it could lose bytes, so close.
+        if (msg.data?.kind !== "binary")
+          return this.fail(`a non-binary ${msg.data?.kind ?? "empty"} group message`);
+        if (this.listenerCount("message") === 0 || this.early.length > 0) this.early.push(msg.data.bytes);
+        else this.emit("message", msg.data.bytes);
+        return;
+      default:
+        return; // acks and pongs: this client asks for neither
+    }
+  };
+
+  private fail(reason: string): void {
+    this.ws.close(1002, reason.slice(0, 120));
+    this.finish(reason);
+  }
+}

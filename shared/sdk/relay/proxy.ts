@@ -1,0 +1,23 @@
+import type { Agent } from "node:http";
+import { HttpsProxyAgent } from "https-proxy-agent";
+
+function bypassed(host: string, noProxy: string | undefined): boolean {
+  if (!noProxy) return false;
+  const h = host.toLowerCase();
+  return noProxy
+    .split(",")
+    .map((e) => e.trim().toLowerCase())
+    .filter((e) => e.length > 0)
+    .some((e) => e === "*" || h === e.replace(/^\./, "") || h.endsWith(e.startsWith(".") ? e : `.${e}`));
+}
+
+/**
+ * The agent for a relay (or any WebSocket) connection from HTTPS_PROXY / https_proxy, honouring
+ * NO_PROXY; undefined when no proxy applies. The proxy sees only a CONNECT to the relay host: TLS
+ * (and the Bearer token inside it) runs end to end through the tunnel.
+ */
+export function proxyAgentFor(target: URL, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
+  const proxy = env.HTTPS_PROXY ?? env.https_proxy;
+  if (!proxy || bypassed(target.hostname, env.NO_PROXY ?? env.no_proxy)) return undefined;
+  return new HttpsProxyAgent(proxy);
+}

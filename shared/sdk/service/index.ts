@@ -1,0 +1,12 @@
+export { API_VERSION, StreamsClient, type StreamsClientOptions, type TunnelTuning } from "./client";
+export { type ParsedConnectionString, parseConnectionString } from "./connectionString";
+export { type SasKeyCredential, type StreamsCredential } from "./credentials";
+export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
+export { StreamsError, isStreamsError } from "./errors";
+export type {
+  Endpoints,
+  ListStreamsOptions,
+  OpenStreamOptions,
+  OperationOptions,
+  StreamInfo,
+} from "./models";

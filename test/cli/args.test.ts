@@ -1,0 +1,165 @@
+import {
+  UsageError,
+  collectAllows,
+  parseAllow,
+  parseBytes,
+  parseEnvFile,
+  parseHostPort,
+  parseListen,
+  parsePositiveInt,
+  parseTransport,
+  parseTtl,
+} from "../../shared/cli/args";
+import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
+import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
+import { parseConnectionString, StreamsError } from "../../shared/sdk/service";
+
+describe("parseAllow", () => {
+  it.each([
+    ["ssh=127.0.0.1:22", { name: "ssh", target: { host: "127.0.0.1", port: 22 } }],
+    ["web.ui=localhost:8080", { name: "web.ui", target: { host: "localhost", port: 8080 } }],
+    ["rdp=[::1]:3389", { name: "rdp", target: { host: "::1", port: 3389 } }],
+    ["a:b-c_d=plc.local:502", { name: "a:b-c_d", target: { host: "plc.local", port: 502 } }],
+  ])("%s", (text, expected) => expect(parseAllow(text)).toEqual(expected));
+
+  it.each([
+    ["ssh", /NAME=HOST:PORT/],
+    ["=host:22", /stream name ''/],
+    ["-x=host:22", /stream name/],
+    ["ssh=host", /HOST:PORT/],
+    ["ssh=host:0", /must not be 0/],
+    ["ssh=host:65536", /0 to 65535/],
+    ["ssh=host:22x", /0 to 65535/],
+    ["ssh=::1:22", /IPv6/],
+    ["ssh=:22", /HOST:PORT/],
+  ])("rejects %s", (text, message) => {
+    expect(() => parseAllow(text)).toThrow(UsageError);
+    expect(() => parseAllow(text)).toThrow(message);
+  });
+
+  it("collects repeated mappings, refuses a name given twice, adds echo", () => {
+    expect([...collectAllows(["a=h:1", "b=h:2"], true).keys()]).toEqual(["echo", "a", "b"]);
+    expect(() => collectAllows(["a=h:1", "a=h:2"], false)).toThrow(/mapped twice/);
+    expect(() => collectAllows(["echo=h:1"], true)).toThrow(/mapped twice/);
+  });
+});
+
+describe("host:port and listen", () => {
+  it.each([
+    ["2222", { host: "127.0.0.1", port: 2222 }],
+    ["0.0.0.0:2222", { host: "0.0.0.0", port: 2222 }],
+    ["[::]:0", { host: "::", port: 0 }],
+    ["localhost:1", { host: "localhost", port: 1 }],
+  ])("--listen %s", (text, expected) => expect(parseListen(text)).toEqual(expected));
+
+  it.each(["", "abc", "host:", "host:-1", "a b:22", "99999"])("rejects --listen '%s'", (text) =>
+    expect(() => parseListen(text)).toThrow(UsageError),
+  );
+
+  it("needs a host without a default", () => expect(() => parseHostPort("22")).toThrow(/HOST:PORT/));
+});
+
+describe("numbers, sizes, durations, transports", () => {
+  it.each([
+    ["1000", 1000],
+    ["64k", 65536],
+    ["16M", 16 * 1024 * 1024],
+    ["1G", 1024 ** 3],
+    ["2MiB", 2 * 1024 * 1024],
+  ])("--bytes %s", (text, n) => expect(parseBytes(text)).toBe(n));
+  it.each(["0", "-1", "1.5M", "M", "12T", ""])("rejects --bytes '%s'", (text) =>
+    expect(() => parseBytes(text)).toThrow(/--bytes expects/),
+  );
+  it.each([
+    ["1", 1],
+    ["60", 60],
+  ])("positive int %s", (text, n) => expect(parsePositiveInt(text, "--x", 60)).toBe(n));
+  it.each(["0", "61", "1e3", "x", " 1"])("rejects positive int '%s'", (text) =>
+    expect(() => parsePositiveInt(text, "--x", 60)).toThrow(/--x must be a whole number from 1 to 60/),
+  );
+  it.each([
+    ["90", 90],
+    ["30m", 1800],
+    ["12h", 43200],
+    ["7d", 604800],
+  ])("--ttl %s", (text, n) => expect(parseTtl(text)).toBe(n));
+  it.each(["0", "1w", "h"])("rejects --ttl '%s'", (text) => expect(() => parseTtl(text)).toThrow(UsageError));
+  it("transport", () => {
+    expect(parseTransport("mqtt")).toBe("mqtt");
+    expect(parseTransport("mqtt-ws")).toBe("mqtt-ws");
+    expect(() => parseTransport("amqp")).toThrow(/mqtt or mqtt-ws/);
+  });
+});
+
+describe("credentials", () => {
+  it("parses env files", () => {
+    expect(parseEnvFile("# c\nA=1\n\nexport B = 'two'\nC=\"x=y\"\nnot a pair\n")).toEqual({
+      A: "1",
+      B: "two",
+      C: "x=y",
+    });
+  });
+
+  it("finds the nearest .devstack/env and prefers the environment", () => {
+    const files: Record<string, string> = {
+      "/a/.devstack/env": "DEVICESTREAM_CONNECTION_STRING=from-file\n",
+    };
+    const found = readDevstackEnv(
+      "/a/b/c",
+      (p) => p in files,
+      (p) => files[p]!,
+    );
+    expect(found).toEqual({
+      file: "/a/.devstack/env",
+      values: { DEVICESTREAM_CONNECTION_STRING: "from-file" },
+    });
+    expect(readDevstackEnv("/x/y", () => false)).toBeUndefined();
+    expect(requireConnectionString(undefined, settings({ DEVICESTREAM_CONNECTION_STRING: "env" }, "/"))).toBe(
+      "env",
+    );
+    expect(requireConnectionString("flag", settings({ DEVICESTREAM_CONNECTION_STRING: "env" }, "/"))).toBe(
+      "flag",
+    );
+    expect(() => requireConnectionString(undefined, settings({}, "/nonexistent-dir-for-test"))).toThrow(
+      /DEVICESTREAM_CONNECTION_STRING.*npm start/,
+    );
+  });
+
+  it.each([
+    [
+      "Endpoint=http://localhost:7071;SharedAccessKeyName=service;SharedAccessKey=AAAA=",
+      { endpoint: "http://localhost:7071", policyName: "service", key: "AAAA=" },
+    ],
+    [
+      "endpoint=https://x.azurewebsites.net/;sharedaccesskeyname=p;sharedaccesskey=k;SasResource=x;",
+      { endpoint: "https://x.azurewebsites.net/", policyName: "p", key: "k", sasResource: "x" },
+    ],
+  ])("connection string %s", (text, expected) => expect(parseConnectionString(text)).toEqual(expected));
+
+  it.each([
+    ["Endpoint=http://h;SharedAccessKeyName=p", /missing SharedAccessKey/],
+    ["SharedAccessKeyName=p;SharedAccessKey=k", /missing Endpoint/],
+    ["Endpoint=ftp://h;SharedAccessKeyName=p;SharedAccessKey=k", /http\(s\) URL/],
+    ["garbage", /Key=value/],
+  ])("rejects connection string %s", (text, message) => {
+    expect(() => parseConnectionString(text)).toThrow(message);
+  });
+});
+
+describe("exit codes", () => {
+  it.each([
+    [new UsageError("x"), EXIT.usage],
+    [new StreamsError("InvalidConnectionString", "x"), EXIT.usage],
+    [new StreamsError("Unauthorized", "x", 401), EXIT.auth],
+    [new StreamsError("Forbidden", "x", 403), EXIT.auth],
+    [new StreamsError("RelayRefused", "x", 401), EXIT.streamFailed],
+    [new StreamsError("DeviceNotFound", "x", 404), EXIT.notFound],
+    [new StreamsError("DeviceNotOnline", "x", 404), EXIT.deviceUnavailable],
+    [new StreamsError("DeviceTimeout", "x", 504), EXIT.deviceUnavailable],
+    [new StreamsError("StreamRejected", "x", 409), EXIT.rejected],
+    [new StreamsError("ServiceUnreachable", "x"), EXIT.unavailable],
+    [new StreamsError("Throttled", "x", 429), EXIT.unavailable],
+    [new StreamsError("TransportClosed", "x"), EXIT.streamFailed],
+    [new Error("bug"), EXIT.error],
+  ])("case %#", (err, code) => expect(exitCodeFor(err)).toBe(code));
+});

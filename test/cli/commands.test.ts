@@ -1,0 +1,297 @@
+/**
+ * The `devicestream` CLI run in process (runCli with piped stdio) against the in-process stack:
+ * the agent (`device`) on the official device SDK, and every service-side command.
+ */
+import { createHash } from "node:crypto";
+import { type AddressInfo, type Server, type Socket, connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { PassThrough } from "node:stream";
+import { type CliIo, runCli } from "../../shared/cli/program";
+import { EXIT } from "../../shared/cli/exitCodes";
+import { Recorder, deferred, withDeadline } from "../helpers/events";
+import { echo } from "../sdk/helpers";
+import { useStack } from "../sdk/stack";
+
+const stack = useStack();
+
+interface Run {
+  code: Promise<number>;
+  stdin: PassThrough;
+  stdout: () => string;
+  stderr: () => string;
+  /** stderr lines as they arrive, to wait on. */
+  lines: Recorder<string>;
+  ready: Promise<{ address?: { host: string; port: number } }>;
+  stop: () => void;
+}
+
+function run(args: string[], env: Record<string, string> = {}): Run {
+  const controller = new AbortController();
+  const stdin = new PassThrough();
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const stdout = new PassThrough().on("data", (b: Buffer) => out.push(b));
+  const lines = new Recorder<string>();
+  const stderr = new PassThrough().on("data", (b: Buffer) => {
+    err.push(b);
+    for (const line of b.toString().split("\n")) if (line) lines.push(line);
+  });
+  const ready = deferred<{ address?: { host: string; port: number } }>();
+  const io: CliIo = {
+    stdin,
+    stdout,
+    stderr,
+    env: { DEVICESTREAM_CONNECTION_STRING: stack().connectionString, ...env },
+    cwd: tmpdir(),
+    signal: controller.signal,
+    onReady: (info) => ready.resolve(info),
+  };
+  const code = runCli(args, io);
+  void code.then(() => ready.reject(new Error(`exited early: ${Buffer.concat(err).toString()}`)));
+  ready.promise.catch(() => undefined); // only long-running commands are awaited for readiness
+  return {
+    code,
+    stdin,
+    stdout: () => Buffer.concat(out).toString(),
+    stderr: () => Buffer.concat(err).toString(),
+    lines,
+    ready: ready.promise,
+    stop: () => controller.abort(),
+  };
+}
+
+/** A TCP target: answers each connection, after the client's FIN, with the sha256 of what it sent. */
+async function hashServer(): Promise<{ server: Server; port: number; connections: Recorder<Socket> }> {
+  const connections = new Recorder<Socket>();
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    connections.push(socket);
+    const hash = createHash("sha256");
+    socket.on("data", (b) => hash.update(b));
+    socket.on("end", () => socket.end(hash.digest("hex")));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, port: (server.address() as AddressInfo).port, connections };
+}
+
+/** Sends `payload`, half-closes, reads the reply to the end. */
+function tcpExchange(port: number, payload: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+    const parts: Buffer[] = [];
+    socket.on("data", (b: Buffer) => parts.push(b));
+    socket.on("end", () => resolve(Buffer.concat(parts).toString()));
+    socket.on("error", reject);
+    socket.end(payload);
+  });
+}
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+describe("devicestream CLI", () => {
+  let target: Awaited<ReturnType<typeof hashServer>>;
+  let other: Awaited<ReturnType<typeof hashServer>>;
+  let agent: Run;
+  let closedPort: number;
+
+  beforeAll(async () => {
+    const s = stack();
+    target = await hashServer();
+    other = await hashServer();
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
+    closedPort = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const cs = await s.hub.createDevice("Cli-Agent");
+    agent = run(
+      [
+        "device",
+        "--connection-string",
+        cs,
+        "--ca-file",
+        s.hub.caPath,
+        "--echo",
+        "--allow",
+        `web=127.0.0.1:${target.port}`,
+        "--allow",
+        `dead=127.0.0.1:${closedPort}`,
+        "--relay-allow-host",
+        s.relayHost,
+        "--allow-insecure-relay",
+        "--keepalive",
+        "30",
+      ],
+      { DEVICESTREAM_CONNECTION_STRING: "" },
+    );
+    await withDeadline(agent.ready, 20_000, "agent ready");
+  }, 30_000);
+
+  afterAll(async () => {
+    agent?.stop();
+    expect(await agent.code).toBe(EXIT.ok);
+    target?.server.close();
+    other?.server.close();
+  });
+
+  it("echo --bytes verifies the echo and prints throughput and RTT (human and --json)", async () => {
+    const human = run(["echo", "Cli-Agent", "--bytes", "256k"]);
+    expect(await human.code).toBe(EXIT.ok);
+    expect(human.stdout()).toMatch(/^verified: 262144 bytes echoed/m);
+    expect(human.stdout()).toMatch(/throughput [\d.]+ MB\/s/);
+    expect(human.stdout()).toMatch(/rtt p50 [\d.]+ ms/);
+
+    const json = run(["echo", "Cli-Agent", "--bytes", "1M", "--json"]);
+    expect(await json.code).toBe(EXIT.ok);
+    const result = JSON.parse(json.stdout());
+    expect(result).toMatchObject({ bytes: 1048576, verified: true, rttMs: { samples: 20 } });
+  });
+
+  it("forward: connections share one stream as channels, half-close both ways, re-open after close", async () => {
+    const fwd = run(["forward", "Cli-Agent", "web", "--listen", "0"]);
+    const { address } = await withDeadline(fwd.ready, 15_000, "forward ready");
+    const payloads = [
+      Buffer.alloc(100_000, 1),
+      Buffer.alloc(7, 2),
+      Buffer.alloc(0),
+      Buffer.alloc(333_333, 3),
+    ];
+    const replies = await withDeadline(
+      Promise.all(payloads.map((p) => tcpExchange(address!.port, p))),
+      15_000,
+      "exchanges",
+    );
+    expect(replies).toEqual(payloads.map(sha));
+    const listed = run(["streams", "list", "Cli-Agent", "--json", "--state", "Established"]);
+    expect(await listed.code).toBe(EXIT.ok);
+    const established = JSON.parse(listed.stdout()) as Array<{ streamId: string; name: string }>;
+    expect(established.filter((x) => x.name === "web")).toHaveLength(1);
+
+    // Close the shared stream from outside: once the forwarder sees it end, the next connection opens a new one.
+    const shared = established.find((x) => x.name === "web")!.streamId;
+    const closing = run(["streams", "close", "Cli-Agent", shared]);
+    expect(await closing.code).toBe(EXIT.ok);
+    await fwd.lines.waitFor(
+      (l) => l.some((x) => x.includes(`stream ${shared} closed`)),
+      "forwarder sees the close",
+    );
+    expect(await tcpExchange(address!.port, Buffer.from("again"))).toBe(sha(Buffer.from("again")));
+    const opened = fwd.lines.items.filter((x) => / open$/.test(x));
+    expect(opened).toHaveLength(2);
+    fwd.stop();
+    expect(await fwd.code).toBe(EXIT.ok);
+  });
+
+  it("a channel only ever reaches its stream's mapping, whatever its label says", async () => {
+    const stream = await stack().client().openStream("Cli-Agent", "web");
+    const before = other.connections.items.length;
+    const channel = await stream.openChannel(`127.0.0.1:${other.port}`);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const parts: Buffer[] = [];
+      channel.on("data", (b: Buffer) => parts.push(b));
+      channel.on("end", () => resolve(Buffer.concat(parts).toString()));
+      channel.on("error", reject);
+      channel.end("x");
+    });
+    expect(reply).toBe(sha(Buffer.from("x")));
+    expect(other.connections.items.length).toBe(before);
+    await stream.close();
+  });
+
+  it("a refused target resets the channel with TargetError", async () => {
+    const stream = await stack().client().openStream("Cli-Agent", "dead");
+    const channel = await stream.openChannel();
+    channel.resume();
+    const err = await withDeadline(
+      new Promise<Error>((resolve) => channel.once("error", resolve)),
+      15_000,
+      "channel reset",
+    );
+    expect(err).toMatchObject({
+      name: "TunnelError",
+      code: "TargetError",
+      message: expect.stringMatching(/ECONNREFUSED/),
+    });
+    await stream.close();
+  });
+
+  it("an unknown stream name is rejected with the device's reason and exit code 6", async () => {
+    const r = run(["connect", "Cli-Agent", "nope"]);
+    expect(await r.code).toBe(EXIT.rejected);
+    expect(r.stderr()).toMatch(/unknown stream name 'nope'; this device serves: echo, web, dead/);
+  });
+
+  it("connect joins stdio to a channel; device IDs keep their case", async () => {
+    const s = stack();
+    s.listen(await s.device("Mixed.Case-Dev"), { onRequest: () => ({ accept: true }) }).on("stream", (st) =>
+      st.on("channel", echo),
+    );
+    s.listen(await s.device("mixed.case-dev"), {
+      onRequest: () => ({ accept: false, reason: "wrong device" }),
+    });
+    const r = run(["connect", "Mixed.Case-Dev", "ssh"]);
+    r.stdin.end("SSH-2.0-test\r\n");
+    expect(await withDeadline(r.code, 15_000, "connect exits")).toBe(EXIT.ok);
+    expect(r.stdout()).toBe("SSH-2.0-test\r\n");
+  });
+
+  it("streams show, endpoints and sas", async () => {
+    const stream = await stack().client().openStream("Cli-Agent", "echo");
+    const show = run(["streams", "show", "Cli-Agent", stream.streamId, "--json"]);
+    expect(await show.code).toBe(EXIT.ok);
+    expect(JSON.parse(show.stdout())).toMatchObject({ streamId: stream.streamId, state: "Established" });
+    await stream.close();
+
+    const endpoints = run(["endpoints"]);
+    expect(await endpoints.code).toBe(EXIT.ok);
+    expect(endpoints.stdout()).toMatch(
+      /^relay +ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/streams \(hub streams\)/m,
+    );
+
+    const sas = run(["sas", "--ttl", "10m"]);
+    expect(await sas.code).toBe(EXIT.ok);
+    const token = sas.stdout().trim();
+    expect(token).toMatch(/^SharedAccessSignature sr=127\.0\.0\.1&sig=[^&]+&se=\d+&skn=service$/);
+    const res = await fetch(`${stack().host.url}/api/endpoints?api-version=2026-11-01`, {
+      headers: { authorization: token },
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it.each([
+    [
+      ["streams", "list", "X"],
+      { DEVICESTREAM_CONNECTION_STRING: "" },
+      EXIT.usage,
+      /DEVICESTREAM_CONNECTION_STRING/,
+    ],
+    [["forward", "X", "ssh", "--listen", "abc"], {}, EXIT.usage, /0 to 65535/],
+    [
+      ["device", "--echo"],
+      { IOTHUB_DEVICE_CONNECTION_STRING: "" },
+      EXIT.usage,
+      /IOTHUB_DEVICE_CONNECTION_STRING/,
+    ],
+    [["device"], {}, EXIT.usage, /nothing to serve/],
+    [["connect", "Never-Registered", "ssh"], {}, EXIT.notFound, /not registered/],
+    [["bogus"], {}, EXIT.usage, /unknown command/],
+  ])("%j exits with the documented code", async (args, env, code, message) => {
+    const r = run(args, env);
+    expect(await r.code).toBe(code);
+    expect(r.stderr()).toMatch(message);
+  });
+
+  it("an offline device exits 5 and says what to do", async () => {
+    await stack().hub.createDevice("Cli-Offline");
+    const r = run(["connect", "Cli-Offline", "ssh"]);
+    expect(await r.code).toBe(EXIT.deviceUnavailable);
+    expect(r.stderr()).toMatch(/devicestream device/);
+  });
+
+  it("a wrong key exits 3", async () => {
+    const bad = stack().connectionString.replace(
+      /SharedAccessKey=[^;]+/,
+      `SharedAccessKey=${Buffer.alloc(32, 9).toString("base64")}`,
+    );
+    const r = run(["endpoints", "--connection-string", bad]);
+    expect(await r.code).toBe(EXIT.auth);
+  });
+});

@@ -1,0 +1,179 @@
+/** DeviceStreamListener against a fake method host and an in-memory relay: answers, caps, idempotency. */
+import { createMemoryRelay, TunnelSession, type MemoryRelayEndpoint } from "../../shared/tunnel";
+import {
+  DeviceStreamListener,
+  type DeviceStreamListenerOptions,
+  type MethodHost,
+  type RelayConnector,
+} from "../../shared/sdk/device";
+import { deferred, withDeadline } from "../helpers/events";
+
+type Handler = Parameters<NonNullable<MethodHost["onDeviceMethod"]>>[1];
+
+class FakeHost implements MethodHost {
+  readonly handlers = new Map<string, Handler>();
+  onDeviceMethod(name: string, cb: Handler): void {
+    if (this.handlers.has(name)) throw new Error("already registered");
+    this.handlers.set(name, cb);
+  }
+  call(payload: unknown, name = "deviceStream"): Promise<{ status: number; payload: any }> {
+    return new Promise((resolve) =>
+      this.handlers.get(name)!(
+        { methodName: name, payload },
+        {
+          send: (status, body, done) => {
+            resolve({ status, payload: body });
+            done();
+          },
+        },
+      ),
+    );
+  }
+}
+
+const TOKEN = "secret-relay-token";
+const offer = (streamId: string, extra: Record<string, unknown> = {}) => ({
+  v: 1,
+  streamId,
+  name: "ssh",
+  data: { x: 1 },
+  relay: { url: "wss://relay.example.com/client/hubs/streams", token: TOKEN },
+  expiresAt: new Date(Date.now() + 60_000).toISOString(),
+  ...extra,
+});
+
+/** A connector that hands the device the b side of a memory relay, recording each call. */
+function memoryConnector() {
+  const calls: string[] = [];
+  const services: MemoryRelayEndpoint[] = [];
+  const connector: RelayConnector = async (options) => {
+    calls.push(options.group);
+    const { a, b } = createMemoryRelay();
+    services.push(a);
+    return Object.assign(b, { reportBytesWith: () => undefined });
+  };
+  return { calls, services, connector };
+}
+
+function listen(host: FakeHost, options: Partial<DeviceStreamListenerOptions> = {}) {
+  const mem = memoryConnector();
+  const listener = new DeviceStreamListener(host, {
+    onRequest: () => ({ accept: true, data: { ok: 1 } }),
+    relay: { allowedHosts: ["relay.example.com"] },
+    connectRelay: mem.connector,
+    ...options,
+  });
+  return { listener, ...mem };
+}
+
+describe("DeviceStreamListener", () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it.each([
+    [null, /JSON object/],
+    [{ ...offer("s"), v: 2 }, /version/],
+    [{ ...offer("s"), streamId: "" }, /streamId/],
+    [{ ...offer("s"), relay: { url: "wss://x" } }, /relay\.url or relay\.token/],
+    [{ ...offer("s"), expiresAt: "soon" }, /expiresAt/],
+  ])("answers 400 with the field for payload %#", async (payload, reason) => {
+    const host = new FakeHost();
+    const { calls } = listen(host);
+    const answer = await host.call(payload);
+    expect(answer.status).toBe(400);
+    expect(answer.payload.reason).toMatch(reason);
+    expect(JSON.stringify(answer)).not.toContain(TOKEN);
+    expect(calls).toEqual([]);
+  });
+
+  it("accepts with the application's data and joins the relay before answering", async () => {
+    const host = new FakeHost();
+    const { listener, calls } = listen(host);
+    const streams: string[] = [];
+    listener.on("stream", (s) => streams.push(s.streamId));
+    expect(await host.call(offer("s1"))).toEqual({
+      status: 200,
+      payload: { accepted: true, data: { ok: 1 } },
+    });
+    expect(calls).toEqual(["stream.s1"]);
+    expect(streams).toEqual(["s1"]);
+    await listener.close();
+  });
+
+  it("is idempotent per streamId: a repeated request never opens a second relay", async () => {
+    const host = new FakeHost();
+    const gate = deferred();
+    const { listener, calls } = listen(host, {
+      onRequest: async () => {
+        await gate.promise;
+        return { accept: true };
+      },
+    });
+    const first = host.call(offer("dup"));
+    const second = host.call(offer("dup"));
+    gate.resolve();
+    const answers = await Promise.all([first, second, host.call(offer("dup"))]);
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(calls).toEqual(["stream.dup"]);
+    expect(listener.streams.size).toBe(1);
+    await listener.close();
+  });
+
+  it("refuses beyond maxStreams, after close, when expired, and on the application's reason", async () => {
+    const host = new FakeHost();
+    const { listener } = listen(host, {
+      maxStreams: 1,
+      onRequest: ({ name }) => (name === "ssh" ? { accept: true } : { accept: false, reason: `no ${name}` }),
+    });
+    expect(await host.call(offer("c", { name: "rdp" }))).toEqual({
+      status: 403,
+      payload: { reason: "no rdp" },
+    });
+    expect((await host.call(offer("a"))).status).toBe(200);
+    expect(await host.call(offer("b"))).toEqual({
+      status: 429,
+      payload: { reason: expect.stringMatching(/limit/) },
+    });
+    expect((await host.call(offer("d", { expiresAt: new Date(0).toISOString() }))).status).toBe(410);
+    await listener.close();
+    expect(listener.streams.size).toBe(0);
+    expect(await host.call(offer("e"))).toEqual({
+      status: 503,
+      payload: { reason: expect.stringMatching(/shutting down/) },
+    });
+  });
+
+  it("caps channels per stream with ChannelLimit", async () => {
+    const host = new FakeHost();
+    const { listener, services } = listen(host, { maxChannelsPerStream: 2 });
+    listener.on("stream", (s) => s.on("channel", (c) => c.resume()));
+    await host.call(offer("cap"));
+    const service = new TunnelSession({ role: "service", transport: services[0]! });
+    service.start();
+    await withDeadline(service.waitReady(), 10_000, "handshake");
+    await service.openChannel();
+    await service.openChannel();
+    await expect(service.openChannel()).rejects.toMatchObject({ code: "ChannelLimit" });
+    service.close();
+    await listener.close();
+  });
+
+  it("works on a ModuleClient (onMethod), and needs one of the two", async () => {
+    const handlers: string[] = [];
+    new DeviceStreamListener(
+      { onMethod: (name) => handlers.push(name) },
+      { onRequest: () => ({ accept: true }), relay: { allowedHosts: ["h"] }, methodName: "custom" },
+    );
+    expect(handlers).toEqual(["custom"]);
+    expect(
+      () =>
+        new DeviceStreamListener({}, { onRequest: () => ({ accept: true }), relay: { allowedHosts: ["h"] } }),
+    ).toThrow(/Client or ModuleClient/);
+    expect(
+      () =>
+        new DeviceStreamListener(new FakeHost(), {
+          onRequest: () => ({ accept: true }),
+          relay: { allowedHosts: [] },
+        }),
+    ).toThrow(/allowedHosts/);
+  });
+});

@@ -1,0 +1,140 @@
+/**
+ * The whole local stack in process, for SDK and CLI tests: Azurite, the functions host serving the
+ * route table, the Web PubSub emulator calling the relay-event route, and the IoT Hub emulator with
+ * the official device SDK over MQTT. One per test file (beforeAll / afterAll via useStack()).
+ */
+import { Client, ModuleClient } from "azure-iot-device";
+import { Mqtt } from "azure-iot-device-mqtt";
+import { NoRetry } from "azure-iot-common";
+import { type AzuriteTable, startAzuriteTable } from "../../devstack/azurite";
+import { type LocalHost, startLocalHost } from "../../devstack/host";
+import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
+import { type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
+import { createServices } from "../../shared/app";
+import { loadConfig } from "../../shared/config";
+import { type AppServices, createRouteTable } from "../../shared/routes";
+import { DeviceStreamListener, type DeviceStreamListenerOptions } from "../../shared/sdk/device";
+import { StreamsClient, type StreamsClientOptions } from "../../shared/sdk/service";
+import { KEYS, POLICIES } from "../helpers/controlPlane";
+import { recordingLogger } from "../helpers/logger";
+
+type DeviceLike = Client | ModuleClient;
+
+export interface Stack {
+  azurite: AzuriteTable;
+  host: LocalHost;
+  wps: WebPubSubEmulator;
+  hub: IotHubEmulator;
+  services: AppServices;
+  log: ReturnType<typeof recordingLogger>;
+  /** `Endpoint=...;SharedAccessKeyName=service;SharedAccessKey=...` for the control plane. */
+  connectionString: string;
+  /** The relay's host (`127.0.0.1:<port>`), for device allowlists. */
+  relayHost: string;
+  client(options?: StreamsClientOptions): StreamsClient;
+  /** Registers (if needed) and connects a device identity; closed on teardown. */
+  device(deviceId: string): Promise<Client>;
+  module(deviceId: string, moduleId: string): Promise<ModuleClient>;
+  /** A listener on a new device client that allows the local relay over ws://. */
+  listen(
+    client: DeviceLike,
+    options: Omit<DeviceStreamListenerOptions, "relay"> & { relay?: DeviceStreamListenerOptions["relay"] },
+  ): DeviceStreamListener;
+  close(): Promise<void>;
+}
+
+export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
+  const log = recordingLogger();
+  const late: { services?: AppServices } = {};
+  const host = await startLocalHost({
+    table: createRouteTable(async () => {
+      if (!late.services) throw new Error("services not ready");
+      return late.services;
+    }),
+    port: 0,
+    logger: { log: (level, msg, fields) => level === "error" && console.error(msg, fields) },
+  });
+  const wps = await startWebPubSubEmulator({
+    port: 0,
+    eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
+  });
+  const hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0 });
+  const azurite = await startAzuriteTable({ port: 0 });
+  const sasResource = new URL(host.url).hostname;
+  const config = loadConfig({
+    TABLES_CONNECTION_STRING: azurite.connectionString,
+    WEBPUBSUB_CONNECTION_STRING: wps.connectionString,
+    IOTHUB_CONNECTION_STRING: hub.serviceConnectionString,
+    IOTHUB_CA_FILE: hub.caPath,
+    SERVICE_SAS_POLICIES: JSON.stringify(POLICIES),
+    SERVICE_SAS_RESOURCE: sasResource,
+    ...env,
+  });
+  const services = await createServices(config, { logger: log.logger });
+  late.services = services;
+
+  const open = new Set<DeviceLike>();
+  const listeners = new Set<DeviceStreamListener>();
+  const connectionString = `Endpoint=${host.url};SharedAccessKeyName=service;SharedAccessKey=${KEYS.service}`;
+  const relayHost = new URL(wps.endpoint).host;
+  const start = async <T extends DeviceLike>(client: T): Promise<T> => {
+    client.on("error", () => undefined);
+    client.setRetryPolicy(new NoRetry());
+    await client.setOptions({ ca: hub.caPem });
+    open.add(client);
+    await client.open();
+    return client;
+  };
+
+  return {
+    azurite,
+    host,
+    wps,
+    hub,
+    services,
+    log,
+    connectionString,
+    relayHost,
+    client: (options) => StreamsClient.fromConnectionString(connectionString, options),
+    device: async (deviceId) => {
+      const cs = hub.connectionString(deviceId) ?? (await hub.createDevice(deviceId));
+      return start(Client.fromConnectionString(cs, Mqtt));
+    },
+    module: async (deviceId, moduleId) => {
+      if (!hub.connectionString(deviceId)) await hub.createDevice(deviceId);
+      const cs = hub.connectionString(deviceId, moduleId) ?? (await hub.createModule(deviceId, moduleId));
+      return start(ModuleClient.fromConnectionString(cs, Mqtt));
+    },
+    listen: (client, options) => {
+      const listener = new DeviceStreamListener(client, {
+        relay: { allowedHosts: [relayHost], allowInsecure: true },
+        ...options,
+      });
+      listeners.add(listener);
+      return listener;
+    },
+    close: async () => {
+      await Promise.all([...listeners].map((l) => l.close()));
+      await Promise.all([...open].map((c) => c.close().catch(() => undefined)));
+      await wps.close();
+      await hub.close();
+      await host.close();
+      await azurite.close();
+    },
+  };
+}
+
+/** One stack per test file. */
+export function useStack(env: Record<string, string> = {}): () => Stack {
+  let stack: Stack | undefined;
+  beforeAll(async () => {
+    stack = await startStack(env);
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.close();
+  }, 30_000);
+  return () => {
+    if (!stack) throw new Error("useStack(): the stack did not start");
+    return stack;
+  };
+}

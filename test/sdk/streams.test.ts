@@ -1,0 +1,309 @@
+/**
+ * The service and device SDKs end to end on the in-process stack: the official device SDK over MQTT
+ * to the IoT Hub emulator, our Web PubSub emulator as the relay, the control plane on Azurite.
+ */
+import { randomBytes } from "node:crypto";
+import type { Client } from "azure-iot-device";
+import { relayGroup } from "../../shared/streams/model";
+import { DEFAULT_TUNNEL_OPTIONS, encodeFrame, type TunnelCloseInfo } from "../../shared/tunnel";
+import { type RelayConnection, connectRelay } from "../../shared/sdk/relay";
+import { type IncomingStream, type DeviceStreamListener } from "../../shared/sdk/device";
+import { type StreamsError } from "../../shared/sdk/service";
+import { rejection } from "../emulators/iothub/helpers";
+import { Recorder, withDeadline } from "../helpers/events";
+import { connectRelay as connectBareRelay } from "../helpers/relayClient";
+import { createRaw, echo, roundTrip, sha256 } from "./helpers";
+import { useStack } from "./stack";
+
+const stack = useStack();
+
+/** A device running an echo listener that records its streams. */
+async function echoDevice(
+  deviceId: string,
+  extra: Partial<Parameters<ReturnType<typeof stack>["listen"]>[1]> = {},
+) {
+  const s = stack();
+  const client = await s.device(deviceId);
+  const streams = new Recorder<IncomingStream>();
+  const listener = s.listen(client, { onRequest: () => ({ accept: true }), ...extra });
+  listener.on("stream", (stream) => {
+    streams.push(stream);
+    stream.on("channel", echo);
+  });
+  return { client, listener, streams };
+}
+
+const disconnects = new Recorder<string>();
+beforeAll(() => stack().wps.lifecycle.on("disconnected", (info) => disconnects.push(info.reason)));
+
+describe("streams through the SDKs", () => {
+  it("echo: opens, round-trips byte-identical, reports Normal and the byte counts", async () => {
+    const s = stack();
+    const client = await s.device("Echo-Dev.1");
+    const requests: unknown[] = [];
+    const listener = s.listen(client, {
+      onRequest: (req) => {
+        requests.push(req);
+        return { accept: true, data: { hello: "from device" } };
+      },
+    });
+    const deviceSide = new Recorder<TunnelCloseInfo>();
+    listener.on("stream", (stream) => {
+      stream.on("channel", echo);
+      stream.on("close", deviceSide.push);
+    });
+
+    const service = s.client();
+    const stream = await service.openStream("Echo-Dev.1", "echo", { data: { who: "test" } });
+    expect(stream.deviceResponse).toEqual({ hello: "from device" });
+    expect(requests).toEqual([{ streamId: stream.streamId, name: "echo", data: { who: "test" } }]);
+
+    const payload = randomBytes(300_000);
+    const back = await withDeadline(roundTrip(await stream.openChannel("t1"), payload, 7919), 15_000, "echo");
+    expect(sha256(back)).toBe(sha256(payload));
+
+    const info = await stream.close();
+    expect(info).toMatchObject({ reason: "Normal", byPeer: false });
+    expect(info.stats.bytesSent).toBe(payload.length);
+    expect(info.stats.bytesReceived).toBe(payload.length);
+    const [deviceInfo] = await deviceSide.waitFor((i) => i.length === 1, "device side closed", 15_000);
+    expect(deviceInfo).toMatchObject({ reason: "Normal", byPeer: true });
+    // The report events reach the control plane (best effort, so wait for them).
+    await s.log.entries.waitFor(() => true, "noop");
+    const shown = await service.getStream("Echo-Dev.1", stream.streamId);
+    expect(shown).toMatchObject({ streamId: stream.streamId, name: "echo", deviceId: "Echo-Dev.1" });
+  });
+
+  it("50 concurrent channels over one stream, one read slowly: all intact, no SlowClient", async () => {
+    await echoDevice("Many-Dev", { maxChannelsPerStream: 64 });
+    const stream = await stack().client().openStream("Many-Dev", "echo");
+    const before = disconnects.items.length;
+    const payloads = Array.from({ length: 50 }, (_, i) => randomBytes(200_000 + i * 1013));
+    const results = await withDeadline(
+      Promise.all(
+        payloads.map(async (payload, i) => {
+          const channel = await stream.openChannel(`c${i}`);
+          const slow =
+            i === 0
+              ? () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)))
+              : undefined;
+          return roundTrip(channel, payload, 1000 + i * 97, slow);
+        }),
+      ),
+      30_000,
+      "50 channels",
+    );
+    results.forEach((back, i) => expect(sha256(back)).toBe(sha256(payloads[i]!)));
+    expect(stream.closed).toBe(false);
+    expect(disconnects.items.slice(before)).toEqual([]);
+    expect((await stream.close()).reason).toBe("Normal");
+    expect(disconnects.items.slice(before).join()).not.toMatch(/SlowClient/);
+  }, 60_000);
+
+  it("a 16 MB payload with an awkward chunk size arrives byte-identical", async () => {
+    await echoDevice("Big-Dev");
+    const stream = await stack().client().openStream("Big-Dev", "echo");
+    const payload = randomBytes(16 * 1024 * 1024 + 3);
+    const chunk = DEFAULT_TUNNEL_OPTIONS.maxDataPayload + 1;
+    const back = await withDeadline(
+      roundTrip(await stream.openChannel(), payload, chunk),
+      60_000,
+      "16 MB echo",
+    );
+    expect(back.length).toBe(payload.length);
+    expect(sha256(back)).toBe(sha256(payload));
+    await stream.close();
+  }, 90_000);
+
+  it("a module identity runs the agent while another client holds the device identity", async () => {
+    const s = stack();
+    const app = await s.device("Shared-Dev");
+    const appDisconnected = new Recorder<unknown>();
+    app.on("disconnect", appDisconnected.push);
+    const agent = await s.module("Shared-Dev", "streams-agent");
+    s.listen(agent, { onRequest: () => ({ accept: true }) }).on("stream", (st) => st.on("channel", echo));
+
+    const stream = await s.client().openStream("Shared-Dev", "echo", { moduleId: "streams-agent" });
+    expect(stream.moduleId).toBe("streams-agent");
+    const payload = randomBytes(10_000);
+    expect(sha256(await roundTrip(await stream.openChannel(), payload, 333))).toBe(sha256(payload));
+    await stream.close();
+    expect(appDisconnected.items).toEqual([]);
+  });
+
+  it("a rejection carries the device's reason", async () => {
+    const s = stack();
+    s.listen(await s.device("Rejecting-Dev"), {
+      onRequest: () => ({ accept: false, reason: "no ssh here" }),
+    });
+    const err = (await rejection(s.client().openStream("Rejecting-Dev", "ssh"))) as unknown as StreamsError;
+    expect(err).toMatchObject({ name: "StreamsError", code: "StreamRejected", statusCode: 409 });
+    expect(err.details.reason).toBe("no ssh here");
+  });
+
+  it("an offline device and an unknown device are told apart", async () => {
+    const s = stack();
+    await s.hub.createDevice("Offline-Dev");
+    expect(await rejection(s.client().openStream("Offline-Dev", "ssh"))).toMatchObject({
+      code: "DeviceNotOnline",
+      statusCode: 404,
+    });
+    expect(await rejection(s.client().openStream("Never-Registered", "ssh"))).toMatchObject({
+      code: "DeviceNotFound",
+    });
+  });
+
+  it("a device that joins the relay but never speaks: HandshakeTimeout, and the stream is closed", async () => {
+    const s = stack();
+    const client: Client = await s.device("Silent-Dev");
+    const bare: Array<Awaited<ReturnType<typeof connectBareRelay>>> = [];
+    client.onDeviceMethod("deviceStream", (request, response) => {
+      const p = request.payload as { relay: { url: string; token: string } };
+      void connectBareRelay(p.relay.url, p.relay.token).then((relay) => {
+        bare.push(relay);
+        void response.send(200, { accepted: true });
+      });
+    });
+    const err = await rejection(s.client().openStream("Silent-Dev", "x", { handshakeTimeoutInMs: 5000 }));
+    expect(err).toMatchObject({ name: "StreamsError", code: "HandshakeTimeout" });
+    // The SDK closed the half-open stream: the control plane ends the silent device's connection.
+    await withDeadline(bare[0]!.closed, 15_000, "silent device disconnected");
+  });
+
+  it("DELETE closes a live stream on both sides with a reason", async () => {
+    const { streams } = await echoDevice("Delete-Dev");
+    const service = stack().client();
+    const stream = await service.openStream("Delete-Dev", "echo");
+    const [device] = await streams.waitFor((i) => i.length === 1, "device stream");
+    await service.closeStream("Delete-Dev", stream.streamId);
+    const [serviceInfo, deviceInfo] = await withDeadline(
+      Promise.all([stream.whenClosed(), device!.whenClosed()]),
+      15_000,
+      "both sides closed",
+    );
+    expect(serviceInfo.reason).toBe("TransportClosed");
+    expect(deviceInfo.reason).toBe("TransportClosed");
+    expect(await service.getStream("Delete-Dev", stream.streamId)).toMatchObject({
+      state: "Closed",
+      closedBy: "api",
+    });
+  });
+
+  it("the agent dying mid-transfer ends the service side with an error, promptly", async () => {
+    const s = stack();
+    const relays: RelayConnection[] = [];
+    const client = await s.device("Dying-Dev");
+    const listener: DeviceStreamListener = s.listen(client, {
+      onRequest: () => ({ accept: true }),
+      connectRelay: async (options) => {
+        const relay = await connectRelay(options);
+        relays.push(relay);
+        return relay;
+      },
+    });
+    // The device reads a little, then its process "dies": the relay socket is cut without a close.
+    listener.on("stream", (st) =>
+      st.on("channel", (channel) => {
+        channel.on("error", () => undefined);
+        channel.once("data", () => relays[0]!.terminate());
+      }),
+    );
+    const stream = await s.client().openStream("Dying-Dev", "sink");
+    const channel = await stream.openChannel();
+    const channelError = new Promise<Error>((resolve) => channel.once("error", resolve));
+    const writing = (async () => {
+      const chunk = randomBytes(64 * 1024);
+      while (!channel.destroyed) {
+        if (!channel.write(chunk)) await new Promise((r) => channel.once("drain", r).once("close", r));
+      }
+    })();
+    const info = await withDeadline(stream.whenClosed(), 15_000, "service side ends");
+    expect(info.reason).toBe("TransportClosed");
+    expect((await withDeadline(channelError, 15_000, "channel error")).name).toBe("TunnelError");
+    await writing;
+  });
+
+  it("a relay token is single use", async () => {
+    const s = stack();
+    await echoDevice("Reuse-Dev");
+    const created = await createRaw(s, "Reuse-Dev", "echo");
+    expect(created.status).toBe(201);
+    const options = {
+      url: created.body.relay.url as string,
+      token: created.body.relay.token as string,
+      group: relayGroup(created.body.streamId as string),
+      policy: { allowedHosts: [s.relayHost], allowInsecure: true },
+    };
+    const first = await connectRelay(options);
+    const err = await rejection(connectRelay(options));
+    expect(err).toMatchObject({ name: "RelayError", code: "RelayRefused", statusCode: 401 });
+    expect(err.message).not.toContain(options.token);
+    first.close("done");
+    await first.whenClosed();
+  });
+
+  it("the device refuses a relay URL outside its allowlist, and ws:// unless allowed", async () => {
+    const s = stack();
+    s.listen(await s.device("Strict-Dev"), {
+      onRequest: () => ({ accept: true }),
+      relay: { allowedHosts: ["relay.example.com"], allowInsecure: true },
+    });
+    const outside = await rejection(s.client().openStream("Strict-Dev", "echo"));
+    expect(outside).toMatchObject({ code: "StreamRejected" });
+    expect((outside as unknown as StreamsError).details.reason).toMatch(/not in the relay allowlist/);
+
+    s.listen(await s.device("Tls-Dev"), {
+      onRequest: () => ({ accept: true }),
+      relay: { allowedHosts: [s.relayHost] },
+    });
+    const insecure = await rejection(s.client().openStream("Tls-Dev", "echo"));
+    expect((insecure as unknown as StreamsError).details.reason).toMatch(/not encrypted/);
+  });
+
+  it.each([
+    ["random bytes", () => randomBytes(100), ["FrameCorrupt", "ProtocolError"]],
+    [
+      "a truncated HELLO",
+      () =>
+        encodeFrame(0, {
+          type: "hello",
+          minVersion: 1,
+          maxVersion: 1,
+          streamWindowBytes: 1 << 20,
+          streamWindowMessages: 64,
+          channelWindowBytes: 1 << 16,
+          channelWindowMessages: 16,
+          maxChannels: 4,
+          maxDataPayload: 16384,
+        }).subarray(0, 20),
+      ["FrameCorrupt"],
+    ],
+    ["an empty frame", () => Buffer.alloc(0), ["FrameCorrupt"]],
+  ])("%s from the relay: the device closes cleanly with a reason", async (_what, frame, reasons) => {
+    const s = stack();
+    const deviceId = `Garbage-${reasons.length}-${_what.length}`;
+    const { streams } = await echoDevice(deviceId);
+    const created = await createRaw(s, deviceId, "echo");
+    const attacker = await connectBareRelay(created.body.relay.url, created.body.relay.token);
+    attacker.send(relayGroup(created.body.streamId), frame());
+    const [device] = await streams.waitFor((i) => i.length === 1, "device stream");
+    const info = await withDeadline(device!.whenClosed(), 15_000, "device closes");
+    expect(reasons).toContain(info.reason);
+    expect(info.byPeer).toBe(false);
+    await withDeadline(attacker.closed, 15_000, "the control plane ends the other side");
+  });
+
+  it("listStreams follows nextLink; ids with special characters round-trip", async () => {
+    const s = stack();
+    await echoDevice("List.Dev_(1)@x");
+    const service = s.client();
+    const opened = [];
+    for (let i = 0; i < 3; i++) opened.push(await service.openStream("List.Dev_(1)@x", "echo"));
+    const seen = [];
+    for await (const st of service.listStreams("List.Dev_(1)@x", { maxPageSize: 1 })) seen.push(st.streamId);
+    expect(seen.sort()).toEqual(opened.map((o) => o.streamId).sort());
+    await Promise.all(opened.map((o) => o.close()));
+    const endpoints = await service.getEndpoints();
+    expect(endpoints.iotHub.methodName).toBe("deviceStream");
+  });
+});
