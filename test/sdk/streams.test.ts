@@ -70,8 +70,23 @@ describe("streams through the SDKs", () => {
     expect(deviceInfo).toMatchObject({ reason: "Normal", byPeer: true });
     // The report events reach the control plane (best effort, so wait for them).
     await s.log.entries.waitFor(() => true, "noop");
+    // Each side sent its `report` before leaving; both sides' disconnects are processed after it.
+    await s.log.entries.waitFor(
+      (entries) =>
+        entries.filter((e) => e.message === "relay.disconnected" && e.fields.streamId === stream.streamId)
+          .length === 2,
+      "both sides disconnected",
+      15_000,
+    );
     const shown = await service.getStream("Echo-Dev.1", stream.streamId);
-    expect(shown).toMatchObject({ streamId: stream.streamId, name: "echo", deviceId: "Echo-Dev.1" });
+    expect(shown).toMatchObject({
+      streamId: stream.streamId,
+      name: "echo",
+      deviceId: "Echo-Dev.1",
+      state: "Closed",
+      bytesFromService: payload.length,
+      bytesFromDevice: payload.length,
+    });
   });
 
   it("50 concurrent channels over one stream, one read slowly: all intact, no SlowClient", async () => {
