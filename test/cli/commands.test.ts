@@ -127,20 +127,29 @@ describe("devicestream CLI", () => {
 
   afterAll(async () => {
     agent?.stop();
-    expect(await agent.code).toBe(EXIT.ok);
+    expect({ code: await agent.code, stderr: agent.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     target?.server.close();
     other?.server.close();
   });
 
   it("echo --bytes verifies the echo and prints throughput and RTT (human and --json)", async () => {
     const human = run(["echo", "Cli-Agent", "--bytes", "256k"]);
-    expect(await human.code).toBe(EXIT.ok);
+    expect({ code: await human.code, stderr: human.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(human.stdout()).toMatch(/^verified: 262144 bytes echoed/m);
     expect(human.stdout()).toMatch(/throughput [\d.]+ MB\/s/);
     expect(human.stdout()).toMatch(/rtt p50 [\d.]+ ms/);
 
     const json = run(["echo", "Cli-Agent", "--bytes", "1M", "--json"]);
-    expect(await json.code).toBe(EXIT.ok);
+    expect({ code: await json.code, stderr: json.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const result = JSON.parse(json.stdout());
     expect(result).toMatchObject({ bytes: 1048576, verified: true, rttMs: { samples: 20 } });
   });
@@ -161,14 +170,20 @@ describe("devicestream CLI", () => {
     );
     expect(replies).toEqual(payloads.map(sha));
     const listed = run(["streams", "list", "Cli-Agent", "--json", "--state", "Established"]);
-    expect(await listed.code).toBe(EXIT.ok);
+    expect({ code: await listed.code, stderr: listed.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const established = JSON.parse(listed.stdout()) as Array<{ streamId: string; name: string }>;
     expect(established.filter((x) => x.name === "web")).toHaveLength(1);
 
     // Close the shared stream from outside: once the forwarder sees it end, the next connection opens a new one.
     const shared = established.find((x) => x.name === "web")!.streamId;
     const closing = run(["streams", "close", "Cli-Agent", shared]);
-    expect(await closing.code).toBe(EXIT.ok);
+    expect({ code: await closing.code, stderr: closing.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     await fwd.lines.waitFor(
       (l) => l.some((x) => x.includes(`stream ${shared} closed`)),
       "forwarder sees the close",
@@ -177,7 +192,27 @@ describe("devicestream CLI", () => {
     const opened = fwd.lines.items.filter((x) => / open$/.test(x));
     expect(opened).toHaveLength(2);
     fwd.stop();
-    expect(await fwd.code).toBe(EXIT.ok);
+    expect({ code: await fwd.code, stderr: fwd.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
+  });
+
+  it("forward --stream-per-connection opens one stream per connection and closes it after", async () => {
+    const fwd = run(["forward", "Cli-Agent", "web", "--listen", "127.0.0.1:0", "--stream-per-connection"]);
+    const { address } = await withDeadline(fwd.ready, 15_000, "forward ready");
+    const payloads = [Buffer.alloc(5000, 4), Buffer.alloc(70_000, 5)];
+    expect(await Promise.all(payloads.map((p) => tcpExchange(address!.port, p)))).toEqual(payloads.map(sha));
+    await fwd.lines.waitFor(
+      (l) => l.filter((x) => / closed: Normal/.test(x)).length === 2,
+      "both streams closed",
+    );
+    expect(fwd.lines.items.filter((x) => / open$/.test(x))).toHaveLength(2);
+    fwd.stop();
+    expect({ code: await fwd.code, stderr: fwd.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
   });
 
   it("a channel only ever reaches its stream's mapping, whatever its label says", async () => {
@@ -236,18 +271,27 @@ describe("devicestream CLI", () => {
   it("streams show, endpoints and sas", async () => {
     const stream = await stack().client().openStream("Cli-Agent", "echo");
     const show = run(["streams", "show", "Cli-Agent", stream.streamId, "--json"]);
-    expect(await show.code).toBe(EXIT.ok);
+    expect({ code: await show.code, stderr: show.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(JSON.parse(show.stdout())).toMatchObject({ streamId: stream.streamId, state: "Established" });
     await stream.close();
 
     const endpoints = run(["endpoints"]);
-    expect(await endpoints.code).toBe(EXIT.ok);
+    expect({ code: await endpoints.code, stderr: endpoints.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(endpoints.stdout()).toMatch(
       /^relay +ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/streams \(hub streams\)/m,
     );
 
     const sas = run(["sas", "--ttl", "10m"]);
-    expect(await sas.code).toBe(EXIT.ok);
+    expect({ code: await sas.code, stderr: sas.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const token = sas.stdout().trim();
     expect(token).toMatch(/^SharedAccessSignature sr=127\.0\.0\.1&sig=[^&]+&se=\d+&skn=service$/);
     const res = await fetch(`${stack().host.url}/api/endpoints?api-version=2026-11-01`, {
