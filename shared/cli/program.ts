@@ -9,6 +9,7 @@ import {
   type StreamInfo,
   StreamsClient,
   type StreamsClientOptions,
+  type TunnelTuning,
   parseConnectionString,
 } from "../sdk/service";
 import {
@@ -18,6 +19,7 @@ import {
   parseListen,
   parsePositiveInt,
   parseTransport,
+  parseTunnelKeepalive,
   parseTtl,
 } from "./args";
 import { startAgent } from "./agent";
@@ -40,6 +42,7 @@ export interface CliIo {
 }
 
 interface ServiceFlags {
+  tunnelKeepalive?: TunnelTuning;
   connectionString?: string;
   endpoint?: string;
   scope?: string;
@@ -61,12 +64,18 @@ function serviceOptions(cmd: Command): Command {
     )
     .option("--scope <scope>", "Entra ID scope of the control plane, e.g. api://<app id>/.default")
     .option("--allow-insecure-relay", "accept a ws:// relay URL (local development)")
+    .option(
+      "--tunnel-keepalive <seconds>",
+      "tunnel idle PING interval; silent peers end after 3x",
+      parseTunnelKeepalive,
+    )
     .option("--json", "machine-readable output");
 }
 
 async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsClient> {
   const options: StreamsClientOptions = {};
   if (flags.allowInsecureRelay) options.allowInsecureRelay = true;
+  if (flags.tunnelKeepalive) options.tunnel = flags.tunnelKeepalive;
   const endpoint = flags.endpoint ?? (flags.connectionString ? undefined : s.get("DEVICESTREAM_ENDPOINT"));
   if (endpoint) {
     const scope = flags.scope ?? s.get("DEVICESTREAM_SCOPE");
@@ -134,6 +143,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       16,
     )
     .option("--method-name <name>", "direct method name", "deviceStream")
+    .option(
+      "--tunnel-keepalive <seconds>",
+      "tunnel idle PING interval; silent peers end after 3x",
+      parseTunnelKeepalive,
+    )
     .action(async (o: Record<string, unknown>) => {
       const targets = collectAllows(o.allow as string[], o.echo === true);
       if (targets.size === 0)
@@ -171,6 +185,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         maxStreams: o.maxStreams as number,
         maxChannels: o.maxChannels as number,
         methodName: o.methodName as string,
+        ...(o.tunnelKeepalive ? { tunnel: o.tunnelKeepalive } : {}),
         log: err,
       });
       err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);

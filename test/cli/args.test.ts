@@ -9,6 +9,7 @@ import {
   parsePositiveInt,
   parseTransport,
   parseTtl,
+  parseTunnelKeepalive,
 } from "../../shared/cli/args";
 import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
 import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
@@ -84,6 +85,13 @@ describe("numbers, sizes, durations, transports", () => {
     ["7d", 604800],
   ])("--ttl %s", (text, n) => expect(parseTtl(text)).toBe(n));
   it.each(["0", "1w", "h"])("rejects --ttl '%s'", (text) => expect(() => parseTtl(text)).toThrow(UsageError));
+  it("tunnel keepalive", () => {
+    expect(parseTunnelKeepalive("15")).toEqual({
+      keepaliveIntervalInMs: 15_000,
+      keepaliveTimeoutInMs: 45_000,
+    });
+    expect(() => parseTunnelKeepalive("0")).toThrow(/--tunnel-keepalive must be a whole number/);
+  });
   it("transport", () => {
     expect(parseTransport("mqtt")).toBe("mqtt");
     expect(parseTransport("mqtt-ws")).toBe("mqtt-ws");
