@@ -4,7 +4,9 @@
  */
 import { createHash } from "node:crypto";
 import { type AddressInfo, type Server, type Socket, connect, createServer } from "node:net";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { type CliIo, runCli } from "../../shared/cli/program";
 import { EXIT } from "../../shared/cli/exitCodes";
@@ -25,7 +27,7 @@ interface Run {
   stop: () => void;
 }
 
-function run(args: string[], env: Record<string, string> = {}): Run {
+function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): Run {
   const controller = new AbortController();
   const stdin = new PassThrough();
   const out: Buffer[] = [];
@@ -42,7 +44,7 @@ function run(args: string[], env: Record<string, string> = {}): Run {
     stdout,
     stderr,
     env: { DEVICESTREAM_CONNECTION_STRING: stack().connectionString, ...env },
-    cwd: tmpdir(),
+    cwd,
     signal: controller.signal,
     onReady: (info) => ready.resolve(info),
   };
@@ -321,6 +323,27 @@ describe("devicestream CLI", () => {
     const r = run(args, env);
     expect(await r.code).toBe(code);
     expect(r.stderr()).toMatch(message);
+  });
+
+  it("falls back to .devstack/env in the current directory or a parent", async () => {
+    const root = await mkdtemp(join(tmpdir(), "devicestream-cwd-"));
+    try {
+      await mkdir(join(root, ".devstack"));
+      await mkdir(join(root, "sub", "dir"), { recursive: true });
+      await writeFile(
+        join(root, ".devstack", "env"),
+        `# written by npm start\nDEVICESTREAM_CONNECTION_STRING=${stack().connectionString}\n`,
+      );
+      const r = run(
+        ["endpoints", "--json"],
+        { DEVICESTREAM_CONNECTION_STRING: "" },
+        join(root, "sub", "dir"),
+      );
+      expect({ code: await r.code, stderr: r.stderr() }).toEqual({ code: EXIT.ok, stderr: "" });
+      expect(JSON.parse(r.stdout())).toMatchObject({ iotHub: { methodName: "deviceStream" } });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("an offline device exits 5 and says what to do", async () => {
