@@ -42,8 +42,8 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
         ? { accept: true }
         : { accept: false, reason: `unknown stream name '${name}'; this device serves: ${served}` },
   });
-  listener.on("refused", ({ streamId, status, reason }) =>
-    log(`refused stream ${streamId ?? "?"} (${status}): ${reason}`),
+  listener.on("refused", ({ streamId, status, reason, detail }) =>
+    log(`refused stream ${streamId ?? "?"} (${status}): ${reason}${detail ? ` [${detail}]` : ""}`),
   );
   listener.on("stream", (stream) => {
     const target = options.targets.get(stream.name)!;

@@ -146,6 +146,27 @@ describe("DeviceStreamListener", () => {
     });
   });
 
+  it("a throwing callback answers 500 without its text; the detail stays local", async () => {
+    const host = new FakeHost();
+    const { listener } = listen(host, {
+      onRequest: () => {
+        throw new Error("/etc/secret-path missing");
+      },
+    });
+    const refused: unknown[] = [];
+    listener.on("refused", (info) => refused.push(info));
+    const answer = await host.call(offer("boom"));
+    expect(answer).toEqual({ status: 500, payload: { reason: "the device failed to handle the request" } });
+    expect(refused).toEqual([
+      {
+        streamId: "boom",
+        status: 500,
+        reason: answer.payload.reason,
+        detail: "Error: /etc/secret-path missing",
+      },
+    ]);
+  });
+
   it("caps channels per stream with ChannelLimit", async () => {
     const host = new FakeHost();
     const { listener, services } = listen(host, { maxChannelsPerStream: 2 });
