@@ -7,6 +7,9 @@ export interface DevStackOptions {
   /** Functions host port, like `func start`. */
   port: number;
   tablePort: number;
+  webPubSubPort: number;
+  mqttPort: number;
+  iotHubPort: number;
   stateDir: string;
   help: boolean;
 }
@@ -16,20 +19,26 @@ export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
   host: "127.0.0.1",
   port: 7071,
   tablePort: 10002,
+  webPubSubPort: 8080,
+  mqttPort: 8883,
+  iotHubPort: 8443,
   stateDir: ".devstack",
   help: false,
 });
 
 export const USAGE = `Usage: npm start -- [options]
 
-Runs the local device-streams stack in the foreground: Azurite (tables) and the control plane on a
-local Functions host. Ctrl-C stops everything.
+Runs the local device-streams stack in the foreground: Azurite (tables), the Web PubSub emulator,
+the IoT Hub emulator and the control plane on a local Functions host. Ctrl-C stops everything.
 
 Options:
   --no-demo            do not start the demo device
   --host <address>     address to listen on (default ${DEFAULT_OPTIONS.host})
   --port <n>           Functions host port (default ${DEFAULT_OPTIONS.port})
   --table-port <n>     Azurite table service port (default ${DEFAULT_OPTIONS.tablePort})
+  --webpubsub-port <n> Web PubSub emulator port (default ${DEFAULT_OPTIONS.webPubSubPort})
+  --mqtt-port <n>      IoT Hub emulator MQTT/TLS port (default ${DEFAULT_OPTIONS.mqttPort})
+  --iothub-port <n>    IoT Hub emulator HTTPS port (default ${DEFAULT_OPTIONS.iotHubPort})
   --state-dir <dir>    where local state lives (default ${DEFAULT_OPTIONS.stateDir})
   -h, --help           show this help
 `;
@@ -56,6 +65,9 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
         host: { type: "string" },
         port: { type: "string" },
         "table-port": { type: "string" },
+        "webpubsub-port": { type: "string" },
+        "mqtt-port": { type: "string" },
+        "iothub-port": { type: "string" },
         "state-dir": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -63,18 +75,36 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
   }
-  const port = parsePort("--port", values.port, DEFAULT_OPTIONS.port);
-  if (typeof port === "string") return { ok: false, error: port };
-  const tablePort = parsePort("--table-port", values["table-port"], DEFAULT_OPTIONS.tablePort);
-  if (typeof tablePort === "string") return { ok: false, error: tablePort };
-  if (port !== 0 && port === tablePort)
-    return { ok: false, error: `--port and --table-port are both ${port}` };
+  const ports: Record<string, number> = {};
+  for (const [flag, key, fallback] of [
+    ["--port", "port", DEFAULT_OPTIONS.port],
+    ["--table-port", "table-port", DEFAULT_OPTIONS.tablePort],
+    ["--webpubsub-port", "webpubsub-port", DEFAULT_OPTIONS.webPubSubPort],
+    ["--mqtt-port", "mqtt-port", DEFAULT_OPTIONS.mqttPort],
+    ["--iothub-port", "iothub-port", DEFAULT_OPTIONS.iotHubPort],
+  ] as const) {
+    const parsed = parsePort(flag, values[key], fallback);
+    if (typeof parsed === "string") return { ok: false, error: parsed };
+    const clash = Object.entries(ports).find(([, p]) => p !== 0 && p === parsed);
+    if (clash) return { ok: false, error: `${clash[0]} and ${flag} are both ${parsed}` };
+    ports[flag] = parsed;
+  }
   const host = values.host ?? DEFAULT_OPTIONS.host;
   if (host.trim() === "") return { ok: false, error: "--host must not be empty" };
   const stateDir = values["state-dir"] ?? DEFAULT_OPTIONS.stateDir;
   if (stateDir.trim() === "") return { ok: false, error: "--state-dir must not be empty" };
   return {
     ok: true,
-    options: { demo: !values["no-demo"], host, port, tablePort, stateDir, help: values.help ?? false },
+    options: {
+      demo: !values["no-demo"],
+      host,
+      port: ports["--port"]!,
+      tablePort: ports["--table-port"]!,
+      webPubSubPort: ports["--webpubsub-port"]!,
+      mqttPort: ports["--mqtt-port"]!,
+      iotHubPort: ports["--iothub-port"]!,
+      stateDir,
+      help: values.help ?? false,
+    },
   };
 }

@@ -1,26 +1,45 @@
 import type { EventEmitter } from "node:events";
-import { mkdir } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
-import { startAzuriteTable, type AzuriteTable } from "./azurite";
-import { startLocalHost, type LocalHost } from "./host";
+import { startAzuriteTable } from "./azurite";
+import { startLocalHost } from "./host";
 import { createLogger, type Logger } from "../shared/log";
 import { productionDeps } from "./main";
-import { PortInUseError } from "./ports";
+import { PortInUseError, isAddressInUse } from "./ports";
+import { startIotHubEmulator, type IotHubEmulator } from "../emulators/iothub";
+import { startWebPubSubEmulator } from "../emulators/webpubsub";
+import { RELAY_EVENTS_ROUTE } from "../shared/routes";
+import { RELAY_EVENT_SUBSCRIPTION } from "../shared/api/relayEventsApi";
+import { DEV_HUB, clientSettings, localSettings } from "./settings";
 
 export interface DevStackDeps {
-  /** Builds the control plane from settings; `runDevStack` adds the local ones (see below). */
-  createRouteTable: (env: NodeJS.ProcessEnv) => RouteTable | Promise<RouteTable>;
-  /** Settings the local ones are layered on; `process.env` by default. */
+  /**
+   * Builds the control plane. Settings are read through the getter when the first request
+   * arrives: the Web PubSub emulator needs the host's URL for its event handler, so the host
+   * starts before every setting is known.
+   */
+  createRouteTable: (env: () => NodeJS.ProcessEnv) => RouteTable | Promise<RouteTable>;
+  /** Settings the local ones are layered under; `process.env` by default. */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
 }
 
 export interface DevStack {
-  readonly endpoints: { functions: string; api: string; tables: string };
-  /** The settings the route table was built from, including the local storage connection. */
+  readonly endpoints: {
+    functions: string;
+    api: string;
+    tables: string;
+    webPubSub: string;
+    iotHubHttps: string;
+    iotHubMqtt: string;
+  };
+  /** The settings the control plane runs with (the user's, then the local stack's). */
   readonly env: NodeJS.ProcessEnv;
+  /** What `.devstack/env` holds, for the CLI and the banner. */
+  readonly clientEnv: Record<string, string>;
+  readonly iotHub: IotHubEmulator;
   close(): Promise<void>;
 }
 
@@ -29,56 +48,133 @@ export class DevStackStartError extends Error {
   override readonly name = "DevStackStartError";
 }
 
-function portHint(err: unknown, flag: string): unknown {
-  if (!(err instanceof PortInUseError)) return err;
+/** Turns "address in use" into which service, which port, and the flag that moves it. */
+function portHint(err: unknown, port: number, host: string, flag: string, service: string): unknown {
+  if (!(err instanceof PortInUseError) && !isAddressInUse(err)) return err;
   return new DevStackStartError(
-    `port ${err.port} on ${err.host} is already in use (${err.service}). ` +
+    `port ${port} on ${host} is already in use (${service}). ` +
       `Stop whatever is using it, or choose another port: npm start -- ${flag} <n>`,
   );
 }
 
+async function step<T>(run: () => Promise<T>, port: number, host: string, flag: string, service: string) {
+  try {
+    return await run();
+  } catch (err) {
+    throw portHint(err, port, host, flag, service);
+  }
+}
+
+/** Writes KEY=value lines that the CLI reads by itself when run inside the repository. */
+async function writeEnvFile(stateDir: string, values: Record<string, string>): Promise<void> {
+  const lines = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+  await writeFile(
+    join(stateDir, "env"),
+    `# written by npm start; local development values only\n${lines.join("\n")}\n`,
+    {
+      mode: 0o600,
+    },
+  );
+}
+
 /**
- * Starts the local stack: Azurite's table service, then the control plane's route table on the
- * local Functions host. Whatever started is stopped again if a later step fails.
+ * Starts the local stack: Azurite (tables), the IoT Hub emulator, the control plane on the local
+ * Functions host, and the Web PubSub emulator whose event handler points at the control plane.
+ * Whatever started is stopped again, in reverse order, if a later step fails.
  */
 export async function runDevStack(options: DevStackOptions, deps: DevStackDeps): Promise<DevStack> {
   const logger = deps.logger ?? createLogger();
+  const { host } = options;
   await mkdir(options.stateDir, { recursive: true });
-  let azurite: AzuriteTable;
-  try {
-    azurite = await startAzuriteTable({
-      host: options.host,
-      port: options.tablePort,
-      persistDir: join(options.stateDir, "azurite"),
-    });
-  } catch (err) {
-    throw portHint(err, "--table-port");
-  }
-  let host: LocalHost;
-  // AzureWebJobsStorage is the Functions host's own storage setting; locally it points at Azurite.
-  const env: NodeJS.ProcessEnv = {
-    ...(deps.env ?? process.env),
-    AzureWebJobsStorage: azurite.connectionString,
+  const started: { close(): Promise<void> }[] = [];
+  const closeStarted = async () => {
+    for (const s of started.reverse()) await s.close().catch(() => undefined);
   };
   try {
-    const table = await deps.createRouteTable(env);
-    host = await startLocalHost({ table, host: options.host, port: options.port, logger });
+    const azurite = await step(
+      () =>
+        startAzuriteTable({ host, port: options.tablePort, persistDir: join(options.stateDir, "azurite") }),
+      options.tablePort,
+      host,
+      "--table-port",
+      "Azurite table service",
+    );
+    started.push(azurite);
+    const iotHub = await step(
+      () =>
+        startIotHubEmulator({
+          host,
+          mqttPort: options.mqttPort,
+          httpsPort: options.iotHubPort,
+          stateDir: join(options.stateDir, "iothub"),
+          log: (line) => logger.log("info", line, { service: "iothub-emulator" }),
+        }),
+      options.iotHubPort,
+      host,
+      options.mqttPort === options.iotHubPort ? "--iothub-port" : "--mqtt-port or --iothub-port",
+      "IoT Hub emulator",
+    );
+    started.push(iotHub);
+
+    const env: NodeJS.ProcessEnv = {
+      ...(deps.env ?? process.env),
+      ...localSettings(azurite.connectionString, iotHub),
+    };
+    const table = await deps.createRouteTable(() => env);
+    const functions = await step(
+      () => startLocalHost({ table, host, port: options.port, logger }),
+      options.port,
+      host,
+      "--port",
+      "functions host",
+    );
+    started.push(functions);
+    const webPubSub = await step(
+      () =>
+        startWebPubSubEmulator({
+          host,
+          port: options.webPubSubPort,
+          eventHandlers: {
+            [DEV_HUB]: {
+              urlTemplate: `${functions.url}/${ROUTE_PREFIX}/${RELAY_EVENTS_ROUTE}`,
+              systemEvents: [...RELAY_EVENT_SUBSCRIPTION.systemEvents],
+              userEventPattern: RELAY_EVENT_SUBSCRIPTION.userEventPattern,
+            },
+          },
+          logger: (line) => logger.log("info", line, { service: "webpubsub-emulator" }),
+        }),
+      options.webPubSubPort,
+      host,
+      "--webpubsub-port",
+      "Web PubSub emulator",
+    );
+    started.push(webPubSub);
+    env.WEBPUBSUB_CONNECTION_STRING = webPubSub.connectionString;
+
+    const clientEnv = clientSettings(functions.port, iotHub);
+    await writeEnvFile(options.stateDir, clientEnv);
+    let closing: Promise<void> | undefined;
+    return {
+      endpoints: {
+        functions: functions.url,
+        api: `${functions.url}/${ROUTE_PREFIX}`,
+        tables: azurite.tableEndpoint,
+        webPubSub: webPubSub.endpoint,
+        iotHubHttps: `https://${host}:${iotHub.httpsPort}`,
+        iotHubMqtt: `mqtts://${host}:${iotHub.mqttPort}`,
+      },
+      env,
+      clientEnv,
+      iotHub,
+      close() {
+        closing ??= closeStarted().then(() => logger.log("info", "local stack stopped"));
+        return closing;
+      },
+    };
   } catch (err) {
-    await azurite.close();
-    throw portHint(err, "--port");
+    await closeStarted();
+    throw err;
   }
-  let closing: Promise<void> | undefined;
-  return {
-    endpoints: { functions: host.url, api: `${host.url}/${ROUTE_PREFIX}`, tables: azurite.tableEndpoint },
-    env,
-    close() {
-      closing ??= host
-        .close()
-        .finally(() => azurite.close())
-        .then(() => logger.log("info", "local stack stopped"));
-      return closing;
-    },
-  };
 }
 
 export interface CliIo {
@@ -108,12 +204,20 @@ function nextSignal(signals: CliIo["signals"]): { received: Promise<string>; can
 }
 
 function banner(stack: DevStack, options: DevStackOptions): string {
+  const e = stack.endpoints;
   return [
     "",
     "device-streams local stack is ready",
-    `  Control plane (Functions host)  ${stack.endpoints.api}`,
-    `  Azurite table service           ${stack.endpoints.tables}`,
+    `  Control plane (Functions host)  ${e.api}`,
+    `  Azurite table service           ${e.tables}`,
+    `  Web PubSub emulator             ${e.webPubSub}`,
+    `  IoT Hub emulator                ${e.iotHubHttps} (REST), ${e.iotHubMqtt} (devices)`,
+    `  IoT Hub CA (trust it)           ${stack.iotHub.caPath}`,
     `  State directory                 ${options.stateDir}`,
+    "",
+    "Service connection string (also in " + join(options.stateDir, "env") + "):",
+    `  DEVICESTREAM_CONNECTION_STRING="${stack.clientEnv.DEVICESTREAM_CONNECTION_STRING}"`,
+    "",
     options.demo
       ? "  Demo device                     not part of the stack yet"
       : "  Demo device                     off (--no-demo)",

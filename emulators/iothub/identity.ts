@@ -21,12 +21,12 @@ export function identityResourcePath(identity: Identity): string {
   return identity.moduleId === undefined ? device : `${device}/modules/${identity.moduleId}`;
 }
 
-// IoT Hub's documented ID alphabet: no '/', '+', '#', so an ID is always one MQTT topic level.
-const ID_PATTERN = /^[A-Za-z0-9\-.%_*?!(),:=@$']{1,128}$/;
+// IoT Hub's documented ID alphabet. It has no '/', so "deviceId/moduleId" splits back unambiguously.
+const ID_PATTERN = /^[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}$/;
 
 export function checkId(kind: "deviceId" | "moduleId", id: unknown): string | undefined {
   if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-    return `${kind} must be 1-128 characters of letters, digits and - . % _ * ? ! ( ) , : = @ $ '`;
+    return `${kind} must be 1-128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ '`;
   }
   return undefined;
 }

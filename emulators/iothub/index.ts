@@ -72,8 +72,14 @@ export async function startIotHubEmulator(options: IotHubEmulatorOptions = {}): 
 
   const hosts = new HubHosts(hubName, host);
   const registry = new IdentityRegistry(path.join(stateDir, "registry.json"));
-  const tls = await ensureTlsMaterial(stateDir, host);
-  await registry.load();
+  let tls: Awaited<ReturnType<typeof ensureTlsMaterial>>;
+  try {
+    tls = await ensureTlsMaterial(stateDir, host);
+    await registry.load();
+  } catch (err) {
+    if (ephemeral) await rm(stateDir, { recursive: true, force: true });
+    throw err;
+  }
   const gateway = new DeviceGateway({ registry, hosts, tls, log });
   const bridge = new DirectMethodBridge(gateway, log);
   const rest = new HubRestServer(

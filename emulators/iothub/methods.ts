@@ -1,3 +1,4 @@
+import { DIRECT_METHOD_LIMITS } from "../../shared/iothub/limits";
 import type { DeviceGateway, MethodResponse } from "./mqtt/gateway";
 import { type Identity, identityKey } from "./identity";
 import type { EmulatorLog } from "./log";
@@ -77,6 +78,14 @@ export class DirectMethodBridge {
     const pending = this.pending.get(response.rid);
     if (!pending || pending.key !== response.key) {
       this.log(`method answer from ${response.key} for unknown or expired rid ${response.rid} ignored`);
+      return;
+    }
+    if (response.body.length > DIRECT_METHOD_LIMITS.maxPayloadBytes) {
+      pending.settle({
+        kind: "badAnswer",
+        rid: response.rid,
+        reason: "the device's answer is larger than 128 KB",
+      });
       return;
     }
     if (response.body.length === 0) {

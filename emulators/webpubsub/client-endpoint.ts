@@ -13,7 +13,7 @@ import type { ConnectRequest } from "./events";
 import { isKnownSubprotocol, parseJsonUpstream, protocolFor } from "./frames";
 import { JwtError, verifyHs256, type JwtClaims } from "./jwt";
 import { isValidHubName, MAX_FRAME_BYTES, type ResolvedOptions } from "./options";
-import type { WebPubSubService } from "./service";
+import { isValidGroupName, type WebPubSubService } from "./service";
 
 interface Upgrade {
   hub: string;
@@ -75,8 +75,13 @@ export class ClientEndpoint {
     const url = new URL(req.url ?? "/", "http://localhost");
     let hub: string | null;
     const m = /^\/client\/hubs\/([^/]+)\/?$/.exec(url.pathname);
-    if (m) hub = decodeURIComponent(m[1]!);
-    else if (url.pathname === "/client" || url.pathname === "/client/") hub = url.searchParams.get("hub");
+    if (m) {
+      try {
+        hub = decodeURIComponent(m[1]!);
+      } catch {
+        return "bad-hub";
+      }
+    } else if (url.pathname === "/client" || url.pathname === "/client/") hub = url.searchParams.get("hub");
     else return undefined;
     if (hub === null || !isValidHubName(hub)) return "bad-hub";
     return { hub: hub.toLowerCase(), url };
@@ -102,6 +107,19 @@ export class ClientEndpoint {
   }
 
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    // Checked before the connect event, so that an accepted connect is always followed by an upgrade
+    // (ws would otherwise refuse these after the handler had said yes).
+    const key = req.headers["sec-websocket-key"];
+    const version = req.headers["sec-websocket-version"];
+    if (
+      req.method !== "GET" ||
+      String(req.headers.upgrade).toLowerCase() !== "websocket" ||
+      typeof key !== "string" ||
+      !/^[+/0-9A-Za-z]{22}==$/.test(key) ||
+      (version !== "13" && version !== "8")
+    ) {
+      return reject(socket, 400, "Not a valid WebSocket upgrade request.");
+    }
     const route = ClientEndpoint.route(req);
     if (route === undefined) return reject(socket, 404, "Not found.");
     if (route === "bad-hub") return reject(socket, 400, "Invalid hub name.");
@@ -115,7 +133,9 @@ export class ClientEndpoint {
     if (typeof claims === "string") return reject(socket, 401, claims);
     const roles = stringList(claims.role);
     const groups = stringList(claims["webpubsub.group"]);
-    if (!roles || !groups) return reject(socket, 400, "Invalid role or webpubsub.group claim.");
+    if (!roles || !groups || !groups.every(isValidGroupName)) {
+      return reject(socket, 400, "Invalid role or webpubsub.group claim.");
+    }
     const requested = this.requestedProtocols(req);
     const connectionId = ClientConnection.newId();
     let userId = typeof claims.sub === "string" && claims.sub.length > 0 ? claims.sub : undefined;
@@ -155,20 +175,23 @@ export class ClientEndpoint {
       protocolFor(subprotocol),
       subprotocol,
     );
-    if (socket.destroyed) {
+    this.chosen.set(req, subprotocol ?? false);
+    // ws completes an upgrade synchronously, or gives up silently when the client has already gone.
+    let upgraded = false;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
+      this.bind(conn, ws);
+      this.service.register(conn, [...groups, ...(result.groups ?? []).filter(isValidGroupName)]);
+    });
+    if (!upgraded) {
       // Accepted by the handler but gone before the upgrade: the handler still hears `disconnected`.
+      socket.destroy();
       this.service.events.nonBlocking(
         this.service.subject(conn),
         "disconnected",
         "Client left before the upgrade.",
       );
-      return;
     }
-    this.chosen.set(req, subprotocol ?? false);
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.bind(conn, ws);
-      this.service.register(conn, [...groups, ...(result.groups ?? [])]);
-    });
   }
 
   private authenticate(req: IncomingMessage, hub: string, url: URL): JwtClaims | string {
@@ -204,14 +227,17 @@ export class ClientEndpoint {
       conn !== undefined && conn.protocol.reliable && !conn.ended && conn.matchesReconnectionToken(token);
     this.chosen.set(req, ok ? (conn.subprotocol ?? false) : (this.requestedProtocols(req)[0] ?? false));
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (!ok || conn.ws !== undefined) {
+      if (!ok || conn.ended) {
         // 1008 tells the client that this connection cannot be recovered, so it stops trying.
         ws.close(1008, "Connection cannot be recovered.");
         return;
       }
       if (conn.recoveryTimer) clearTimeout(conn.recoveryTimer);
       conn.recoveryTimer = undefined;
+      // The client may notice a dead network before we do: the new socket takes over from the old.
+      const previous = conn.ws;
       this.bind(conn, ws);
+      previous?.terminate();
       conn.sendControl({
         type: "connected",
         connectionId: conn.id,
@@ -219,7 +245,7 @@ export class ClientEndpoint {
         reconnectionToken: conn.reconnectionToken!,
       });
       conn.resendUnacked();
-      this.service.lifecycle.emit("recovered", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+      this.service.announce("recovered", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
     });
   }
 
@@ -230,7 +256,7 @@ export class ClientEndpoint {
     ws.on("message", (data, isBinary) => {
       conn.lastSeen = Date.now();
       try {
-        this.onFrame(conn, ws, data as Buffer, isBinary);
+        this.onFrame(conn, data as Buffer, isBinary);
       } catch (err) {
         // A bad frame must never take the emulator down; it costs the sender its connection.
         this.options.log(`frame from ${conn.id} failed: ${err instanceof Error ? err.message : String(err)}`);
@@ -251,7 +277,7 @@ export class ClientEndpoint {
     });
   }
 
-  private onFrame(conn: ClientConnection, ws: WebSocket, data: Buffer, isBinary: boolean): void {
+  private onFrame(conn: ClientConnection, data: Buffer, isBinary: boolean): void {
     if (conn.ended) return;
     const kind = conn.protocol.kind;
     if (kind === "simple") {
@@ -263,22 +289,22 @@ export class ClientEndpoint {
       return;
     }
     if (kind === "protobuf") {
-      if (!isBinary) return this.protocolError(conn, ws, 1003, "Protobuf subprotocol needs binary frames.");
+      if (!isBinary) return this.protocolError(conn, 1003, "Protobuf subprotocol needs binary frames.");
       try {
         this.service.handleUpstream(conn, decodeUpstream(data));
       } catch (err) {
         if (err instanceof ProtocolDecodeError)
-          return this.protocolError(conn, ws, 1007, "Invalid protobuf message.");
+          return this.protocolError(conn, 1007, "Invalid protobuf message.");
         throw err;
       }
       return;
     }
-    if (isBinary) return this.protocolError(conn, ws, 1003, "JSON subprotocol needs text frames.");
+    if (isBinary) return this.protocolError(conn, 1003, "JSON subprotocol needs text frames.");
     let parsed: unknown;
     try {
       parsed = JSON.parse(data.toString("utf8"));
     } catch {
-      return this.protocolError(conn, ws, 1007, "Invalid JSON.");
+      return this.protocolError(conn, 1007, "Invalid JSON.");
     }
     const msg = parseJsonUpstream(parsed);
     if ("invalid" in msg) {
@@ -296,7 +322,7 @@ export class ClientEndpoint {
     this.service.handleUpstream(conn, msg);
   }
 
-  private protocolError(conn: ClientConnection, _ws: WebSocket, code: number, reason: string): void {
+  private protocolError(conn: ClientConnection, code: number, reason: string): void {
     this.service.close(conn, reason, { code });
   }
 
@@ -304,5 +330,3 @@ export class ClientEndpoint {
     this.wss.close();
   }
 }
-
-export { WebSocket };

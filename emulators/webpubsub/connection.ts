@@ -18,7 +18,8 @@ export interface QueueLimits {
 /** Why a connection must go; the owner removes it and reports the reason upstream. */
 export type OverflowHandler = (conn: ClientConnection, reason: string) => void;
 
-const RECENT_ACK_IDS = 1000;
+// Enough for retries of recent sends; bounded because every acked send would otherwise stay in memory.
+const RECENT_ACK_IDS = 256;
 
 export class ClientConnection {
   readonly roles: Set<string>;
@@ -36,6 +37,8 @@ export class ClientConnection {
   private nextSequenceId = 0;
   private unacked: { sequenceId: number; frame: Frame; bytes: number }[] = [];
   private unackedBytes = 0;
+  /** Next sequence id to resend after a recovery; undefined when not resending. */
+  private resendCursor: number | undefined;
   /** Serialises blocking user events so their upstream calls keep the client's order. */
   eventChain: Promise<void> = Promise.resolve();
 
@@ -112,9 +115,31 @@ export class ClientConnection {
     if (drop > 0) this.unacked = this.unacked.slice(drop);
   }
 
-  /** After a recovery: everything not yet acknowledged goes out again, in order. */
+  /**
+   * After a recovery: everything not yet acknowledged goes out again, in order. The buffer may hold
+   * more than the outbound queue allows (16 MB against 4 MiB), so the resend is paced by the socket.
+   */
   resendUnacked(): void {
-    for (const entry of this.unacked) this.write(entry.frame);
+    this.resendCursor = this.unacked[0]?.sequenceId;
+    this.pumpResend();
+  }
+
+  private pumpResend(): void {
+    while (
+      this.resendCursor !== undefined &&
+      this.queuedMessages < this.limits.maxQueuedMessages / 2 &&
+      this.queuedBytes < this.limits.maxQueuedBytes / 2
+    ) {
+      // Sequence ids in the buffer are consecutive, so the cursor maps to an index.
+      const first = this.unacked[0];
+      const entry = first && this.unacked[Math.max(0, this.resendCursor - first.sequenceId)];
+      if (!entry) {
+        this.resendCursor = undefined;
+        return;
+      }
+      this.resendCursor = entry.sequenceId + 1;
+      this.write(entry.frame);
+    }
   }
 
   private write(frame: Frame): void {
@@ -131,17 +156,25 @@ export class ClientConnection {
       return;
     }
     // The callback runs when the frame has left for the kernel: that is what the queue measures.
-    ws.send(frame.data, { binary: frame.binary }, () => {
-      if (this.ws === ws) {
-        this.queuedMessages--;
-        this.queuedBytes -= bytes;
-      }
-    });
+    const done = (): void => {
+      if (this.ws !== ws) return;
+      this.queuedMessages--;
+      this.queuedBytes -= bytes;
+      if (this.resendCursor !== undefined) this.pumpResend();
+    };
+    if (frame.tail) {
+      // Two fragments of one message; nothing can come between them, both are written synchronously.
+      ws.send(frame.data, { binary: true, fin: false });
+      ws.send(frame.tail, { binary: true, fin: true }, done);
+    } else {
+      ws.send(frame.data, { binary: frame.binary }, done);
+    }
   }
 
   /** A new socket for a recovered reliable connection starts with an empty transport queue. */
   attach(ws: WebSocket): void {
     this.ws = ws;
+    this.resendCursor = undefined;
     this.queuedMessages = 0;
     this.queuedBytes = 0;
     this.lastSeen = Date.now();

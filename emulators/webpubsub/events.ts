@@ -8,7 +8,7 @@ import { createHmac, randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import type { MessageData } from "../../shared/webpubsub/codec";
-import { toFaultInjector, type FaultInjector, type NonBlockingEventInfo } from "./faults";
+import { toFaultInjector, type EventFault, type FaultInjector, type NonBlockingEventInfo } from "./faults";
 import type { EventHandlerSetting, ResolvedOptions } from "./options";
 
 export interface EventSubject {
@@ -63,11 +63,22 @@ function bodyOf(data: MessageData): Buffer {
   }
 }
 
-/** The inverse of contentTypeOf, for handler responses and REST bodies. */
+/**
+ * The inverse of contentTypeOf, for handler responses and REST bodies; undefined for other types
+ * and for JSON that does not parse (it would otherwise corrupt the JSON frames it is spliced into).
+ */
 export function dataFromBody(contentType: string | undefined, body: Buffer): MessageData | undefined {
   const type = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
   if (type === "text/plain") return { kind: "text", text: body.toString("utf8") };
-  if (type === "application/json") return { kind: "json", json: body.toString("utf8") };
+  if (type === "application/json") {
+    const json = body.toString("utf8");
+    try {
+      JSON.parse(json);
+    } catch {
+      return undefined;
+    }
+    return { kind: "json", json };
+  }
   if (type === "application/octet-stream") return { kind: "binary", bytes: body };
   return undefined;
 }
@@ -220,7 +231,14 @@ export class EventDispatcher {
     const released = this.held;
     this.held = [];
     let dispatched: Promise<void> = Promise.resolve();
-    const fault = this.faults(info);
+    let fault: EventFault;
+    try {
+      fault = this.faults(info);
+    } catch (err) {
+      // A broken test hook must not take the emulator down with it.
+      this.options.log(`fault injector threw, delivering ${type}: ${(err as Error).message}`);
+      fault = { action: "deliver" };
+    }
     switch (fault.action) {
       case "drop":
         this.options.log(`fault injection: dropped ${type} for ${subject.connectionId}`);

@@ -5,7 +5,7 @@
  */
 import {
   encodeDownstream,
-  encodeGroupBinaryData,
+  encodeGroupBinaryDataPrefix,
   PROTOBUF_RELIABLE_SUBPROTOCOL,
   PROTOBUF_SUBPROTOCOL,
   type DownstreamMessage,
@@ -41,10 +41,16 @@ export function protocolFor(subprotocol: string | undefined): Protocol {
 export interface Frame {
   data: Buffer | string;
   binary: boolean;
+  /**
+   * The payload of a protobuf binary message, sent untouched after `data` as the final fragment of
+   * the same WebSocket message, so relaying never copies it.
+   */
+  tail?: Uint8Array;
 }
 
 export function frameBytes(frame: Frame): number {
-  return typeof frame.data === "string" ? Buffer.byteLength(frame.data) : frame.data.length;
+  const head = typeof frame.data === "string" ? Buffer.byteLength(frame.data) : frame.data.length;
+  return head + (frame.tail?.length ?? 0);
 }
 
 const DATA_TYPES = new Set(["json", "text", "binary", "protobuf"]);
@@ -101,18 +107,6 @@ export class OutboundMessage {
     readonly fromUserId?: string,
   ) {}
 
-  /** Bytes of the payload, used for queue accounting before any rendering. */
-  get size(): number {
-    const d = this.data;
-    return d.kind === "text"
-      ? d.text.length
-      : d.kind === "json"
-        ? d.json.length
-        : d.kind === "binary"
-          ? d.bytes.length
-          : d.value.length;
-  }
-
   frame(kind: ProtocolKind, sequenceId?: number): Frame {
     if (sequenceId === undefined) {
       const cached = this.cache[kind];
@@ -132,7 +126,8 @@ export class OutboundMessage {
     }
     if (kind === "protobuf") {
       if (d.kind === "binary") {
-        return { data: encodeGroupBinaryData(this.from, this.group, d.bytes, sequenceId), binary: true };
+        const prefix = encodeGroupBinaryDataPrefix(this.from, this.group, d.bytes.length, sequenceId);
+        return { data: prefix, tail: d.bytes, binary: true };
       }
       const msg: DownstreamMessage = { type: "message", from: this.from, data: d };
       if (this.group !== undefined) msg.group = this.group;

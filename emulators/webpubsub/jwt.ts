@@ -1,7 +1,8 @@
 /**
  * HS256 JWTs as Web PubSub uses them: the HMAC key is the UTF-8 bytes of the access key string.
- * Hand-written on node:crypto because `jose` is ESM-only and this project compiles to CommonJS
- * under `module: node16`; the surface needed is one algorithm.
+ * Synchronous on node:crypto, so the upgrade and REST paths decide before any await; the surface
+ * is one algorithm, and audiences compare as URLs (case and escaping), which a generic verifier
+ * does not do. The control plane's own tokens go through jose (shared/auth).
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 
@@ -20,6 +21,15 @@ export function signHs256(claims: JwtClaims, key: string): string {
   const body = b64url(JSON.stringify(claims));
   const sig = createHmac("sha256", Buffer.from(key, "utf8")).update(`${head}.${body}`).digest();
   return `${head}.${body}.${b64url(sig)}`;
+}
+
+/** URL audiences compare as URLs: `'` and `%27` are the same query, case does not matter. */
+function canonicalAudience(aud: string): string {
+  try {
+    return new URL(aud).href.toLowerCase();
+  } catch {
+    return aud.toLowerCase();
+  }
 }
 
 export interface VerifyOptions {
@@ -60,8 +70,8 @@ export function verifyHs256(token: string, key: string, options: VerifyOptions):
     throw new JwtError("token is not yet valid");
   }
   const auds = Array.isArray(c.aud) ? c.aud : [c.aud];
-  const accepted = new Set(options.audiences.map((a) => a.toLowerCase()));
-  if (!auds.some((a) => typeof a === "string" && accepted.has(a.toLowerCase()))) {
+  const accepted = new Set(options.audiences.map(canonicalAudience));
+  if (!auds.some((a) => typeof a === "string" && accepted.has(canonicalAudience(a)))) {
     throw new JwtError("token audience does not match");
   }
   return c;

@@ -83,7 +83,12 @@ export class RestApi {
       if (method === "GET" || method === "HEAD") return { status: 200 };
       throw new RestError(405, "MethodNotAllowed", `${method} is not allowed.`);
     }
-    const segments = url.pathname.split("/").slice(1).map(decodeURIComponent);
+    let segments: string[];
+    try {
+      segments = url.pathname.split("/").slice(1).map(decodeURIComponent);
+    } catch {
+      throw badRequest("Malformed percent-encoding in the path.");
+    }
     if (segments[0] !== "api" || segments[1] !== "hubs" || segments[2] === undefined) {
       throw new RestError(404, "NotFound", "No such API.");
     }
@@ -136,6 +141,9 @@ export class RestApi {
       throw new RestError(400, "NotSupported", "OData filters are not supported by the emulator.");
     const body = await readBody(ctx.req, MAX_FRAME_BYTES);
     const data = dataFromBody(ctx.req.headers["content-type"], body);
+    if (!data && /^application\/json/i.test(ctx.req.headers["content-type"] ?? "")) {
+      throw badRequest("The body is not valid JSON.");
+    }
     if (!data)
       throw new RestError(
         415,

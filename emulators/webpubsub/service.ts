@@ -83,7 +83,7 @@ export class WebPubSubService {
       protocol,
       subprotocol,
       this.options,
-      (c, reason) => this.close(c, reason, { slow: true }),
+      (c, reason) => this.close(c, reason, { abrupt: true }),
     );
   }
 
@@ -100,7 +100,18 @@ export class WebPubSubService {
       ...(conn.reconnectionToken !== undefined ? { reconnectionToken: conn.reconnectionToken } : {}),
     });
     this.events.nonBlocking(this.subject(conn), "connected");
-    this.lifecycle.emit("connected", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+    this.announce("connected", { hub: conn.hub, connectionId: conn.id, userId: conn.userId });
+  }
+
+  /** Emits a lifecycle event; a throwing listener is logged, never propagated into socket handlers. */
+  announce<K extends keyof LifecycleEvents>(event: K, ...args: LifecycleEvents[K]): void {
+    try {
+      (this.lifecycle as EventEmitter).emit(event, ...args);
+    } catch (err) {
+      this.options.log(
+        `lifecycle listener for ${event} threw: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
   }
 
   find(hub: string, connectionId: string): ClientConnection | undefined {
@@ -141,17 +152,18 @@ export class WebPubSubService {
   }
 
   /**
-   * Ends a connection for good: tells a subprotocol client why (unless it is too slow to hear it),
+   * Ends a connection for good: tells a subprotocol client why (unless it is not listening: too slow
+   * or silent, then the socket is cut at once),
    * closes the socket, and reports `disconnected` upstream exactly once.
    */
-  close(conn: ClientConnection, reason: string, how: { slow?: boolean; code?: number } = {}): void {
+  close(conn: ClientConnection, reason: string, how: { abrupt?: boolean; code?: number } = {}): void {
     if (conn.ended) return;
-    if (!how.slow) conn.sendControl({ type: "disconnected", reason });
+    if (!how.abrupt) conn.sendControl({ type: "disconnected", reason });
     conn.ended = true;
     const ws = conn.ws;
     if (ws) {
-      ws.close(how.code ?? (how.slow ? 1008 : 1000), reason.slice(0, 120));
-      const timer = setTimeout(() => ws.terminate(), how.slow ? 0 : CLOSE_GRACE_MS);
+      ws.close(how.code ?? (how.abrupt ? 1008 : 1000), reason.slice(0, 120));
+      const timer = setTimeout(() => ws.terminate(), how.abrupt ? 0 : CLOSE_GRACE_MS);
       timer.unref();
       ws.once("close", () => clearTimeout(timer));
     }
@@ -170,7 +182,7 @@ export class WebPubSubService {
     if (h.connections.size === 0 && h.groups.size === 0) this.hubs.delete(conn.hub);
     this.options.log(`connection ${conn.id} on hub ${conn.hub} closed: ${reason}`);
     this.events.nonBlocking(this.subject(conn), "disconnected", reason);
-    this.lifecycle.emit("disconnected", {
+    this.announce("disconnected", {
       hub: conn.hub,
       connectionId: conn.id,
       userId: conn.userId,
@@ -195,12 +207,12 @@ export class WebPubSubService {
 
   /** Keepalive: ping every open socket, and drop those silent for three intervals. */
   keepAlive(now: number): void {
-    for (const h of this.hubs.values()) {
-      for (const conn of h.connections.values()) {
+    for (const h of [...this.hubs.values()]) {
+      for (const conn of [...h.connections.values()]) {
         const ws = conn.ws;
         if (!ws) continue;
         if (now - conn.lastSeen > 3 * this.options.keepAliveIntervalMs) {
-          ws.terminate();
+          this.close(conn, "KeepAliveTimeout", { abrupt: true });
         } else if (ws.readyState === ws.OPEN) {
           ws.ping();
         }

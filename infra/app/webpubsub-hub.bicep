@@ -29,13 +29,15 @@ resource hub 'Microsoft.SignalRService/webPubSub/hubs@2024-03-01' = {
       {
         // The control plane's relay-events route (host.json prefix + route table); checked in npm test.
         urlTemplate: 'https://${functionAppHostName}/api/relay/events'
-        // connect admits the single-use token, connected records presence timing,
-        // disconnected ends the stream. No user events: data never goes upstream.
+        // connect admits the single-use token, disconnected ends the stream; connected is
+        // not sent (the control plane does not use it, and every event is a billed call).
+        // The one user event is `report`: a side's byte counts as it closes. Data frames
+        // are group messages and never go upstream.
         systemEvents: [
           'connect'
-          'connected'
           'disconnected'
         ]
+        userEventPattern: 'report'
         auth: {
           type: 'ManagedIdentity'
           managedIdentity: {

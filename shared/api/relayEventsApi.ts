@@ -16,6 +16,15 @@ export interface RelayEventsDeps {
   hub: string;
 }
 
+/**
+ * The events this handler needs from Web PubSub: what the hub's event handler (infra, the local
+ * stack) subscribes to. `connected` is left out: nothing here uses it, and each event is a call.
+ */
+export const RELAY_EVENT_SUBSCRIPTION = {
+  systemEvents: ["connect", "disconnected"],
+  userEventPattern: "report",
+} as const;
+
 const MAX_EVENT_BYTES = 64 * 1024;
 const disconnectedBody = z.object({ reason: z.string().max(4096).optional() }).loose();
 const reportBody = z.object({ bytesSent: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }).loose();

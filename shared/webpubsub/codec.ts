@@ -350,28 +350,30 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
 }
 
 /**
- * Encodes a downstream binary DataMessage with one copy of `payload` and no intermediate
- * objects: the data path of the relay. Byte-identical to what protobufjs produces.
+ * The bytes of a downstream binary DataMessage that precede its payload: `prefix + payload` is the
+ * whole DownstreamMessage. This is the relay's data path: the payload is never copied or re-encoded,
+ * the caller sends the prefix and the payload view one after the other. `sequence_id` is written
+ * before `data` (protobuf parsers accept fields in any order) so that the payload comes last.
  */
-export function encodeGroupBinaryData(
+export function encodeGroupBinaryDataPrefix(
   from: string,
   group: string | undefined,
-  payload: Uint8Array,
+  payloadLength: number,
   sequenceId?: number,
 ): Buffer {
   const fromLen = Buffer.byteLength(from);
   const groupLen = group === undefined ? 0 : Buffer.byteLength(group);
   // MessageData { bytes binary_data = 2 }
-  const dataLen = 1 + varintLength(payload.length) + payload.length;
-  // DataMessage { from = 1; group = 2; data = 3; sequence_id = 4 }
+  const dataLen = 1 + varintLength(payloadLength) + payloadLength;
+  // DataMessage { from = 1; group = 2; sequence_id = 4; data = 3 }
   let inner = 0;
   if (fromLen > 0) inner += 1 + varintLength(fromLen) + fromLen;
   if (group !== undefined) inner += 1 + varintLength(groupLen) + groupLen;
-  inner += 1 + varintLength(dataLen) + dataLen;
   if (sequenceId !== undefined) inner += 1 + varintLength(sequenceId);
+  inner += 1 + varintLength(dataLen) + dataLen;
   // DownstreamMessage { data_message = 2 }
-  const total = 1 + varintLength(inner) + inner;
-  const buf = Buffer.allocUnsafe(total);
+  const prefixLen = 1 + varintLength(inner) + inner - payloadLength;
+  const buf = Buffer.allocUnsafe(prefixLen);
   let p = 0;
   buf[p++] = 0x12;
   p = writeVarint(buf, p, inner);
@@ -385,15 +387,23 @@ export function encodeGroupBinaryData(
     p = writeVarint(buf, p, groupLen);
     p += buf.write(group, p);
   }
+  if (sequenceId !== undefined) {
+    buf[p++] = 0x20;
+    p = writeVarint(buf, p, sequenceId);
+  }
   buf[p++] = 0x1a;
   p = writeVarint(buf, p, dataLen);
   buf[p++] = 0x12;
-  p = writeVarint(buf, p, payload.length);
-  buf.set(payload, p);
-  p += payload.length;
-  if (sequenceId !== undefined) {
-    buf[p++] = 0x20;
-    writeVarint(buf, p, sequenceId);
-  }
+  writeVarint(buf, p, payloadLength);
   return buf;
+}
+
+/** A downstream binary DataMessage as one buffer: the prefix and one copy of the payload. */
+export function encodeGroupBinaryData(
+  from: string,
+  group: string | undefined,
+  payload: Uint8Array,
+  sequenceId?: number,
+): Buffer {
+  return Buffer.concat([encodeGroupBinaryDataPrefix(from, group, payload.length, sequenceId), payload]);
 }

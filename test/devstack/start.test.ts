@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,10 +14,10 @@ jest.setTimeout(15_000);
 
 /** A stand-in control plane that proves it received the local storage settings. */
 function sampleTable(
-  env: NodeJS.ProcessEnv,
+  env: () => NodeJS.ProcessEnv,
   gate?: { entered: () => void; release: Promise<void> },
 ): RouteTable {
-  const connectionString = env.AzureWebJobsStorage ?? "";
+  const connectionString = () => env().TABLES_CONNECTION_STRING ?? "";
   return {
     http: [
       {
@@ -25,7 +25,7 @@ function sampleTable(
         methods: ["POST"],
         route: "tables/{name}",
         handler: async (req) => {
-          await TableClient.fromConnectionString(connectionString, req.params.name!, {
+          await TableClient.fromConnectionString(connectionString(), req.params.name!, {
             allowInsecureConnection: true,
           }).createTable();
           return { status: 201 };
@@ -59,7 +59,27 @@ describe("the local stack", () => {
   });
   afterEach(() => rm(stateDir, { recursive: true, force: true }));
 
-  const options = () => ({ ...DEFAULT_OPTIONS, port: 0, tablePort: 0, stateDir });
+  const options = () => ({
+    ...DEFAULT_OPTIONS,
+    port: 0,
+    tablePort: 0,
+    webPubSubPort: 0,
+    mqttPort: 0,
+    iotHubPort: 0,
+    stateDir,
+  });
+  const ephemeralPorts = [
+    "--port",
+    "0",
+    "--table-port",
+    "0",
+    "--webpubsub-port",
+    "0",
+    "--mqtt-port",
+    "0",
+    "--iothub-port",
+    "0",
+  ];
   let log = recordingLogger();
   beforeEach(() => (log = recordingLogger()));
   const deps = (gate?: Parameters<typeof sampleTable>[1]): DevStackDeps => ({
@@ -74,13 +94,19 @@ describe("the local stack", () => {
       expect(stack.endpoints.api).toBe(`${stack.endpoints.functions}/api`);
       const res = await fetch(`${stack.endpoints.api}/tables/fromHandler`, { method: "POST" });
       expect(res.status).toBe(201);
-      const service = TableServiceClient.fromConnectionString(stack.env.AzureWebJobsStorage!, {
+      const service = TableServiceClient.fromConnectionString(stack.env.TABLES_CONNECTION_STRING!, {
         allowInsecureConnection: true,
       });
       const names: string[] = [];
       for await (const table of service.listTables()) names.push(table.name!);
       expect(names).toContain("fromHandler");
-      expect(stack.env.AzureWebJobsStorage).toContain(stack.endpoints.tables);
+      expect(stack.env.TABLES_CONNECTION_STRING).toContain(stack.endpoints.tables);
+      expect(stack.env.WEBPUBSUB_CONNECTION_STRING).toContain(stack.endpoints.webPubSub);
+      expect(stack.env.IOTHUB_CONNECTION_STRING).toMatch(/^HostName=/);
+      const envFile = await readFile(join(stateDir, "env"), "utf8");
+      expect(envFile).toContain(
+        `DEVICESTREAM_CONNECTION_STRING=Endpoint=http://localhost:${new URL(stack.endpoints.api).port};`,
+      );
     } finally {
       await stack.close();
     }
@@ -100,7 +126,7 @@ describe("the local stack", () => {
   }
 
   it("prints the endpoints and stops cleanly on SIGINT", async () => {
-    const run = cli(["--port", "0", "--table-port", "0", "--state-dir", stateDir, "--no-demo"]);
+    const run = cli([...ephemeralPorts, "--state-dir", stateDir, "--no-demo"]);
     const api = await run.ready();
     expect(run.out()).toMatch(/Azurite table service\s+http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1/);
     expect(run.out()).toContain("off (--no-demo)");
@@ -117,7 +143,7 @@ describe("the local stack", () => {
     const entered = deferred();
     const release = deferred();
     const run = cli(
-      ["--port", "0", "--table-port", "0", "--state-dir", stateDir],
+      [...ephemeralPorts, "--state-dir", stateDir],
       deps({ entered: () => entered.resolve(), release: release.promise }),
     );
     const api = await run.ready();
@@ -140,21 +166,23 @@ describe("the local stack", () => {
   it.each([
     ["--port", "functions host"],
     ["--table-port", "Azurite table service"],
+    ["--webpubsub-port", "Web PubSub emulator"],
+    ["--iothub-port", "IoT Hub emulator"],
   ])("names a port taken for %s, says how to change it, and exits 1", async (flag, service) => {
     const { port, server } = await occupiedPort();
     try {
-      const argv = ["--port", "0", "--table-port", "0", "--state-dir", stateDir, flag, String(port)];
+      const argv = [...ephemeralPorts, "--state-dir", stateDir, flag, String(port)];
       const run = cli(argv);
       expect(await withDeadline(run.exit, 10_000, "the CLI to exit")).toBe(1);
       expect(run.err()).toContain(`port ${port} on 127.0.0.1 is already in use (${service})`);
-      expect(run.err()).toContain(`npm start -- ${flag} <n>`);
+      expect(run.err()).toMatch(new RegExp(`npm start -- .*${flag}.* <n>`));
     } finally {
       server.close();
     }
   });
 
   it("reports a control plane that fails to build and exits 1", async () => {
-    const run = cli(["--port", "0", "--table-port", "0", "--state-dir", stateDir], {
+    const run = cli([...ephemeralPorts, "--state-dir", stateDir], {
       createRouteTable: () => {
         throw new Error("AzureWebJobsStorage: invalid");
       },

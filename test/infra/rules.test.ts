@@ -155,9 +155,9 @@ describe("event handler", () => {
   });
 
   test("a missing system event is refused", async () => {
-    const findings = await findingsOf(HUB, "          'connected'\n", "");
+    const findings = await findingsOf(HUB, "          'disconnected'\n", "");
     expect(findings).toEqual([
-      expect.stringContaining("systemEvents must be exactly [connect, connected, disconnected]"),
+      expect.stringContaining("systemEvents must be exactly [connect, disconnected]"),
     ]);
   });
 

@@ -1,5 +1,6 @@
 // Test helpers: the real templates, and single-edit mutations of them, so each rule is
 // shown to fail on the very files it passes.
+import { RELAY_EVENT_SUBSCRIPTION } from "../../shared/api/relayEventsApi";
 import { join } from "node:path";
 import { PLATFORM_SETTINGS, configSettings } from "../../shared/config";
 import { createRouteTable } from "../../shared/routes";
@@ -23,7 +24,7 @@ function relayEventsRoute(): string {
 /** What the templates must agree with: the code's settings catalogue and relay-events route. */
 export const EXPECTATIONS: InfraExpectations = {
   relayEventsRoute: relayEventsRoute(),
-  relayEventsSystemEvents: ["connect", "connected", "disconnected"],
+  relayEventsSystemEvents: RELAY_EVENT_SUBSCRIPTION.systemEvents,
   settings: configSettings(),
   platform: PLATFORM_SETTINGS,
 };

@@ -9,6 +9,7 @@ import { startLocalHost, type LocalHost } from "../../devstack/host";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
 import { type EventFault, type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
+import { RELAY_EVENT_SUBSCRIPTION } from "../../shared/api/relayEventsApi";
 import { loadConfig } from "../../shared/config";
 import { type AppServices, createRouteTable } from "../../shared/routes";
 import { relayGroup } from "../../shared/streams/model";
@@ -51,7 +52,13 @@ beforeAll(async () => {
   });
   const wps = await startWebPubSubEmulator({
     port: 0,
-    eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
+    eventHandlers: {
+      streams: {
+        urlTemplate: `${host.url}/api/relay/events`,
+        systemEvents: [...RELAY_EVENT_SUBSCRIPTION.systemEvents],
+        userEventPattern: RELAY_EVENT_SUBSCRIPTION.userEventPattern,
+      },
+    },
     faults: (event) => faults.next(event.type),
     logger: (line) => process.env.DEBUG_EMULATORS && console.log(line),
   });
@@ -242,10 +249,11 @@ describe("surviving the relay's event faults", () => {
       return { action: "deliver" };
     };
     await reordered.service.close();
-    // The held event goes out right after the next one, which the next connection causes.
+    // The held event goes out right after the next one: another stream's service side leaving.
     const next = await establish("Emu-reorder-next");
+    await next.service.close();
+    await stack.log.entries.waitFor(transitionTo(next.streamId, "Closed"), "the next stream Closed");
     await stack.log.entries.waitFor(transitionTo(reordered.streamId, "Closed"), "Closed after reordering");
-    await Promise.all([next.service.close(), next.device.close()]);
 
     stack.clock.offsetMs = 6 * 60_000;
     await stack.services.service.sweep();

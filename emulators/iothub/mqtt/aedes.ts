@@ -1,15 +1,9 @@
 /**
- * The one place that loads `aedes`. aedes 1.x is ESM-only, and TypeScript's `module: node16`
- * refuses a static import of ESM from CommonJS (TS1479) even though Node >= 20.19 can require() it.
- * Types come through a resolution-mode import; the value through require(). (Jest needs aedes in
- * its transformIgnorePatterns allow-list for the same reason.)
+ * The one place that loads `aedes`. aedes 1.x is ESM-only; with `module: node20` TypeScript
+ * compiles this import to require(), which Node >= 20.19 and 22 load natively (jest transforms
+ * it; see jest.config.js).
  */
-import type * as AedesModule from "aedes" with { "resolution-mode": "import" };
+import { Aedes } from "aedes";
 
-export type { AuthenticateError, Client as MqttClient, PublishPacket, Subscription } from "aedes" with {
-  "resolution-mode": "import",
-};
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- see above
-export const { Aedes } = require("aedes") as typeof AedesModule;
-export type Aedes = AedesModule.Aedes;
+export { Aedes };
+export type { AuthenticateError, Client as MqttClient, PublishPacket, Subscription } from "aedes";

@@ -1,8 +1,8 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { AddressInfo } from "node:net";
-import { once } from "node:events";
+import { type EventEmitter, once } from "node:events";
 import { Aedes, type AuthenticateError, type MqttClient, type PublishPacket } from "./aedes";
-import type { EmulatorLog } from "../log";
+import { type EmulatorLog, printable } from "../log";
 import type { HubHosts } from "../hub";
 import type { IdentityRegistry } from "../registry";
 import { SasError, parseSas, verifySas } from "../sas";
@@ -32,7 +32,6 @@ export interface DeviceGatewayOptions {
 interface Session {
   client: MqttClient;
   identity: Identity;
-  methods: boolean;
 }
 
 // CONNACK return codes (MQTT 3.1.1 §3.2.2.3); the device SDK maps both to UnauthorizedError.
@@ -61,6 +60,11 @@ export class DeviceGateway {
   private readonly identities = new WeakMap<MqttClient, Identity>();
   private readonly closeReasons = new WeakMap<MqttClient, string>();
   private readonly keepalives = new WeakMap<MqttClient, number>();
+  /**
+   * Per connection, not per session: aedes resumes reading right after CONNACK, so a client that
+   * subscribes at once (the SDK does after a reconnect) can SUBSCRIBE before 'clientReady'.
+   */
+  private readonly methodSubscribers = new WeakSet<MqttClient>();
   private readonly waiters = new Map<string, Set<() => void>>();
   private readonly responseListeners = new Set<(response: MethodResponse) => void>();
 
@@ -87,9 +91,14 @@ export class DeviceGateway {
           done(null, true);
         } catch (err) {
           const refused =
-            err instanceof ConnectRefused ? err : new ConnectRefused(NOT_AUTHORIZED, "internal error");
+            err instanceof ConnectRefused
+              ? err
+              : new ConnectRefused(
+                  NOT_AUTHORIZED,
+                  `internal error: ${err instanceof Error ? err.message : String(err)}`,
+                );
           this.options.log(
-            `mqtt connect refused for '${client.id}' from ${remote(client)}: ${refused.message}`,
+            `mqtt connect refused for '${printable(client.id)}' from ${remote(client)}: ${refused.message}`,
           );
           const error: AuthenticateError = Object.assign(new Error(refused.message), {
             returnCode: refused.returnCode,
@@ -100,7 +109,9 @@ export class DeviceGateway {
       authorizeSubscribe: (client, subscription, done) => {
         const identity = this.identities.get(client);
         if (!identity || !maySubscribe(identity, subscription.topic)) {
-          this.options.log(`mqtt subscribe denied for '${client.id}': ${subscription.topic}`);
+          this.options.log(
+            `mqtt subscribe denied for '${printable(client.id)}': ${printable(subscription.topic)}`,
+          );
           done(null, null); // SUBACK 0x80 for this filter
           return;
         }
@@ -110,9 +121,17 @@ export class DeviceGateway {
       },
       authorizePublish: (client, packet, done) => {
         const identity = client ? this.identities.get(client) : undefined;
-        if (!identity || !mayPublish(identity, packet.topic) || packet.qos === 2) {
-          this.options.log(`mqtt publish denied for '${client?.id ?? "?"}': ${packet.topic} (disconnecting)`);
-          if (client) this.closeReasons.set(client, "published to a topic it does not own");
+        const reason =
+          !identity || !mayPublish(identity, packet.topic)
+            ? "published to a topic it does not own"
+            : packet.qos === 2
+              ? "published with QoS 2, which IoT Hub does not support"
+              : undefined;
+        if (reason) {
+          this.options.log(
+            `mqtt publish denied for '${printable(client?.id)}': ${printable(packet.topic)} (disconnecting)`,
+          );
+          if (client) this.closeReasons.set(client, reason);
           done(new Error("publish not allowed"));
           return;
         }
@@ -129,6 +148,10 @@ export class DeviceGateway {
         done(null);
       },
     });
+    // aedes reports persistence failures here; an unhandled 'error' would end the process.
+    (broker as EventEmitter).on("error", (err: Error) =>
+      this.options.log(`mqtt broker error: ${err.message}`),
+    );
     broker.on("clientReady", (client) => this.onReady(client));
     broker.on("clientDisconnect", (client) => this.onDisconnect(client));
     broker.on("keepaliveTimeout", (client) => this.closeReasons.set(client, "keepalive timeout"));
@@ -150,6 +173,7 @@ export class DeviceGateway {
       socket.once("close", () => this.sockets.delete(socket));
       broker.handle(socket);
     });
+    server.on("error", (err: Error) => this.options.log(`mqtt server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
       this.options.log(`mqtt TLS handshake failed from ${socket.remoteAddress ?? "?"}: ${err.message}`);
     });
@@ -180,7 +204,8 @@ export class DeviceGateway {
   }
 
   hasMethodSubscriber(key: string): boolean {
-    return this.sessions.get(key)?.methods === true;
+    const session = this.sessions.get(key);
+    return session !== undefined && this.methodSubscribers.has(session.client);
   }
 
   /** Resolves true as soon as the identity is connected and subscribed to methods, false at the timeout. */
@@ -193,21 +218,20 @@ export class DeviceGateway {
       const finish = () => {
         clearTimeout(timer);
         signal?.removeEventListener("abort", finish);
-        set.delete(wake);
+        set.delete(finish);
         if (set.size === 0 && this.waiters.get(key) === set) this.waiters.delete(key);
         resolve(this.hasMethodSubscriber(key));
       };
-      const wake = () => finish();
       const timer = setTimeout(finish, timeoutMs);
       signal?.addEventListener("abort", finish, { once: true });
-      set.add(wake);
+      set.add(finish);
     });
   }
 
   /** Publishes a method request to the identity's current connection; false when there is none. */
   sendMethodRequest(key: string, methodName: string, rid: string, payload: Buffer): boolean {
     const session = this.sessions.get(key);
-    if (!session?.methods) return false;
+    if (!session || !this.methodSubscribers.has(session.client)) return false;
     const packet: PublishPacket = {
       cmd: "publish",
       topic: methodRequestTopic(methodName, rid),
@@ -287,9 +311,10 @@ export class DeviceGateway {
       return;
     }
     const key = identityKey(identity);
-    this.sessions.set(key, { client, identity, methods: false });
+    this.sessions.set(key, { client, identity });
     const keepalive = this.keepalives.get(client);
     this.options.log(`mqtt connect ${key} from ${remote(client)} (keepalive ${keepalive ?? 0} s)`);
+    this.wake(key);
   }
 
   private onDisconnect(client: MqttClient): void {
@@ -304,11 +329,18 @@ export class DeviceGateway {
   private setMethods(client: MqttClient, subscribed: boolean): void {
     const identity = this.identities.get(client);
     if (!identity) return;
-    const key = identityKey(identity);
-    const session = this.sessions.get(key);
-    if (session?.client !== client) return;
-    session.methods = subscribed;
-    if (subscribed) for (const wake of this.waiters.get(key) ?? []) wake();
+    if (!subscribed) {
+      this.methodSubscribers.delete(client);
+      return;
+    }
+    this.methodSubscribers.add(client);
+    this.wake(identityKey(identity));
+  }
+
+  /** Lets waiters re-check; each resolves only once the identity has a method subscriber. */
+  private wake(key: string): void {
+    if (!this.hasMethodSubscriber(key)) return;
+    for (const wake of this.waiters.get(key) ?? []) wake();
   }
 
   private onDevicePublish(client: MqttClient, packet: PublishPacket): void {
@@ -317,7 +349,7 @@ export class DeviceGateway {
     const parsed = parseMethodResponseTopic(packet.topic);
     const key = identityKey(identity);
     if (!parsed) {
-      this.options.log(`mqtt ignored a malformed method answer from ${key}: ${packet.topic}`);
+      this.options.log(`mqtt ignored a malformed method answer from ${key}: ${printable(packet.topic)}`);
       return;
     }
     const body = typeof packet.payload === "string" ? Buffer.from(packet.payload) : packet.payload;

@@ -87,6 +87,7 @@ export class HubRestServer {
         void this.handle(req, res);
       },
     );
+    server.on("error", (err: Error) => this.log(`https server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
       this.log(`https TLS handshake failed from ${socket.remoteAddress ?? "?"}: ${err.message}`);
     });

@@ -190,6 +190,56 @@ describe("topic confinement (raw MQTT)", () => {
     expect(lines.some((l) => l.includes("garbled") && l.includes("unknown or expired rid ffff"))).toBe(true);
   });
 
+  test.each([
+    ["no credentials", { username: undefined, password: undefined }, /username must be/],
+    [
+      "a username for another client",
+      { username: "devicestreams.azure-devices.net/other/?api-version=1" },
+      /username/,
+    ],
+    [
+      "a username naming another hub",
+      { username: "elsewhere.azure-devices.net/refused/?api-version=1" },
+      /username/,
+    ],
+    ["a client ID that is not an identity", { clientId: "a/b/c" }, /client ID/],
+    ["no password", { password: undefined }, /password must be a SAS token/],
+    ["a password that is not a token", { password: "hunter2" }, /not a SharedAccessSignature/],
+  ])("CONNECT with %s is refused", async (_label, overrides, reason) => {
+    const cs = hub.connectionString("refused") ?? (await hub.createDevice("refused"));
+    await expect(raw(cs, overrides as Partial<IClientOptions>)).rejects.toThrow(
+      /Bad username or password|Not authorized/,
+    );
+    expect(lines.some((l) => l.startsWith("mqtt connect refused") && reason.test(l))).toBe(true);
+  });
+
+  test("a token whose sr names another hub, or carries a policy name, is refused", async () => {
+    const cs = hub.connectionString("refused") ?? (await hub.createDevice("refused"));
+    const key = field(cs, "SharedAccessKey");
+    const otherHub = deviceToken("elsewhere.azure-devices.net/devices/refused", key);
+    await expect(raw(cs, { password: otherHub })).rejects.toThrow(/Bad username or password/);
+    const withPolicy = SharedAccessSignature.create(
+      encodeURIComponent(`${hub.hubHostName}/devices/refused`),
+      "device",
+      key,
+      anHourFromNow(),
+    ).toString();
+    await expect(raw(cs, { password: withPolicy })).rejects.toThrow(/Bad username or password/);
+    expect(lines.some((l) => l.includes("policy (skn) tokens are not accepted"))).toBe(true);
+  });
+
+  test("a device answer over 128 KB becomes a 502 for the caller", async () => {
+    const client = await raw(await hub.createDevice("verbose"));
+    client.on("message", (topic: string) => {
+      const rid = /\$rid=(\w+)/.exec(topic)?.[1];
+      client.publish(`$iothub/methods/res/200/?$rid=${rid}`, JSON.stringify("x".repeat(128 * 1024)));
+    });
+    await subscribe(client, "$iothub/methods/POST/#");
+    const err = await rejection(invoker.invoke({ deviceId: "verbose" }, call));
+    expect(err).toMatchObject({ kind: "Upstream", statusCode: 502 });
+    expect(err.message).toMatch(/larger than 128 KB/);
+  });
+
   test("a token for another device does not open its session", async () => {
     const mine = await hub.createDevice("impostor");
     const theirs = await hub.createDevice("target");

@@ -243,3 +243,35 @@ test("a restart on the same state directory keeps identities, keys and the CA", 
     await rm(stateDir, { recursive: true, force: true });
   }
 });
+
+test("a device SDK client with its default retry policy comes back after an emulator restart", async () => {
+  const stateDir = await mkdtemp(path.join(tmpdir(), "iothub-reconnect-"));
+  let current = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0, stateDir });
+  const ports = { mqttPort: current.mqttPort, httpsPort: current.httpsPort };
+  const fleet = new Devices(() => current);
+  // The connect timeout covers the SDK's lazy subscription, then its reconnect backoff and re-subscription.
+  const ping = () =>
+    new IotHubDirectMethodInvoker(
+      createIotHubClients({ connectionString: current.serviceConnectionString, ca: current.caPem }).client,
+    ).invoke(
+      { deviceId: "phoenix" },
+      { methodName: "ping", payload: null, responseTimeoutInSeconds: 5, connectTimeoutInSeconds: 10 },
+    );
+  try {
+    const device = await fleet.device(await current.createDevice("phoenix"), { retry: true });
+    device.onDeviceMethod("ping", (_req, res) => void res.send(200, "pong"));
+    await expect(ping()).resolves.toEqual({ status: 200, payload: "pong" });
+    await current.close();
+    current = await startIotHubEmulator({ ...ports, stateDir });
+    await expect(ping()).resolves.toEqual({ status: 200, payload: "pong" });
+  } finally {
+    await fleet.closeAll();
+    await current.close();
+    await rm(stateDir, { recursive: true, force: true });
+  }
+}, 20000);
+
+test("a port already in use fails the start cleanly, with the address in the error", async () => {
+  await expect(startIotHubEmulator({ mqttPort: hub.mqttPort, httpsPort: 0 })).rejects.toThrow(/EADDRINUSE/);
+  await expect(startIotHubEmulator({ mqttPort: 0, httpsPort: hub.httpsPort })).rejects.toThrow(/EADDRINUSE/);
+});

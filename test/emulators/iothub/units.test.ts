@@ -61,7 +61,9 @@ test.each([
   ["a/b/c", undefined],
   ["", undefined],
   ["dev/", undefined],
-  ["de#v", undefined],
+  ["Dev#1?x'(y)+;", { deviceId: "Dev#1?x'(y)+;" }],
+  ["dev mod", undefined],
+  ["d\u00e9v", undefined],
 ])("client ID %j is identity %j", (clientId, identity) => {
   expect(parseIdentityKey(clientId)).toEqual(identity);
 });

@@ -1,3 +1,4 @@
+import http from "node:http";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
 import { signHs256 } from "../../../emulators/webpubsub/jwt";
 import type { WebPubSubEmulator } from "../../../emulators/webpubsub";
@@ -33,6 +34,11 @@ describe("client tokens", () => {
       "with a bad group claim",
       400,
       () => url(signHs256({ aud: aud(), exp: now() + 60, "webpubsub.group": 5 }, KEY)),
+    ],
+    [
+      "with an empty group name",
+      400,
+      () => url(signHs256({ aud: aud(), exp: now() + 60, "webpubsub.group": [""] }, KEY)),
     ],
     [
       "valid, hub name in another case",
@@ -181,5 +187,51 @@ describe("REST data plane through @azure/web-pubsub", () => {
     const svc = serviceClient(emulator, "rest3");
     await expect(svc.group("g").addConnection("missing")).rejects.toMatchObject({ statusCode: 404 });
     await expect(svc.sendToAll(Buffer.alloc(1024 * 1024 + 1))).rejects.toMatchObject({ statusCode: 413 });
+  });
+});
+
+describe("malformed requests", () => {
+  const bearer = (url: string): Record<string, string> => ({
+    Authorization: `Bearer ${signHs256({ aud: url, exp: now() + 60 }, KEY)}`,
+  });
+
+  it.each([
+    ["invalid JSON body", "/api/hubs/chat/:send", { "content-type": "application/json" }, "{oops", 400],
+    ["an unsupported content type", "/api/hubs/chat/:send", { "content-type": "image/png" }, "x", 415],
+    ["a malformed path", "/api/hubs/chat/groups/%E0%A4%A/:send", { "content-type": "text/plain" }, "x", 400],
+    ["a bad hub name", "/api/hubs/1chat/:send", { "content-type": "text/plain" }, "x", 400],
+    [
+      "an OData filter",
+      "/api/hubs/chat/:send?filter=userId%20eq%20'a'",
+      { "content-type": "text/plain" },
+      "x",
+      400,
+    ],
+    ["an unknown route", "/api/hubs/chat/:addToGroups", { "content-type": "application/json" }, "{}", 404],
+  ])("answers %s with its status and an error body", async (_name, path, headers, body, status) => {
+    const url = `${emulator.endpoint}${path}`;
+    const res = await fetch(url, { method: "POST", headers: { ...headers, ...bearer(url) }, body });
+    expect(res.status).toBe(status);
+    expect(res.headers.get("x-ms-error-code")).toEqual(expect.any(String));
+    expect(await res.json()).toEqual({ code: expect.any(String), message: expect.any(String) });
+  });
+
+  it("refuses an upgrade that is not a valid WebSocket handshake before any event", async () => {
+    const { token } = await serviceClient(emulator, "chat").getClientAccessToken();
+    const res = await new Promise<number>((resolve, reject) => {
+      const req = http.request(`${emulator.endpoint}/client/hubs/chat?access_token=${token}`, {
+        headers: {
+          Connection: "Upgrade",
+          Upgrade: "websocket",
+          "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "short",
+        },
+      });
+      req.on("response", (r) => resolve(r.statusCode ?? 0));
+      req.on("upgrade", () => reject(new Error("upgraded")));
+      req.on("error", reject);
+      req.end();
+    });
+    expect(res).toBe(400);
   });
 });

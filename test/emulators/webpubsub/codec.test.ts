@@ -4,6 +4,7 @@ import {
   decodeUpstream,
   encodeDownstream,
   encodeGroupBinaryData,
+  encodeGroupBinaryDataPrefix,
   encodeUpstream,
   ProtocolDecodeError,
   type DownstreamMessage,
@@ -54,7 +55,7 @@ describe("protobuf client-protocol codec", () => {
     expect(msg.data.bytes[999]).toBe(9);
   });
 
-  it("fast path is byte-identical to the reflective encoder", () => {
+  it("fast path: prefix + payload is the message the reflective encoder describes", () => {
     const root = protobuf.parse(
       `syntax="proto3"; message D { oneof m { X a = 1; Data data_message = 2; } }
        message X {} message Data { string from = 1; optional string group = 2; MD data = 3; optional uint64 sequence_id = 4; }
@@ -62,20 +63,29 @@ describe("protobuf client-protocol codec", () => {
       { keepCase: true },
     ).root;
     const D = root.lookupType("D");
-    for (const [group, seq, size] of [
+    const cases: [string | undefined, number | undefined, number][] = [
       ["grp", undefined, 65536],
       [undefined, 300, 10],
-      ["", 1, 0],
-    ] as const) {
+      ["", 2 ** 35, 0],
+      ["é", 1, 200],
+    ];
+    for (const [group, seq, size] of cases) {
       const payload = Buffer.alloc(size, 3);
-      const expected = D.encode(
-        D.fromObject({
-          data_message: { from: "group", group, data: { binary_data: payload }, sequence_id: seq },
-        }),
-      ).finish();
-      expect(Buffer.compare(encodeGroupBinaryData("group", group, payload, seq), Buffer.from(expected))).toBe(
-        0,
-      );
+      const object = {
+        data_message: { from: "group", group, data: { binary_data: payload }, sequence_id: seq },
+      };
+      const ours = Buffer.concat([encodeGroupBinaryDataPrefix("group", group, size, seq), payload]);
+      expect(Buffer.compare(ours, encodeGroupBinaryData("group", group, payload, seq))).toBe(0);
+      const opts = { longs: Number, bytes: Array };
+      expect(D.toObject(D.decode(ours), opts)).toEqual(D.toObject(D.fromObject(object), opts));
+      // Without a sequence id the field order is canonical, so the bytes are identical too.
+      if (seq === undefined)
+        expect(Buffer.compare(ours, Buffer.from(D.encode(D.fromObject(object)).finish()))).toBe(0);
+      expect(decodeDownstream(ours)).toMatchObject({
+        type: "message",
+        from: "group",
+        ...(seq === undefined ? {} : { sequenceId: seq }),
+      });
     }
   });
 

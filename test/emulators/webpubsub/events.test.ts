@@ -1,3 +1,4 @@
+import WebSocket from "ws";
 import type { WebPubSubEmulator, EventFault } from "../../../emulators/webpubsub";
 import { toFaultInjector } from "../../../emulators/webpubsub/faults";
 import {
@@ -17,7 +18,7 @@ afterEach(async () => {
 });
 
 async function setup(
-  reply?: (e: ReceivedEvent) => EventReply,
+  reply?: (e: ReceivedEvent) => EventReply | Promise<EventReply>,
   opts: { faults?: (e: { type: string }) => EventFault; allowedOrigin?: string } = {},
 ): Promise<{ emulator: WebPubSubEmulator; handler: Handler }> {
   const handler = await startEventHandler(reply, { allowedOrigin: opts.allowedOrigin });
@@ -186,6 +187,63 @@ describe("event handlers", () => {
   });
 });
 
+describe("event handler failures", () => {
+  it("answers 500 when the connect handler is unreachable", async () => {
+    const handler = await startEventHandler();
+    const url = handler.url;
+    await handler.close();
+    const emulator = await startEmulator({ eventHandlers: { chat: url } });
+    cleanups.push(() => emulator.close());
+    const { url: clientUrl } = await serviceClient(emulator, "chat").getClientAccessToken();
+    expect(await upgradeStatus(clientUrl)).toBe(500);
+  });
+
+  it("closes a connection whose user event the handler fails", async () => {
+    const { emulator, handler } = await setup((e) => ({
+      status: type(e) === "azure.webpubsub.user.boom" ? 500 : 204,
+    }));
+    const client = await jsonClient(emulator, "u");
+    client.ws.send(JSON.stringify({ type: "event", event: "boom", dataType: "text", data: "x", ackId: 1 }));
+    expect(await client.closed).toEqual({ code: 1000, reason: expect.any(String) });
+    const disconnected = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    expect(json(disconnected)).toEqual({ reason: "Event handler failed to process the event." });
+  });
+
+  it("still reports disconnected when the client leaves while its connect is being decided", async () => {
+    let leave: () => void = () => undefined;
+    const left = new Promise<void>((resolve) => (leave = resolve));
+    const { emulator, handler } = await setup(async (e) => {
+      if (type(e) === "azure.webpubsub.sys.connect") {
+        leave();
+        // Accept only once the client has gone.
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      return { status: 204 };
+    });
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    const ws = new WebSocket(url, ["json.webpubsub.azure.v1"]);
+    ws.on("error", () => undefined);
+    await left;
+    ws.terminate();
+    const connect = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.connect");
+    const disconnected = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    expect(disconnected.headers["ce-connectionid"]).toBe(connect.headers["ce-connectionid"]);
+  });
+
+  it("closes a reliable client whose unacknowledged buffer overflows as SlowClient", async () => {
+    const emulator = await startEmulator({ reliableBuffer: { maxMessages: 3 } });
+    cleanups.push(() => emulator.close());
+    const svc = serviceClient(emulator, "chat");
+    const { url } = await svc.getClientAccessToken();
+    const client = await rawClient(url, ["json.reliable.webpubsub.azure.v1"]);
+    const { connectionId } = JSON.parse((await client.frames.wait()).data.toString());
+    const gone = new Promise((resolve) => emulator.lifecycle.on("disconnected", resolve));
+    for (let i = 0; i < 4; i++) await svc.sendToConnection(connectionId, { i });
+    await expect(gone).resolves.toMatchObject({ connectionId, reason: "SlowClient" });
+    expect((await client.closed).code).toBe(1008);
+  });
+});
+
 describe("fault injection on non-blocking events", () => {
   async function lifecycle(faults: (e: { type: string }) => EventFault): Promise<ReceivedEvent[]> {
     const { emulator, handler } = await setup(() => ({ status: 204 }), { faults });
@@ -221,6 +279,21 @@ describe("fault injection on non-blocking events", () => {
     const events = await lifecycle((e) => ({ action: e.type === "connected" ? "reorder" : "deliver" }));
     expect(names(events).sort()).toEqual(["connected", "disconnected"]);
     expect(names(events)[0]).toBe("disconnected");
+  });
+
+  it("delivers normally when the hook or a lifecycle listener throws", async () => {
+    const { emulator, handler } = await setup(() => ({ status: 204 }), {
+      faults: () => {
+        throw new Error("bug in a test hook");
+      },
+    });
+    emulator.lifecycle.on("connected", () => {
+      throw new Error("bug in a listener");
+    });
+    const client = await jsonClient(emulator, "u");
+    client.ws.close();
+    await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
+    expect(names(handler.events.items)).toEqual(["connect", "connected", "disconnected"]);
   });
 
   it("is reproducible from a seed", () => {

@@ -105,7 +105,7 @@ export type EventReply = { status: number; body?: unknown; contentType?: string 
  * the Functions extension does (401 when wrong), records everything, and replies per `reply`.
  */
 export async function startEventHandler(
-  reply: (e: ReceivedEvent) => EventReply = () => ({ status: 200 }),
+  reply: (e: ReceivedEvent) => EventReply | Promise<EventReply> = () => ({ status: 200 }),
   options: { allowedOrigin?: string; key?: string } = {},
 ): Promise<{
   url: string;
@@ -141,14 +141,15 @@ export async function startEventHandler(
         res.writeHead(401).end();
         return;
       }
-      const r = reply(e);
-      if (r.body === undefined) {
-        res.writeHead(r.status).end();
-      } else if (Buffer.isBuffer(r.body) || typeof r.body === "string") {
-        res.writeHead(r.status, { "content-type": r.contentType ?? "text/plain" }).end(r.body);
-      } else {
-        res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
-      }
+      void Promise.resolve(reply(e)).then((r) => {
+        if (r.body === undefined) {
+          res.writeHead(r.status).end();
+        } else if (Buffer.isBuffer(r.body) || typeof r.body === "string") {
+          res.writeHead(r.status, { "content-type": r.contentType ?? "text/plain" }).end(r.body);
+        } else {
+          res.writeHead(r.status, { "content-type": "application/json" }).end(JSON.stringify(r.body));
+        }
+      });
     });
   });
   server.listen(0, "127.0.0.1");

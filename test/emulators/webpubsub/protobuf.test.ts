@@ -74,7 +74,8 @@ describe("protobuf subprotocol", () => {
         type: "message",
         from: "group",
         group: "s1",
-        data: { kind: "binary", bytes: new Uint8Array(bytes) },
+        // Decoded payloads are Buffer views into the frame; compare as Buffers.
+        data: { kind: "binary", bytes: Buffer.from(bytes) },
       })),
     );
     // noEcho: the sender saw only its connected message and acks.

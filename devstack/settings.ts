@@ -1,0 +1,40 @@
+/**
+ * The local stack's settings, in one place. The SAS key below is a documented development
+ * default: it protects nothing but a stack on your own loopback interface, and Azure mode refuses
+ * connection strings altogether, so it can never reach production.
+ */
+import type { IotHubEmulator } from "../emulators/iothub";
+
+export const DEV_HUB = "streams";
+export const DEV_SAS_POLICY = "service";
+/** base64 of "device-streams local development key!" (36 bytes); development only. */
+export const DEV_SAS_KEY = Buffer.from("device-streams local development key!").toString("base64");
+/** The `sr` that local SAS tokens carry: the host name of the control plane's URL. */
+export const DEV_SAS_RESOURCE = "localhost";
+
+/** What the control plane runs with locally (connection strings: local mode). */
+export function localSettings(
+  tablesConnectionString: string,
+  iotHub: IotHubEmulator,
+): Record<string, string> {
+  return {
+    DEPLOYMENT_MODE: "local",
+    TABLES_CONNECTION_STRING: tablesConnectionString,
+    WEBPUBSUB_HUB: DEV_HUB,
+    IOTHUB_CONNECTION_STRING: iotHub.serviceConnectionString,
+    IOTHUB_CA_FILE: iotHub.caPath,
+    SERVICE_SAS_RESOURCE: DEV_SAS_RESOURCE,
+    SERVICE_SAS_POLICIES: JSON.stringify([
+      { name: DEV_SAS_POLICY, primaryKey: DEV_SAS_KEY, devices: ["*", "*/*"], streams: ["*"] },
+    ]),
+  };
+}
+
+/** What clients (the CLI, the SDK, the demo device) need; written to `.devstack/env`. */
+export function clientSettings(functionsPort: number, iotHub: IotHubEmulator): Record<string, string> {
+  return {
+    DEVICESTREAM_CONNECTION_STRING: `Endpoint=http://${DEV_SAS_RESOURCE}:${functionsPort};SharedAccessKeyName=${DEV_SAS_POLICY};SharedAccessKey=${DEV_SAS_KEY}`,
+    IOTHUB_CONNECTION_STRING: iotHub.serviceConnectionString,
+    IOTHUB_CA_FILE: iotHub.caPath,
+  };
+}
