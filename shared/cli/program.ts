@@ -252,10 +252,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         "send N random bytes (e.g. 16M), verify the echo, print throughput and RTT",
         parseBytes,
       )
-      .option("--name <name>", "stream name the device echoes", "echo"),
+      .option("--name <name>", "stream name the device echoes", "echo")
+      .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(deviceId, o.name as string);
+    const stream = await client.openStream(
+      deviceId,
+      o.name as string,
+      typeof o.module === "string" ? { moduleId: o.module } : {},
+    );
     try {
       if (typeof o.bytes !== "number") {
         await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);

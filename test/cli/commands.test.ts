@@ -156,6 +156,33 @@ describe("devicestream CLI", () => {
     expect(result).toMatchObject({ bytes: 1048576, verified: true, rttMs: { samples: 20 } });
   });
 
+  it("the agent runs as a module identity while the device identity is in use elsewhere", async () => {
+    const s = stack();
+    const app = await s.device("Cli-Modular");
+    const moduleCs = await s.hub.createModule("Cli-Modular", "streams");
+    const moduleAgent = run(
+      [
+        "device",
+        "--connection-string",
+        moduleCs,
+        "--ca-file",
+        s.hub.caPath,
+        "--echo",
+        "--relay-allow-host",
+        s.relayHost,
+        "--allow-insecure-relay",
+      ],
+      { DEVICESTREAM_CONNECTION_STRING: "" },
+    );
+    await withDeadline(moduleAgent.ready, 20_000, "module agent ready");
+    const e = run(["echo", "Cli-Modular", "--module", "streams", "--bytes", "100k", "--json"]);
+    expect({ code: await e.code, stderr: e.stderr() }).toEqual({ code: EXIT.ok, stderr: expect.anything() });
+    expect(JSON.parse(e.stdout())).toMatchObject({ bytes: 102400, verified: true });
+    moduleAgent.stop();
+    expect(await moduleAgent.code).toBe(EXIT.ok);
+    await app.close();
+  });
+
   it("forward: connections share one stream as channels, half-close both ways, re-open after close", async () => {
     const fwd = run(["forward", "Cli-Agent", "web", "--listen", "0"]);
     const { address } = await withDeadline(fwd.ready, 15_000, "forward ready");
