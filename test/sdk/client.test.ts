@@ -117,8 +117,13 @@ describe("StreamsClient REST layer", () => {
       fetch,
     });
     await c.closeStream("D", "s");
+    await c.closeAllStreams("D");
     expect(calls[0]).toMatchObject({ method: "DELETE", headers: { authorization: "Bearer entra-token" } });
-    expect(scopes).toEqual(["api://cp/.default"]);
+    expect(calls.map((x) => `${x.method} ${x.url.pathname}`)).toEqual([
+      "DELETE /api/devices/D/streams/s",
+      "DELETE /api/devices/D/streams",
+    ]);
+    expect(scopes).toEqual(["api://cp/.default", "api://cp/.default"]);
     expect(() => new StreamsClient("https://cp.example.com", credential)).toThrow(/scope/);
   });
 
