@@ -170,10 +170,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         hosts.length > 0 ? hosts : envHosts.length > 0 ? envHosts : ["*.webpubsub.azure.com"];
       const allowInsecure =
         o.allowInsecureRelay === true || s.get("DEVICESTREAM_ALLOW_INSECURE_RELAY") === "1";
+      const caFile = (o.caFile as string | undefined) ?? s.get("IOTHUB_DEVICE_CA_FILE");
       const client = await openDeviceClient({
         connectionString,
         transport: o.transport as "mqtt" | "mqtt-ws",
-        ...(typeof o.caFile === "string" ? { caFile: o.caFile } : {}),
+        ...(caFile ? { caFile } : {}),
         ...(typeof o.keepalive === "number" ? { keepaliveSeconds: o.keepalive } : {}),
         env: io.env,
       });

@@ -160,20 +160,14 @@ describe("devicestream CLI", () => {
     const s = stack();
     const app = await s.device("Cli-Modular");
     const moduleCs = await s.hub.createModule("Cli-Modular", "streams");
-    const moduleAgent = run(
-      [
-        "device",
-        "--connection-string",
-        moduleCs,
-        "--ca-file",
-        s.hub.caPath,
-        "--echo",
-        "--relay-allow-host",
-        s.relayHost,
-        "--allow-insecure-relay",
-      ],
-      { DEVICESTREAM_CONNECTION_STRING: "" },
-    );
+    // Configured by the environment alone, as `npm start`'s .devstack/env would.
+    const moduleAgent = run(["device", "--echo"], {
+      DEVICESTREAM_CONNECTION_STRING: "",
+      IOTHUB_DEVICE_CONNECTION_STRING: moduleCs,
+      IOTHUB_DEVICE_CA_FILE: s.hub.caPath,
+      DEVICESTREAM_RELAY_ALLOW_HOSTS: `relay.example.com, ${s.relayHost}`,
+      DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
+    });
     await withDeadline(moduleAgent.ready, 20_000, "module agent ready");
     const e = run(["echo", "Cli-Modular", "--module", "streams", "--bytes", "100k", "--json"]);
     expect({ code: await e.code, stderr: e.stderr() }).toEqual({ code: EXIT.ok, stderr: expect.anything() });
