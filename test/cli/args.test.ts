@@ -12,6 +12,7 @@ import {
   parseTunnelKeepalive,
 } from "../../shared/cli/args";
 import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
+import { identityOf } from "../../shared/cli/deviceClient";
 import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
 import { parseConnectionString, StreamsError } from "../../shared/sdk/service";
 
@@ -152,6 +153,28 @@ describe("credentials", () => {
   ])("rejects connection string %s", (text, message) => {
     expect(() => parseConnectionString(text)).toThrow(message);
   });
+});
+
+describe("device identity", () => {
+  it.each([
+    [
+      "HostName=h.azure-devices.net;DeviceId=Dev-1;SharedAccessKey=a2V5",
+      { hostName: "h.azure-devices.net", deviceId: "Dev-1" },
+    ],
+    [
+      "HostName=h;DeviceId=D;ModuleId=streams;SharedAccessKey=a2V5;GatewayHostName=g",
+      { hostName: "h", deviceId: "D", moduleId: "streams" },
+    ],
+  ])("%s", (cs, expected) => expect(identityOf(cs)).toEqual(expected));
+
+  it.each([
+    "HostName=h;SharedAccessKey=k",
+    "DeviceId=D;SharedAccessKey=k",
+    "HostName=h;DeviceId=D",
+    "nonsense",
+  ])("rejects %s with what is needed", (cs) =>
+    expect(() => identityOf(cs)).toThrow(/needs HostName, DeviceId and SharedAccessKey/),
+  );
 });
 
 describe("exit codes", () => {
