@@ -16,6 +16,8 @@ runCli(process.argv.slice(2), {
 }).then(
   (code) => {
     process.exitCode = code;
+    // A command that read stdin (connect, echo) must not be kept alive by it once done.
+    process.stdin.destroy();
   },
   (err: unknown) => {
     console.error(err);

@@ -7,6 +7,7 @@ import { type Socket, connect } from "node:net";
 import type { TunnelChannel } from "../tunnel";
 import { DeviceStreamListener, type MethodHost } from "../sdk/device";
 import type { RelayUrlPolicy } from "../sdk/relay";
+import type { TunnelTuning } from "../sdk/service";
 import type { HostPort } from "./args";
 import { splice } from "./splice";
 
@@ -18,6 +19,7 @@ export interface AgentOptions {
   maxStreams?: number;
   maxChannels?: number;
   methodName?: string;
+  tunnel?: TunnelTuning;
   /** One line per event; never receives tokens. */
   log?: (line: string) => void;
   /** Seam for tests: how a target is dialled. */
@@ -34,13 +36,14 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
     ...(options.maxStreams !== undefined ? { maxStreams: options.maxStreams } : {}),
     ...(options.maxChannels !== undefined ? { maxChannelsPerStream: options.maxChannels } : {}),
     ...(options.methodName !== undefined ? { methodName: options.methodName } : {}),
+    ...(options.tunnel !== undefined ? { tunnel: options.tunnel } : {}),
     onRequest: ({ name }) =>
       options.targets.has(name)
         ? { accept: true }
         : { accept: false, reason: `unknown stream name '${name}'; this device serves: ${served}` },
   });
-  listener.on("refused", ({ streamId, status, reason }) =>
-    log(`refused stream ${streamId ?? "?"} (${status}): ${reason}`),
+  listener.on("refused", ({ streamId, status, reason, detail }) =>
+    log(`refused stream ${streamId ?? "?"} (${status}): ${reason}${detail ? ` [${detail}]` : ""}`),
   );
   listener.on("stream", (stream) => {
     const target = options.targets.get(stream.name)!;

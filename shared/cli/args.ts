@@ -127,3 +127,12 @@ export function parseEnvFile(text: string): Record<string, string> {
   }
   return out;
 }
+
+/** `--tunnel-keepalive S`: PING after S idle seconds, give up after 3 S (docs/tunnel-protocol.md §6). */
+export function parseTunnelKeepalive(text: string): {
+  keepaliveIntervalInMs: number;
+  keepaliveTimeoutInMs: number;
+} {
+  const seconds = parsePositiveInt(text, "--tunnel-keepalive", 3600);
+  return { keepaliveIntervalInMs: seconds * 1000, keepaliveTimeoutInMs: seconds * 3000 };
+}

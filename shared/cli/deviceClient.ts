@@ -1,5 +1,6 @@
 /** Builds and opens the agent's IoT Hub client from a device or module connection string. */
 import { readFileSync } from "node:fs";
+import { ConnectionString } from "azure-iot-common";
 import { Client, type DeviceClientOptions, ModuleClient } from "azure-iot-device";
 import { Mqtt, MqttWs } from "azure-iot-device-mqtt";
 import { type MqttTransport, UsageError } from "./args";
@@ -20,25 +21,22 @@ export function identityOf(connectionString: string): {
   moduleId?: string;
   hostName: string;
 } {
-  const fields = new Map(
-    connectionString
-      .split(";")
-      .filter((p) => p.includes("="))
-      .map((p) => [p.slice(0, p.indexOf("=")).trim().toLowerCase(), p.slice(p.indexOf("=") + 1).trim()]),
-  );
-  const deviceId = fields.get("deviceid");
-  const hostName = fields.get("hostname");
-  if (
-    !deviceId ||
-    !hostName ||
-    !(fields.get("sharedaccesskey") || fields.get("x509") || fields.get("sharedaccesssignature"))
-  ) {
+  let parsed: ConnectionString | undefined;
+  try {
+    parsed = ConnectionString.parse(connectionString, ["HostName", "DeviceId"]);
+  } catch {
+    parsed = undefined; // the message below says what a valid one holds
+  }
+  const hostName = parsed?.HostName;
+  const deviceId = parsed?.DeviceId;
+  const moduleId = parsed?.ModuleId;
+  const credential = parsed?.SharedAccessKey ?? parsed?.SharedAccessSignature ?? parsed?.x509;
+  if (!hostName || !deviceId || !credential) {
     throw new UsageError(
       "the device connection string needs HostName, DeviceId and SharedAccessKey " +
         "(from `az iot hub device-identity connection-string show`, or the emulator's createDevice)",
     );
   }
-  const moduleId = fields.get("moduleid");
   return { deviceId, hostName, ...(moduleId ? { moduleId } : {}) };
 }
 

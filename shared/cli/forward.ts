@@ -59,9 +59,17 @@ export class Forwarder {
     socket.on("error", () => undefined);
     const label = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     try {
-      const stream = this.options.perConnection ? await this.open() : await this.sharedStream();
+      let stream = this.options.perConnection ? await this.open() : await this.sharedStream();
       if (!this.server) throw new Error("forwarder closed");
-      const channel = await stream.openChannel(label);
+      let channel;
+      try {
+        channel = await stream.openChannel(label);
+      } catch (err) {
+        // The shared stream ended while this connection arrived: a fresh one serves it.
+        if (this.options.perConnection || !stream.closed) throw err;
+        stream = await this.sharedStream();
+        channel = await stream.openChannel(label);
+      }
       const err = await splice(socket, channel);
       if (err) this.log(`connection ${label}: ${err.message}`);
       if (this.options.perConnection) await stream.close();

@@ -9,6 +9,7 @@ import {
   type StreamInfo,
   StreamsClient,
   type StreamsClientOptions,
+  type TunnelTuning,
   parseConnectionString,
 } from "../sdk/service";
 import {
@@ -18,6 +19,7 @@ import {
   parseListen,
   parsePositiveInt,
   parseTransport,
+  parseTunnelKeepalive,
   parseTtl,
 } from "./args";
 import { startAgent } from "./agent";
@@ -40,6 +42,7 @@ export interface CliIo {
 }
 
 interface ServiceFlags {
+  tunnelKeepalive?: TunnelTuning;
   connectionString?: string;
   endpoint?: string;
   scope?: string;
@@ -61,12 +64,18 @@ function serviceOptions(cmd: Command): Command {
     )
     .option("--scope <scope>", "Entra ID scope of the control plane, e.g. api://<app id>/.default")
     .option("--allow-insecure-relay", "accept a ws:// relay URL (local development)")
+    .option(
+      "--tunnel-keepalive <seconds>",
+      "tunnel idle PING interval; silent peers end after 3x",
+      parseTunnelKeepalive,
+    )
     .option("--json", "machine-readable output");
 }
 
 async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsClient> {
   const options: StreamsClientOptions = {};
   if (flags.allowInsecureRelay) options.allowInsecureRelay = true;
+  if (flags.tunnelKeepalive) options.tunnel = flags.tunnelKeepalive;
   const endpoint = flags.endpoint ?? (flags.connectionString ? undefined : s.get("DEVICESTREAM_ENDPOINT"));
   if (endpoint) {
     const scope = flags.scope ?? s.get("DEVICESTREAM_SCOPE");
@@ -134,6 +143,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       16,
     )
     .option("--method-name <name>", "direct method name", "deviceStream")
+    .option(
+      "--tunnel-keepalive <seconds>",
+      "tunnel idle PING interval; silent peers end after 3x",
+      parseTunnelKeepalive,
+    )
     .action(async (o: Record<string, unknown>) => {
       const targets = collectAllows(o.allow as string[], o.echo === true);
       if (targets.size === 0)
@@ -156,10 +170,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         hosts.length > 0 ? hosts : envHosts.length > 0 ? envHosts : ["*.webpubsub.azure.com"];
       const allowInsecure =
         o.allowInsecureRelay === true || s.get("DEVICESTREAM_ALLOW_INSECURE_RELAY") === "1";
+      const caFile = (o.caFile as string | undefined) ?? s.get("IOTHUB_DEVICE_CA_FILE");
       const client = await openDeviceClient({
         connectionString,
         transport: o.transport as "mqtt" | "mqtt-ws",
-        ...(typeof o.caFile === "string" ? { caFile: o.caFile } : {}),
+        ...(caFile ? { caFile } : {}),
         ...(typeof o.keepalive === "number" ? { keepaliveSeconds: o.keepalive } : {}),
         env: io.env,
       });
@@ -171,6 +186,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         maxStreams: o.maxStreams as number,
         maxChannels: o.maxChannels as number,
         methodName: o.methodName as string,
+        ...(o.tunnelKeepalive ? { tunnel: o.tunnelKeepalive } : {}),
         log: err,
       });
       err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);
@@ -237,10 +253,15 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         "send N random bytes (e.g. 16M), verify the echo, print throughput and RTT",
         parseBytes,
       )
-      .option("--name <name>", "stream name the device echoes", "echo"),
+      .option("--name <name>", "stream name the device echoes", "echo")
+      .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(deviceId, o.name as string);
+    const stream = await client.openStream(
+      deviceId,
+      o.name as string,
+      typeof o.module === "string" ? { moduleId: o.module } : {},
+    );
     try {
       if (typeof o.bytes !== "number") {
         await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);

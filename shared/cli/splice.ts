@@ -17,11 +17,23 @@ export function splice(
     firstError ??= err;
     onSocketError(err);
   });
+  // RST, not FIN: the TCP peer must not take an aborted transfer for a complete one.
+  const reset = () => {
+    if (socket.destroyed) return;
+    if (socket.readyState === "opening") socket.destroy();
+    else socket.resetAndDestroy();
+  };
   channel.on("error", (err: Error) => {
     firstError ??= err;
-    if (typeof socket.resetAndDestroy === "function" && socket.readyState !== "opening")
-      socket.resetAndDestroy();
-    else socket.destroy();
+    reset();
+  });
+  // A side closed without FIN or error (its stream closed by the application, a local destroy)
+  // must not leave the other open forever.
+  channel.once("close", () => {
+    if (!(channel.readableEnded && channel.writableFinished)) reset();
+  });
+  socket.once("close", () => {
+    if (!(socket.readableEnded && socket.writableFinished)) channel.destroy();
   });
   socket.pipe(channel);
   channel.pipe(socket);

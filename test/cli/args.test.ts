@@ -9,8 +9,10 @@ import {
   parsePositiveInt,
   parseTransport,
   parseTtl,
+  parseTunnelKeepalive,
 } from "../../shared/cli/args";
 import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
+import { identityOf } from "../../shared/cli/deviceClient";
 import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
 import { parseConnectionString, StreamsError } from "../../shared/sdk/service";
 
@@ -84,6 +86,13 @@ describe("numbers, sizes, durations, transports", () => {
     ["7d", 604800],
   ])("--ttl %s", (text, n) => expect(parseTtl(text)).toBe(n));
   it.each(["0", "1w", "h"])("rejects --ttl '%s'", (text) => expect(() => parseTtl(text)).toThrow(UsageError));
+  it("tunnel keepalive", () => {
+    expect(parseTunnelKeepalive("15")).toEqual({
+      keepaliveIntervalInMs: 15_000,
+      keepaliveTimeoutInMs: 45_000,
+    });
+    expect(() => parseTunnelKeepalive("0")).toThrow(/--tunnel-keepalive must be a whole number/);
+  });
   it("transport", () => {
     expect(parseTransport("mqtt")).toBe("mqtt");
     expect(parseTransport("mqtt-ws")).toBe("mqtt-ws");
@@ -144,6 +153,28 @@ describe("credentials", () => {
   ])("rejects connection string %s", (text, message) => {
     expect(() => parseConnectionString(text)).toThrow(message);
   });
+});
+
+describe("device identity", () => {
+  it.each([
+    [
+      "HostName=h.azure-devices.net;DeviceId=Dev-1;SharedAccessKey=a2V5",
+      { hostName: "h.azure-devices.net", deviceId: "Dev-1" },
+    ],
+    [
+      "HostName=h;DeviceId=D;ModuleId=streams;SharedAccessKey=a2V5;GatewayHostName=g",
+      { hostName: "h", deviceId: "D", moduleId: "streams" },
+    ],
+  ])("%s", (cs, expected) => expect(identityOf(cs)).toEqual(expected));
+
+  it.each([
+    "HostName=h;SharedAccessKey=k",
+    "DeviceId=D;SharedAccessKey=k",
+    "HostName=h;DeviceId=D",
+    "nonsense",
+  ])("rejects %s with what is needed", (cs) =>
+    expect(() => identityOf(cs)).toThrow(/needs HostName, DeviceId and SharedAccessKey/),
+  );
 });
 
 describe("exit codes", () => {

@@ -4,7 +4,9 @@
  */
 import { createHash } from "node:crypto";
 import { type AddressInfo, type Server, type Socket, connect, createServer } from "node:net";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { type CliIo, runCli } from "../../shared/cli/program";
 import { EXIT } from "../../shared/cli/exitCodes";
@@ -25,7 +27,7 @@ interface Run {
   stop: () => void;
 }
 
-function run(args: string[], env: Record<string, string> = {}): Run {
+function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): Run {
   const controller = new AbortController();
   const stdin = new PassThrough();
   const out: Buffer[] = [];
@@ -42,7 +44,7 @@ function run(args: string[], env: Record<string, string> = {}): Run {
     stdout,
     stderr,
     env: { DEVICESTREAM_CONNECTION_STRING: stack().connectionString, ...env },
-    cwd: tmpdir(),
+    cwd,
     signal: controller.signal,
     onReady: (info) => ready.resolve(info),
   };
@@ -127,22 +129,52 @@ describe("devicestream CLI", () => {
 
   afterAll(async () => {
     agent?.stop();
-    expect(await agent.code).toBe(EXIT.ok);
+    expect({ code: await agent.code, stderr: agent.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     target?.server.close();
     other?.server.close();
   });
 
   it("echo --bytes verifies the echo and prints throughput and RTT (human and --json)", async () => {
     const human = run(["echo", "Cli-Agent", "--bytes", "256k"]);
-    expect(await human.code).toBe(EXIT.ok);
+    expect({ code: await human.code, stderr: human.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(human.stdout()).toMatch(/^verified: 262144 bytes echoed/m);
     expect(human.stdout()).toMatch(/throughput [\d.]+ MB\/s/);
     expect(human.stdout()).toMatch(/rtt p50 [\d.]+ ms/);
 
     const json = run(["echo", "Cli-Agent", "--bytes", "1M", "--json"]);
-    expect(await json.code).toBe(EXIT.ok);
+    expect({ code: await json.code, stderr: json.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const result = JSON.parse(json.stdout());
     expect(result).toMatchObject({ bytes: 1048576, verified: true, rttMs: { samples: 20 } });
+  });
+
+  it("the agent runs as a module identity while the device identity is in use elsewhere", async () => {
+    const s = stack();
+    const app = await s.device("Cli-Modular");
+    const moduleCs = await s.hub.createModule("Cli-Modular", "streams");
+    // Configured by the environment alone, as `npm start`'s .devstack/env would.
+    const moduleAgent = run(["device", "--echo"], {
+      DEVICESTREAM_CONNECTION_STRING: "",
+      IOTHUB_DEVICE_CONNECTION_STRING: moduleCs,
+      IOTHUB_DEVICE_CA_FILE: s.hub.caPath,
+      DEVICESTREAM_RELAY_ALLOW_HOSTS: `relay.example.com, ${s.relayHost}`,
+      DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
+    });
+    await withDeadline(moduleAgent.ready, 20_000, "module agent ready");
+    const e = run(["echo", "Cli-Modular", "--module", "streams", "--bytes", "100k", "--json"]);
+    expect({ code: await e.code, stderr: e.stderr() }).toEqual({ code: EXIT.ok, stderr: expect.anything() });
+    expect(JSON.parse(e.stdout())).toMatchObject({ bytes: 102400, verified: true });
+    moduleAgent.stop();
+    expect(await moduleAgent.code).toBe(EXIT.ok);
+    await app.close();
   });
 
   it("forward: connections share one stream as channels, half-close both ways, re-open after close", async () => {
@@ -161,14 +193,20 @@ describe("devicestream CLI", () => {
     );
     expect(replies).toEqual(payloads.map(sha));
     const listed = run(["streams", "list", "Cli-Agent", "--json", "--state", "Established"]);
-    expect(await listed.code).toBe(EXIT.ok);
+    expect({ code: await listed.code, stderr: listed.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const established = JSON.parse(listed.stdout()) as Array<{ streamId: string; name: string }>;
     expect(established.filter((x) => x.name === "web")).toHaveLength(1);
 
     // Close the shared stream from outside: once the forwarder sees it end, the next connection opens a new one.
     const shared = established.find((x) => x.name === "web")!.streamId;
     const closing = run(["streams", "close", "Cli-Agent", shared]);
-    expect(await closing.code).toBe(EXIT.ok);
+    expect({ code: await closing.code, stderr: closing.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     await fwd.lines.waitFor(
       (l) => l.some((x) => x.includes(`stream ${shared} closed`)),
       "forwarder sees the close",
@@ -177,7 +215,27 @@ describe("devicestream CLI", () => {
     const opened = fwd.lines.items.filter((x) => / open$/.test(x));
     expect(opened).toHaveLength(2);
     fwd.stop();
-    expect(await fwd.code).toBe(EXIT.ok);
+    expect({ code: await fwd.code, stderr: fwd.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
+  });
+
+  it("forward --stream-per-connection opens one stream per connection and closes it after", async () => {
+    const fwd = run(["forward", "Cli-Agent", "web", "--listen", "127.0.0.1:0", "--stream-per-connection"]);
+    const { address } = await withDeadline(fwd.ready, 15_000, "forward ready");
+    const payloads = [Buffer.alloc(5000, 4), Buffer.alloc(70_000, 5)];
+    expect(await Promise.all(payloads.map((p) => tcpExchange(address!.port, p)))).toEqual(payloads.map(sha));
+    await fwd.lines.waitFor(
+      (l) => l.filter((x) => / closed: Normal/.test(x)).length === 2,
+      "both streams closed",
+    );
+    expect(fwd.lines.items.filter((x) => / open$/.test(x))).toHaveLength(2);
+    fwd.stop();
+    expect({ code: await fwd.code, stderr: fwd.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
   });
 
   it("a channel only ever reaches its stream's mapping, whatever its label says", async () => {
@@ -236,18 +294,27 @@ describe("devicestream CLI", () => {
   it("streams show, endpoints and sas", async () => {
     const stream = await stack().client().openStream("Cli-Agent", "echo");
     const show = run(["streams", "show", "Cli-Agent", stream.streamId, "--json"]);
-    expect(await show.code).toBe(EXIT.ok);
+    expect({ code: await show.code, stderr: show.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(JSON.parse(show.stdout())).toMatchObject({ streamId: stream.streamId, state: "Established" });
     await stream.close();
 
     const endpoints = run(["endpoints"]);
-    expect(await endpoints.code).toBe(EXIT.ok);
+    expect({ code: await endpoints.code, stderr: endpoints.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     expect(endpoints.stdout()).toMatch(
       /^relay +ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/streams \(hub streams\)/m,
     );
 
     const sas = run(["sas", "--ttl", "10m"]);
-    expect(await sas.code).toBe(EXIT.ok);
+    expect({ code: await sas.code, stderr: sas.stderr() }).toEqual({
+      code: EXIT.ok,
+      stderr: expect.anything(),
+    });
     const token = sas.stdout().trim();
     expect(token).toMatch(/^SharedAccessSignature sr=127\.0\.0\.1&sig=[^&]+&se=\d+&skn=service$/);
     const res = await fetch(`${stack().host.url}/api/endpoints?api-version=2026-11-01`, {
@@ -277,6 +344,27 @@ describe("devicestream CLI", () => {
     const r = run(args, env);
     expect(await r.code).toBe(code);
     expect(r.stderr()).toMatch(message);
+  });
+
+  it("falls back to .devstack/env in the current directory or a parent", async () => {
+    const root = await mkdtemp(join(tmpdir(), "devicestream-cwd-"));
+    try {
+      await mkdir(join(root, ".devstack"));
+      await mkdir(join(root, "sub", "dir"), { recursive: true });
+      await writeFile(
+        join(root, ".devstack", "env"),
+        `# written by npm start\nDEVICESTREAM_CONNECTION_STRING=${stack().connectionString}\n`,
+      );
+      const r = run(
+        ["endpoints", "--json"],
+        { DEVICESTREAM_CONNECTION_STRING: "" },
+        join(root, "sub", "dir"),
+      );
+      expect({ code: await r.code, stderr: r.stderr() }).toEqual({ code: EXIT.ok, stderr: "" });
+      expect(JSON.parse(r.stdout())).toMatchObject({ iotHub: { methodName: "deviceStream" } });
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it("an offline device exits 5 and says what to do", async () => {

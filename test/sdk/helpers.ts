@@ -62,3 +62,17 @@ export async function createRaw(s: Stack, deviceId: string, name: string) {
   );
   return { status: res.status, body: (await res.json()) as Record<string, any> };
 }
+
+/** Reads a channel to its end; `beforeChunk` may hold the reader (the channel stays paused meanwhile). */
+export function roundTripReadOnly(channel: Duplex, beforeChunk: () => Promise<void>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  return new Promise<Buffer>((resolve, reject) => {
+    channel.once("end", () => resolve(Buffer.concat(parts)));
+    channel.once("error", reject);
+    channel.on("data", (b: Buffer) => {
+      parts.push(b);
+      channel.pause();
+      void beforeChunk().then(() => channel.resume());
+    });
+  });
+}

@@ -118,7 +118,7 @@ describe("DeviceStreamListener", () => {
     await listener.close();
   });
 
-  it("refuses beyond maxStreams, after close, when expired, and on the application's reason", async () => {
+  it("refuses beyond maxStreams, after close, and on the application's reason", async () => {
     const host = new FakeHost();
     const { listener } = listen(host, {
       maxStreams: 1,
@@ -133,13 +133,38 @@ describe("DeviceStreamListener", () => {
       status: 429,
       payload: { reason: expect.stringMatching(/limit/) },
     });
-    expect((await host.call(offer("d", { expiresAt: new Date(0).toISOString() }))).status).toBe(410);
+    // A device clock far ahead must not refuse offers: the relay enforces the expiry.
+    const skewed = new FakeHost();
+    const other = listen(skewed);
+    expect((await skewed.call(offer("d", { expiresAt: new Date(0).toISOString() }))).status).toBe(200);
+    await other.listener.close();
     await listener.close();
     expect(listener.streams.size).toBe(0);
     expect(await host.call(offer("e"))).toEqual({
       status: 503,
       payload: { reason: expect.stringMatching(/shutting down/) },
     });
+  });
+
+  it("a throwing callback answers 500 without its text; the detail stays local", async () => {
+    const host = new FakeHost();
+    const { listener } = listen(host, {
+      onRequest: () => {
+        throw new Error("/etc/secret-path missing");
+      },
+    });
+    const refused: unknown[] = [];
+    listener.on("refused", (info) => refused.push(info));
+    const answer = await host.call(offer("boom"));
+    expect(answer).toEqual({ status: 500, payload: { reason: "the device failed to handle the request" } });
+    expect(refused).toEqual([
+      {
+        streamId: "boom",
+        status: 500,
+        reason: answer.payload.reason,
+        detail: "Error: /etc/secret-path missing",
+      },
+    ]);
   });
 
   it("caps channels per stream with ChannelLimit", async () => {

@@ -1,4 +1,9 @@
-import { checkRelayUrl } from "../../shared/sdk/relay";
+import { once } from "node:events";
+import type { AddressInfo } from "node:net";
+import WebSocket, { WebSocketServer } from "ws";
+import { checkRelayUrl, connectRelay } from "../../shared/sdk/relay";
+import { PROTOBUF_SUBPROTOCOL, decodeUpstream, encodeDownstream } from "../../shared/webpubsub";
+import { Recorder, withDeadline } from "../helpers/events";
 import { proxyAgentFor } from "../../shared/sdk/relay/proxy";
 
 describe("relay URL policy", () => {
@@ -32,5 +37,132 @@ describe("relay URL policy", () => {
       proxyAgentFor(url, { HTTPS_PROXY: "http://proxy:3128", NO_PROXY: ".example.com" }),
     ).toBeUndefined();
     expect(proxyAgentFor(url, { https_proxy: "http://proxy:3128", no_proxy: "other.com" })).toBeDefined();
+  });
+});
+
+describe("relay connection against a scripted Web PubSub server", () => {
+  let wss: WebSocketServer;
+  let port: number;
+  const seen = new Recorder<{ url: string; auth: string | undefined; protocol: string; ws: WebSocket }>();
+
+  beforeAll(async () => {
+    wss = new WebSocketServer({ port: 0, host: "127.0.0.1" });
+    await once(wss, "listening");
+    port = (wss.address() as AddressInfo).port;
+    wss.on("connection", (ws, req) => {
+      seen.push({ url: req.url ?? "", auth: req.headers.authorization, protocol: ws.protocol, ws });
+    });
+  });
+  afterAll(async () => {
+    for (const c of wss.clients) c.terminate();
+    await new Promise((resolve) => wss.close(resolve));
+  });
+
+  const policy = () => ({ allowedHosts: [`127.0.0.1:${port}`], allowInsecure: true });
+
+  it("sends the token only as a Bearer header, frames as noEcho group sends, reports before closing", async () => {
+    const n = seen.items.length;
+    const connecting = connectRelay({
+      url: `ws://127.0.0.1:${port}/client/hubs/streams?access_token=LEAK`,
+      token: "T0KEN",
+      group: "stream.s1",
+      policy: policy(),
+    });
+    await seen.waitFor((i) => i.length > n, "upgrade");
+    const { ws, url, auth, protocol } = seen.items[n]!;
+    expect(url).toBe("/client/hubs/streams");
+    expect(auth).toBe("Bearer T0KEN");
+    expect(protocol).toBe(PROTOBUF_SUBPROTOCOL);
+    const upstream = new Recorder<ReturnType<typeof decodeUpstream>>();
+    ws.on("message", (data: Buffer) => upstream.push(decodeUpstream(data)));
+    ws.send(encodeDownstream({ type: "connected", connectionId: "c1", userId: "u" }));
+    const relay = await connecting;
+    expect(relay.connectionId).toBe("c1");
+
+    const frames = new Recorder<Buffer>();
+    relay.on("message", (f) => frames.push(Buffer.from(f)));
+    ws.send(
+      encodeDownstream({
+        type: "message",
+        from: "group",
+        group: "stream.s1",
+        data: { kind: "binary", bytes: Buffer.from("in") },
+      }),
+    );
+    await frames.waitFor((f) => f.length === 1, "frame in");
+    expect(frames.items[0]!.toString()).toBe("in");
+
+    relay.send(Buffer.from("out"));
+    relay.reportBytesWith(() => 3);
+    relay.close("done");
+    await upstream.waitFor((u) => u.length === 2, "frame and report");
+    expect(upstream.items[0]).toEqual({
+      type: "sendToGroup",
+      group: "stream.s1",
+      noEcho: true,
+      data: { kind: "binary", bytes: expect.any(Uint8Array) },
+    });
+    expect(Buffer.from((upstream.items[0] as any).data.bytes).toString()).toBe("out");
+    expect(upstream.items[1]).toEqual({
+      type: "event",
+      event: "report",
+      data: { kind: "json", json: '{"bytesSent":3}' },
+    });
+    await relay.whenClosed();
+  });
+
+  it.each([
+    [
+      "a text group message",
+      () =>
+        encodeDownstream({ type: "message", from: "group", group: "g", data: { kind: "text", text: "hi" } }),
+      /non-binary text/,
+    ],
+    ["an undecodable frame", () => Buffer.from([0xff, 0xff, 0xff]), /undecodable/],
+  ])("%s closes the transport with a reason", async (_what, frame, reason) => {
+    const n = seen.items.length;
+    const connecting = connectRelay({
+      url: `ws://127.0.0.1:${port}/c`,
+      token: "t",
+      group: "g",
+      policy: policy(),
+    });
+    await seen.waitFor((i) => i.length > n, "upgrade");
+    const { ws } = seen.items[n]!;
+    ws.send(encodeDownstream({ type: "connected", connectionId: "c", userId: "u" }));
+    const relay = await connecting;
+    const closed = new Promise<string>((resolve) => relay.on("close", resolve));
+    ws.send(frame());
+    expect(await withDeadline(closed, 10_000, "close")).toMatch(reason);
+  });
+
+  it("maps a server-side disconnect to a close reason, and a silent server to RelayTimeout", async () => {
+    const n = seen.items.length;
+    const connecting = connectRelay({
+      url: `ws://127.0.0.1:${port}/c`,
+      token: "t",
+      group: "g",
+      policy: policy(),
+    });
+    await seen.waitFor((i) => i.length > n, "upgrade");
+    const { ws } = seen.items[n]!;
+    ws.send(encodeDownstream({ type: "connected", connectionId: "c", userId: "u" }));
+    const relay = await connecting;
+    const closed = new Promise<string>((resolve) => relay.on("close", resolve));
+    ws.send(encodeDownstream({ type: "disconnected", reason: "The stream was closed." }));
+    ws.close(1000);
+    expect(await withDeadline(closed, 10_000, "close")).toMatch(/1000: The stream was closed\./);
+
+    const silent = connectRelay({
+      url: `ws://127.0.0.1:${port}/c`,
+      token: "t",
+      group: "g",
+      policy: policy(),
+      connectTimeoutInMs: 200,
+    });
+    await expect(silent).rejects.toMatchObject({ name: "RelayError", code: "RelayTimeout" });
+    await expect(
+      connectRelay({ url: `wss://elsewhere.example.com/c`, token: "t", group: "g", policy: policy() }),
+    ).rejects.toMatchObject({ code: "RelayNotAllowed" });
   });
 });

@@ -3,6 +3,9 @@
  * route table, the Web PubSub emulator calling the relay-event route, and the IoT Hub emulator with
  * the official device SDK over MQTT. One per test file (beforeAll / afterAll via useStack()).
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Client, ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
@@ -24,7 +27,13 @@ export interface Stack {
   azurite: AzuriteTable;
   host: LocalHost;
   wps: WebPubSubEmulator;
+  /** Replaced by restartHub(). */
   hub: IotHubEmulator;
+  /**
+   * Stops the IoT Hub emulator and starts it again on the same ports and state: every device client
+   * loses its connection, and one with a retry policy reconnects.
+   */
+  restartHub(): Promise<void>;
   services: AppServices;
   log: ReturnType<typeof recordingLogger>;
   /** `Endpoint=...;SharedAccessKeyName=service;SharedAccessKey=...` for the control plane. */
@@ -33,7 +42,7 @@ export interface Stack {
   relayHost: string;
   client(options?: StreamsClientOptions): StreamsClient;
   /** Registers (if needed) and connects a device identity; closed on teardown. */
-  device(deviceId: string): Promise<Client>;
+  device(deviceId: string, options?: { retry?: boolean }): Promise<Client>;
   module(deviceId: string, moduleId: string): Promise<ModuleClient>;
   /** A listener on a new device client that allows the local relay over ws://. */
   listen(
@@ -58,7 +67,8 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     port: 0,
     eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
   });
-  const hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0 });
+  const stateDir = await mkdtemp(join(tmpdir(), "sdk-stack-hub-"));
+  let hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0, stateDir });
   const azurite = await startAzuriteTable({ port: 0 });
   const sasResource = new URL(host.url).hostname;
   const config = loadConfig({
@@ -77,9 +87,9 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
   const listeners = new Set<DeviceStreamListener>();
   const connectionString = `Endpoint=${host.url};SharedAccessKeyName=service;SharedAccessKey=${KEYS.service}`;
   const relayHost = new URL(wps.endpoint).host;
-  const start = async <T extends DeviceLike>(client: T): Promise<T> => {
+  const start = async <T extends DeviceLike>(client: T, retry = false): Promise<T> => {
     client.on("error", () => undefined);
-    client.setRetryPolicy(new NoRetry());
+    if (!retry) client.setRetryPolicy(new NoRetry());
     await client.setOptions({ ca: hub.caPem });
     open.add(client);
     await client.open();
@@ -90,15 +100,22 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     azurite,
     host,
     wps,
-    hub,
+    get hub() {
+      return hub;
+    },
+    restartHub: async () => {
+      const { mqttPort, httpsPort } = hub;
+      await hub.close();
+      hub = await startIotHubEmulator({ mqttPort, httpsPort, stateDir });
+    },
     services,
     log,
     connectionString,
     relayHost,
     client: (options) => StreamsClient.fromConnectionString(connectionString, options),
-    device: async (deviceId) => {
+    device: async (deviceId, options = {}) => {
       const cs = hub.connectionString(deviceId) ?? (await hub.createDevice(deviceId));
-      return start(Client.fromConnectionString(cs, Mqtt));
+      return start(Client.fromConnectionString(cs, Mqtt), options.retry);
     },
     module: async (deviceId, moduleId) => {
       if (!hub.connectionString(deviceId)) await hub.createDevice(deviceId);
@@ -120,6 +137,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
       await hub.close();
       await host.close();
       await azurite.close();
+      await rm(stateDir, { recursive: true, force: true });
     },
   };
 }

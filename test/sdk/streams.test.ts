@@ -10,9 +10,9 @@ import { type RelayConnection, connectRelay } from "../../shared/sdk/relay";
 import { type IncomingStream, type DeviceStreamListener } from "../../shared/sdk/device";
 import { type StreamsError } from "../../shared/sdk/service";
 import { rejection } from "../emulators/iothub/helpers";
-import { Recorder, withDeadline } from "../helpers/events";
+import { Recorder, deferred, withDeadline } from "../helpers/events";
 import { connectRelay as connectBareRelay } from "../helpers/relayClient";
-import { createRaw, echo, roundTrip, sha256 } from "./helpers";
+import { createRaw, echo, roundTrip, roundTripReadOnly, sha256 } from "./helpers";
 import { useStack } from "./stack";
 
 const stack = useStack();
@@ -70,32 +70,73 @@ describe("streams through the SDKs", () => {
     expect(deviceInfo).toMatchObject({ reason: "Normal", byPeer: true });
     // The report events reach the control plane (best effort, so wait for them).
     await s.log.entries.waitFor(() => true, "noop");
+    // Each side sent its `report` before leaving; both sides' disconnects are processed after it.
+    await s.log.entries.waitFor(
+      (entries) =>
+        entries.filter((e) => e.message === "relay.disconnected" && e.fields.streamId === stream.streamId)
+          .length === 2,
+      "both sides disconnected",
+      15_000,
+    );
     const shown = await service.getStream("Echo-Dev.1", stream.streamId);
-    expect(shown).toMatchObject({ streamId: stream.streamId, name: "echo", deviceId: "Echo-Dev.1" });
+    expect(shown).toMatchObject({
+      streamId: stream.streamId,
+      name: "echo",
+      deviceId: "Echo-Dev.1",
+      state: "Closed",
+      bytesFromService: payload.length,
+      bytesFromDevice: payload.length,
+    });
   });
 
-  it("50 concurrent channels over one stream, one read slowly: all intact, no SlowClient", async () => {
+  it("50 concurrent channels over one stream, one reader stalled: the rest flow, all intact, no SlowClient", async () => {
     await echoDevice("Many-Dev", { maxChannelsPerStream: 64 });
     const stream = await stack().client().openStream("Many-Dev", "echo");
     const before = disconnects.items.length;
-    const payloads = Array.from({ length: 50 }, (_, i) => randomBytes(200_000 + i * 1013));
+    const othersDone = deferred();
+    let written = 0;
+    let waitingForDrain = false;
+    // Channel 0 sends more than the stream window and does not read until the 49 others are done: its
+    // echo backs up to its writer, which must block, while the other channels keep flowing.
+    const big = randomBytes(6 * 1024 * 1024 + 11);
+    const slow = (async () => {
+      const channel = await stream.openChannel("slow");
+      const writer = (async () => {
+        for (let off = 0; off < big.length; off += 65_521) {
+          const ok = channel.write(big.subarray(off, off + 65_521));
+          written = Math.min(big.length, off + 65_521);
+          if (!ok) {
+            waitingForDrain = true;
+            await new Promise((resolve) => channel.once("drain", resolve));
+            waitingForDrain = false;
+          }
+        }
+        channel.end();
+      })();
+      let firstChunk = true;
+      const back = await roundTripReadOnly(channel, async () => {
+        if (!firstChunk) return;
+        firstChunk = false;
+        await othersDone.promise;
+      });
+      await writer;
+      return back;
+    })();
+    const payloads = Array.from({ length: 49 }, (_, i) => randomBytes(100_000 + i * 1013));
     const results = await withDeadline(
       Promise.all(
-        payloads.map(async (payload, i) => {
-          const channel = await stream.openChannel(`c${i}`);
-          const slow =
-            i === 0
-              ? () => new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)))
-              : undefined;
-          return roundTrip(channel, payload, 1000 + i * 97, slow);
-        }),
+        payloads.map(async (p, i) => roundTrip(await stream.openChannel(`c${i}`), p, 1000 + i * 97)),
       ),
       30_000,
-      "50 channels",
+      "49 channels while one is stalled",
     );
+    // Backpressure reached the stalled channel's writer: it is blocked, most of its bytes unsent.
+    expect(waitingForDrain).toBe(true);
+    expect(written).toBeLessThan(big.length / 2);
+    othersDone.resolve();
     results.forEach((back, i) => expect(sha256(back)).toBe(sha256(payloads[i]!)));
+    expect(sha256(await withDeadline(slow, 30_000, "the stalled channel, resumed"))).toBe(sha256(big));
     expect(stream.closed).toBe(false);
-    expect(disconnects.items.slice(before)).toEqual([]);
     expect((await stream.close()).reason).toBe("Normal");
     expect(disconnects.items.slice(before).join()).not.toMatch(/SlowClient/);
   }, 60_000);

@@ -56,7 +56,7 @@ export interface DeviceStreamListenerOptions {
 interface ListenerEvents {
   stream: [stream: IncomingStream];
   /** A request that was answered with an error; for logging (never carries the token). */
-  refused: [info: { streamId?: string; status: number; reason: string }];
+  refused: [info: { streamId?: string; status: number; reason: string; detail?: string }];
 }
 
 interface IncomingStreamEvents {
@@ -163,8 +163,9 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     const offer = parsed.offer;
     const known = this.answers.get(offer.streamId);
     if (known) return known;
+    // The service learns only that the device failed; the error's text may hold local detail.
     const answer = this.answer(offer).catch((err: unknown) =>
-      this.refuse(500, `internal error: ${err instanceof Error ? err.message : String(err)}`, offer.streamId),
+      this.refuse(500, "the device failed to handle the request", offer.streamId, String(err)),
     );
     this.answers.set(offer.streamId, answer);
     if (this.answers.size > ANSWER_MEMORY) this.answers.delete(this.answers.keys().next().value!);
@@ -174,8 +175,8 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   private async answer(offer: StreamOffer): Promise<Answer> {
     const id = offer.streamId;
     if (this.closed) return this.refuse(503, "the device is shutting down", id);
-    if (Date.parse(offer.expiresAt) <= Date.now())
-      return this.refuse(410, "the stream offer has expired", id);
+    // No expiry check against this device's clock, which may be far off: the relay refuses an
+    // expired token itself, and the answer then says why.
     if (this.active.size >= this.maxStreams) {
       return this.refuse(429, `the device has ${this.maxStreams} streams open, its limit`, id);
     }
@@ -223,8 +224,13 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     };
   }
 
-  private refuse(status: number, reason: string, streamId?: string): Answer {
-    this.emit("refused", { ...(streamId ? { streamId } : {}), status, reason });
+  private refuse(status: number, reason: string, streamId?: string, detail?: string): Answer {
+    this.emit("refused", {
+      ...(streamId ? { streamId } : {}),
+      status,
+      reason,
+      ...(detail ? { detail } : {}),
+    });
     return { status, payload: { reason } };
   }
 }

@@ -37,6 +37,8 @@ export async function connectRelay(options: RelayConnectOptions): Promise<RelayC
   if (!checked.ok) throw new RelayError("RelayNotAllowed", checked.reason);
   if (options.abortSignal?.aborted) throw new RelayError("Aborted", "relay connection aborted");
   const shown = `${checked.url.protocol}//${checked.url.host}`;
+  // The token travels only in the Authorization header: never in a URL that proxies or logs keep.
+  checked.url.searchParams.delete("access_token");
   const ws = new WebSocket(checked.url, PROTOBUF_SUBPROTOCOL, {
     headers: { authorization: `Bearer ${options.token}` },
     ...(options.agent ? { agent: options.agent } : {}),

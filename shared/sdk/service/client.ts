@@ -189,6 +189,11 @@ export class StreamsClient {
     await this.request("DELETE", `${streamsPath(deviceId)}/${encodeURIComponent(streamId)}`, options);
   }
 
+  /** Closes every stream of a device. */
+  async closeAllStreams(deviceId: string, options: OperationOptions = {}): Promise<void> {
+    await this.request("DELETE", streamsPath(deviceId), options);
+  }
+
   /** A device's streams, newest first, following `nextLink` page by page. */
   async *listStreams(deviceId: string, options: ListStreamsOptions = {}): AsyncIterableIterator<StreamInfo> {
     const query = new URLSearchParams();
