@@ -32,6 +32,7 @@ import { type AppServices, createRouteTable } from "../../shared/routes";
 import { DeviceStreamListener } from "../../shared/sdk/device";
 import { connectRelay } from "../../shared/sdk/relay";
 import { type DeviceStream, StreamsClient } from "../../shared/sdk/service";
+import { DIRECT_METHOD_PAYLOAD_ROW } from "../capacity";
 import { percentile } from "../stats";
 import type { BenchRow, BenchSuite } from "../types";
 
@@ -50,13 +51,17 @@ async function runChild(role: Role): Promise<void> {
   const send = (m: Msg): void => void process.send?.(m);
   /** Per-stream timings (ms), keyed by stream id: what this child saw of each setup. */
   const timings = new Map<string, number>();
+  /** The largest direct-method request payload seen (control child): IoT Hub meters it in 4 KB. */
+  let payloadBytes = 0;
   const handlers: Record<string, (m: Msg) => Promise<Msg> | Msg> = {
-    rss: () => {
+    rss: async () => {
+      // Two GCs and a pause, so freed pages have been returned before RSS is read.
       gc();
+      await new Promise((resolve) => setTimeout(resolve, 200));
       gc();
       return { type: "rss", rss: process.memoryUsage().rss };
     },
-    timings: () => ({ type: "timings", timings: Object.fromEntries(timings) }),
+    timings: () => ({ type: "timings", timings: Object.fromEntries(timings), payloadBytes }),
   };
   process.on("message", (m: Msg) => {
     void (async () => {
@@ -120,6 +125,7 @@ async function runChild(role: Role): Promise<void> {
         signaller: {
           // Times the call only; the invoker itself is the one createServices would build.
           async invoke(target, request, options) {
+            payloadBytes = Math.max(payloadBytes, Buffer.byteLength(JSON.stringify(request.payload)));
             const started = performance.now();
             try {
               return await real.invoke(target, request, options);
@@ -249,7 +255,7 @@ function rowsOf(
 }
 
 const suite: BenchSuite = async ({ quick }) => {
-  const held = quick ? 100 : 1000;
+  const held = quick ? 50 : 1000;
   const rows: BenchRow[] = [];
   const children: Child[] = [];
   const streams: DeviceStream[] = [];
@@ -305,7 +311,7 @@ const suite: BenchSuite = async ({ quick }) => {
     };
 
     // ---- stream setup, one at a time ----
-    const setupCount = quick ? 30 : 200;
+    const setupCount = quick ? 10 : 100;
     const setups: Setup[] = [];
     const healths: number[] = [];
     for (let i = 0; i < setupCount + 5; i++) {
@@ -329,7 +335,8 @@ const suite: BenchSuite = async ({ quick }) => {
           streamId: stream.streamId,
         });
     }
-    const dm = (await control!.call({ type: "timings" })).timings as Record<string, number>;
+    const controlTimings = await control!.call({ type: "timings" });
+    const dm = controlTimings.timings as Record<string, number>;
     const deviceJoin = (await agent!.call({ type: "timings" })).timings as Record<string, number>;
     const hs = [...healths.slice(5)].sort((a, b) => a - b);
     const healthBase = { name: "GET /api/health", p50: percentile(hs, 50), p99: percentile(hs, 99) };
@@ -367,50 +374,18 @@ const suite: BenchSuite = async ({ quick }) => {
       ),
     );
 
-    // ---- new streams per second, sustained ----
-    const seconds = quick ? 5 : 30;
-    const concurrency = 16;
-    let opened = 0;
-    let errors = 0;
-    let firstError = "";
-    const deadline = performance.now() + seconds * 1000;
-    const sustainedStart = performance.now();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (performance.now() < deadline) {
-          try {
-            const s = await client.openStream(DEVICE, "echo");
-            await s.close();
-            opened++;
-          } catch (err) {
-            errors++;
-            firstError ||= err instanceof Error ? err.message : String(err);
-          }
-        }
-      }),
-    );
-    const sustainedSeconds = ms(sustainedStart) / 1000;
-    const healthStart = performance.now();
-    let healthCount = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (ms(healthStart) < 2000) {
-          await health();
-          healthCount++;
-        }
-      }),
-    );
     rows.push({
       group: "setup",
-      name: `new streams/s sustained ${seconds} s, open + handshake + close (c=${concurrency})`,
-      value: opened / sustainedSeconds,
-      unit: "/s",
-      baseline: { name: "GET /api/health/s, c=16", value: healthCount / (ms(healthStart) / 1000) },
-      target: ">= 100 /s",
-      note: `${errors} errors${firstError ? ` (first: ${firstError.slice(0, 80)})` : ""}`,
+      name: DIRECT_METHOD_PAYLOAD_ROW,
+      value: Number(controlTimings.payloadBytes),
+      unit: "B",
+      target: "<= 4096 B (one 4 KB IoT Hub chunk)",
+      note: "JSON of the stream offer (relay URL + token); feeds docs/performance.md's capacity table",
     });
 
     // ---- concurrent streams held, memory per stream ----
+    // Streams open at the same concurrency as the sustained loop below.
+    const concurrency = 16;
     const pieces = { agent: agent!, relay: relay!, "control plane": control! };
     const before = Object.fromEntries(
       await Promise.all(Object.entries(pieces).map(async ([k, c]) => [k, await c.rss()] as const)),
@@ -449,14 +424,56 @@ const suite: BenchSuite = async ({ quick }) => {
         name: `RSS per stream, ${piece} ((after − before) / ${alive}, after GC)`,
         value: (after[piece]! - before[piece]!) / Math.max(1, alive) / 1024,
         unit: "KiB",
-        note: `${piece} in its own process; RSS ${(before[piece]! / 2 ** 20).toFixed(0)} → ${(after[piece]! / 2 ** 20).toFixed(0)} MiB`,
+        note: `${piece} in its own process${quick ? "; few streams, so noisy" : ""}; RSS ${(before[piece]! / 2 ** 20).toFixed(0)} → ${(after[piece]! / 2 ** 20).toFixed(0)} MiB`,
       });
     }
     await Promise.all(streams.splice(0).map((s) => s.close().catch(() => undefined)));
 
+    // ---- new streams per second, sustained ----
+    const seconds = quick ? 5 : 30;
+    let opened = 0;
+    let errors = 0;
+    let firstError = "";
+    const deadline = performance.now() + seconds * 1000;
+    const sustainedStart = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (performance.now() < deadline) {
+          try {
+            const s = await client.openStream(DEVICE, "echo");
+            await s.close();
+            opened++;
+          } catch (err) {
+            errors++;
+            firstError ||= err instanceof Error ? err.message : String(err);
+          }
+        }
+      }),
+    );
+    const sustainedSeconds = ms(sustainedStart) / 1000;
+    const healthStart = performance.now();
+    let healthCount = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (ms(healthStart) < 1000) {
+          await health();
+          healthCount++;
+        }
+      }),
+    );
+    rows.push({
+      group: "setup",
+      name: `new streams/s sustained ${seconds} s, open + handshake + close (c=${concurrency})`,
+      value: opened / sustainedSeconds,
+      unit: "/s",
+      baseline: { name: "GET /api/health/s, c=16", value: healthCount / (ms(healthStart) / 1000) },
+      target: ">= 100 /s",
+      note: `${errors} errors${firstError ? ` (first: ${firstError.slice(0, 80)})` : ""}`,
+    });
+
     // ---- 200 channels on one stream ----
     const channelsN = 200;
-    const perChannel = (quick ? 128 : 1024) * 1024;
+    const perChannel = (quick ? 64 : 256) * 1024;
     const stream = await client.openStream(DEVICE, "echo");
     streams.push(stream);
     const channels = await Promise.all(Array.from({ length: channelsN }, () => stream.openChannel()));
