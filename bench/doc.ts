@@ -1,7 +1,8 @@
 /**
- * `node dist/bench/doc.js`: regenerates the generated sections of docs/performance.md from
- * bench/results/latest.json (the last run's figures) and bench/capacity.ts (Azure capacity).
- * test/bench checks that the committed doc matches, so its tables are never typed by hand.
+ * Regenerates the generated sections of docs/performance.md: the local figures of a full run and
+ * the Azure capacity computed by bench/capacity.ts. A full `npm run bench` calls this itself;
+ * `node dist/bench/doc.js` redoes it from bench/results/latest.json. test/bench checks that the
+ * committed capacity section is what bench/capacity.ts computes, so it is never typed by hand.
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -23,6 +24,14 @@ export function measuredPayload(record: BenchRecord): number | undefined {
   return v !== undefined && Number.isFinite(v) && v > 0 ? v : undefined;
 }
 
+/** The measured direct-method payload as the doc's own local table states it. */
+export function payloadFromDoc(doc: string): number | undefined {
+  const prefix = `| ${DIRECT_METHOD_PAYLOAD_ROW} | `;
+  const line = doc.split("\n").find((l) => l.includes(prefix));
+  const v = line ? Number.parseFloat(line.slice(line.indexOf(prefix) + prefix.length)) : NaN;
+  return Number.isFinite(v) && v > 0 ? v : undefined;
+}
+
 export function updatePerformanceDoc(doc: string, record: BenchRecord): string {
   const local =
     `Local figures from \`npm run bench${record.quick ? " -- --quick" : ""}\`${record.quick ? " (indicative only)" : ""} on ` +
@@ -37,12 +46,16 @@ export function updatePerformanceDoc(doc: string, record: BenchRecord): string {
   return replaceSection(withLocal, "capacity", renderCapacity(measuredPayload(record)));
 }
 
+/** From dist/bench: the repository root. */
 const ROOT = path.join(__dirname, "..", "..");
-const DOC_PATH = path.join(ROOT, "docs", "performance.md");
-const LATEST_PATH = path.join(ROOT, "bench", "results", "latest.json");
+
+export function writePerformanceDoc(record: BenchRecord): void {
+  const docPath = path.join(ROOT, "docs", "performance.md");
+  writeFileSync(docPath, updatePerformanceDoc(readFileSync(docPath, "utf8"), record));
+  process.stderr.write(`bench: updated docs/performance.md from the run of ${record.date}\n`);
+}
 
 if (require.main === module) {
-  const record = JSON.parse(readFileSync(LATEST_PATH, "utf8")) as BenchRecord;
-  writeFileSync(DOC_PATH, updatePerformanceDoc(readFileSync(DOC_PATH, "utf8"), record));
-  process.stderr.write(`bench: updated ${path.relative(ROOT, DOC_PATH)} from ${record.date}\n`);
+  const latest = path.join(ROOT, "bench", "results", "latest.json");
+  writePerformanceDoc(JSON.parse(readFileSync(latest, "utf8")) as BenchRecord);
 }

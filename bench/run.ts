@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [-- --only NAME]`: runs every suite in bench/suites (one file each,
  * discovered at run time so suites can be added without touching this file), prints one table
- * and keeps the results in bench/results/: <date>.json, latest.json, latest.md and latest.svg.
+ * and keeps the results in bench/results/: <date>.json, latest.json, latest.md and latest.svg; a
+ * complete full run also regenerates the local figures in docs/performance.md.
  * A suite that throws makes the run exit non-zero; a missed target never does (CI runs --quick
  * without thresholds, so the benchmark cannot rot yet noisy machines do not fail builds).
  */
@@ -9,6 +10,7 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { writePerformanceDoc } from "./doc";
 import { type BenchRecord, renderMarkdown, renderSvg, renderTable } from "./report";
 import type { BenchOptions, BenchRow, BenchSuite } from "./types";
 
@@ -57,6 +59,8 @@ async function main(argv: string[]): Promise<void> {
   await writeFile(path.join(resultsDir, "latest.json"), json);
   await writeFile(path.join(resultsDir, "latest.md"), renderMarkdown(record));
   await writeFile(path.join(resultsDir, "latest.svg"), renderSvg(record));
+  // Only a complete full run may stand in the doc as "the local figures".
+  if (!options.quick && !only && failures.length === 0) writePerformanceDoc(record);
   process.stderr.write(`bench: done in ${record.seconds.toFixed(1)} s\n`);
   if (failures.length > 0) {
     process.stderr.write(`bench: ${failures.length} suite(s) failed:\n${failures.join("\n")}\n`);
