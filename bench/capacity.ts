@@ -100,14 +100,15 @@ export function renderCapacity(measuredPayloadBytes: number | undefined, frameBy
   lines.push("");
   lines.push(`#### Web PubSub: per Standard unit, ${frameBytes / 1024} KiB tunnel frames and 1 KiB frames`);
   lines.push("");
+  const included = LIMITS.webPubSub.includedMessagesPerUnitPerDay;
   lines.push(
-    "| frame | billed messages per MB | concurrent streams | MB/day included | average MB/s included |",
+    `| frame | billed messages per frame | billed messages per MB | concurrent streams | MB/day in the ${fmt(included)} included messages | average MB/s included |`,
   );
-  lines.push("|---|---|---|---|---|");
+  lines.push("|---|---|---|---|---|---|");
   for (const f of [frameBytes, 1024]) {
     const u = webPubSubUnit(f);
     lines.push(
-      `| ${f} B | ${fmt(u.messagesPerMB)} | ${u.streams} | ${fmt(u.includedMBPerDay)} | ${fmt(u.includedMBPerSecond)} |`,
+      `| ${f} B | ${billedMessagesPerFrame(f)} | ${fmt(u.messagesPerMB)} | ${u.streams} | ${fmt(u.includedMBPerDay)} | ${fmt(u.includedMBPerSecond)} |`,
     );
   }
   lines.push("");
