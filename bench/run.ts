@@ -52,13 +52,14 @@ async function main(argv: string[]): Promise<void> {
   const resultsDir = path.join(__dirname, "..", "..", "bench", "results");
   await mkdir(resultsDir, { recursive: true });
   const json = JSON.stringify(record, null, 2) + "\n";
-  await writeFile(
-    path.join(resultsDir, `${record.date.slice(0, 10)}${options.quick ? "-quick" : ""}.json`),
-    json,
-  );
-  await writeFile(path.join(resultsDir, "latest.json"), json);
-  await writeFile(path.join(resultsDir, "latest.md"), renderMarkdown(record));
-  await writeFile(path.join(resultsDir, "latest.svg"), renderSvg(record));
+  const suffix = `${options.quick ? "-quick" : ""}${only ? `-${only}` : ""}`;
+  await writeFile(path.join(resultsDir, `${record.date.slice(0, 10)}${suffix}.json`), json);
+  // A partial run (--only) must not stand as the latest results.
+  if (!only) {
+    await writeFile(path.join(resultsDir, "latest.json"), json);
+    await writeFile(path.join(resultsDir, "latest.md"), renderMarkdown(record));
+    await writeFile(path.join(resultsDir, "latest.svg"), renderSvg(record));
+  }
   // Only a complete full run may stand in the doc as "the local figures".
   if (!options.quick && !only && failures.length === 0) writePerformanceDoc(record);
   process.stderr.write(`bench: done in ${record.seconds.toFixed(1)} s\n`);
