@@ -1,36 +1,23 @@
 /**
  * `npm run bench [-- --quick] [-- --only NAME]`: runs every suite in bench/suites (one file each,
  * discovered at run time so suites can be added without touching this file), prints one table
- * and keeps the results in bench/results/.
+ * and keeps the results in bench/results/: <date>.json, latest.json, latest.md and latest.svg; a
+ * complete full run also regenerates the local figures in docs/performance.md.
+ * A suite that throws makes the run exit non-zero; a missed target never does (CI runs --quick
+ * without thresholds, so the benchmark cannot rot yet noisy machines do not fail builds).
  */
 import { mkdir, readdir, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { writePerformanceDoc } from "./doc";
+import { type BenchRecord, renderMarkdown, renderSvg, renderTable } from "./report";
 import type { BenchOptions, BenchRow, BenchSuite } from "./types";
 
-function formatNumber(n: number): string {
-  if (!Number.isFinite(n)) return String(n);
-  const abs = Math.abs(n);
-  return abs >= 100 ? n.toFixed(0) : abs >= 1 ? n.toFixed(2) : n.toPrecision(3);
-}
-
-export function renderTable(rows: BenchRow[]): string {
-  const header = ["group", "figure", "value", "baseline", "ratio", "target", "note"];
-  const lines = rows.map((r) => [
-    r.group,
-    r.name,
-    `${formatNumber(r.value)} ${r.unit}`,
-    r.baseline ? `${formatNumber(r.baseline.value)} ${r.unit} (${r.baseline.name})` : "",
-    r.baseline && r.baseline.value !== 0 ? `${((r.value / r.baseline.value) * 100).toFixed(0)}%` : "",
-    r.target ?? "",
-    r.note ?? "",
-  ]);
-  const all = [header, ...lines];
-  const md = all.map((cells) => `| ${cells.join(" | ")} |`);
-  md.splice(1, 0, `|${header.map(() => "---").join("|")}|`);
-  return md.join("\n");
-}
+export { renderTable } from "./report";
 
 async function main(argv: string[]): Promise<void> {
+  const started = performance.now();
   const options: BenchOptions = { quick: argv.includes("--quick") };
   const onlyIndex = argv.indexOf("--only");
   const only = onlyIndex >= 0 ? argv[onlyIndex + 1] : undefined;
@@ -41,6 +28,7 @@ async function main(argv: string[]): Promise<void> {
   for (const file of files) {
     const name = path.basename(file, ".js");
     if (only && name !== only) continue;
+    const t = performance.now();
     process.stderr.write(`bench: ${name}${options.quick ? " (quick)" : ""}...\n`);
     try {
       // import() of a CommonJS suite yields module.exports as `default`, itself holding `default`.
@@ -49,24 +37,32 @@ async function main(argv: string[]): Promise<void> {
     } catch (err) {
       failures.push(`${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
+    process.stderr.write(`bench: ${name} took ${((performance.now() - t) / 1000).toFixed(1)} s\n`);
   }
-  const table = renderTable(rows);
-  process.stdout.write(table + "\n");
+  process.stdout.write(renderTable(rows) + "\n");
+  const record: BenchRecord = {
+    date: new Date().toISOString(),
+    quick: options.quick,
+    node: process.version,
+    machine: `${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.arch()}, shared with other work`,
+    seconds: (performance.now() - started) / 1000,
+    rows,
+    failures,
+  };
   const resultsDir = path.join(__dirname, "..", "..", "bench", "results");
   await mkdir(resultsDir, { recursive: true });
-  const stamp = new Date().toISOString();
-  const record = { date: stamp, quick: options.quick, node: process.version, rows, failures };
-  await writeFile(
-    path.join(resultsDir, `${stamp.slice(0, 10)}.json`),
-    JSON.stringify(record, null, 2) + "\n",
-  );
-  await writeFile(
-    path.join(resultsDir, "latest.md"),
-    `# Benchmark results (${stamp}, Node ${process.version}${options.quick ? ", quick" : ""})\n\n` +
-      "Local figures: they describe this code's overhead on this machine, not Azure capacity.\n\n" +
-      table +
-      "\n",
-  );
+  const json = JSON.stringify(record, null, 2) + "\n";
+  const suffix = `${options.quick ? "-quick" : ""}${only ? `-${only}` : ""}`;
+  await writeFile(path.join(resultsDir, `${record.date.slice(0, 10)}${suffix}.json`), json);
+  // A partial run (--only) must not stand as the latest results.
+  if (!only) {
+    await writeFile(path.join(resultsDir, "latest.json"), json);
+    await writeFile(path.join(resultsDir, "latest.md"), renderMarkdown(record));
+    await writeFile(path.join(resultsDir, "latest.svg"), renderSvg(record));
+  }
+  // Only a complete full run may stand in the doc as "the local figures".
+  if (!options.quick && !only && failures.length === 0) writePerformanceDoc(record);
+  process.stderr.write(`bench: done in ${record.seconds.toFixed(1)} s\n`);
   if (failures.length > 0) {
     process.stderr.write(`bench: ${failures.length} suite(s) failed:\n${failures.join("\n")}\n`);
     process.exitCode = 1;

@@ -88,7 +88,7 @@ const suite: BenchSuite = async ({ quick }) => {
       const res = await fetch(`${host.url}/api/health`);
       await res.arrayBuffer();
     };
-    const n = quick ? 100 : 600;
+    const n = quick ? 60 : 600;
     await measure(20, 4, (i) => create(i, "warm"));
     const base1 = await measure(n, 1, health);
     const c1 = await measure(n, 1, (i) => create(i, "c1"));
