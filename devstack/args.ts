@@ -11,6 +11,10 @@ export interface DevStackOptions {
   mqttPort: number;
   iotHubPort: number;
   stateDir: string;
+  /** Where the demo device's `ssh` stream leads on this machine. */
+  demoSshPort: number;
+  /** The local port the printed `forward` command listens on (only printed, never bound here). */
+  demoForwardPort: number;
   help: boolean;
 }
 
@@ -23,6 +27,8 @@ export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
   mqttPort: 8883,
   iotHubPort: 8443,
   stateDir: ".devstack",
+  demoSshPort: 22,
+  demoForwardPort: 8081,
   help: false,
 });
 
@@ -40,6 +46,9 @@ Options:
   --mqtt-port <n>      IoT Hub emulator MQTT/TLS port (default ${DEFAULT_OPTIONS.mqttPort})
   --iothub-port <n>    IoT Hub emulator HTTPS port (default ${DEFAULT_OPTIONS.iotHubPort})
   --state-dir <dir>    where local state lives (default ${DEFAULT_OPTIONS.stateDir})
+  --demo-ssh-port <n>  the demo device's 'ssh' stream reaches 127.0.0.1:<n> (default ${DEFAULT_OPTIONS.demoSshPort})
+  --demo-forward-port <n>
+                       local port in the printed 'forward' command (default ${DEFAULT_OPTIONS.demoForwardPort})
   -h, --help           show this help
 `;
 
@@ -69,6 +78,8 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
         "mqtt-port": { type: "string" },
         "iothub-port": { type: "string" },
         "state-dir": { type: "string" },
+        "demo-ssh-port": { type: "string" },
+        "demo-forward-port": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -89,6 +100,14 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
     if (clash) return { ok: false, error: `${clash[0]} and ${flag} are both ${parsed}` };
     ports[flag] = parsed;
   }
+  const demoSshPort = parsePort("--demo-ssh-port", values["demo-ssh-port"], DEFAULT_OPTIONS.demoSshPort);
+  if (typeof demoSshPort === "string") return { ok: false, error: demoSshPort };
+  const demoForwardPort = parsePort(
+    "--demo-forward-port",
+    values["demo-forward-port"],
+    DEFAULT_OPTIONS.demoForwardPort,
+  );
+  if (typeof demoForwardPort === "string") return { ok: false, error: demoForwardPort };
   const host = values.host ?? DEFAULT_OPTIONS.host;
   if (host.trim() === "") return { ok: false, error: "--host must not be empty" };
   const stateDir = values["state-dir"] ?? DEFAULT_OPTIONS.stateDir;
@@ -104,6 +123,8 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
       mqttPort: ports["--mqtt-port"]!,
       iotHubPort: ports["--iothub-port"]!,
       stateDir,
+      demoSshPort,
+      demoForwardPort,
       help: values.help ?? false,
     },
   };

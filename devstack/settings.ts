@@ -31,10 +31,24 @@ export function localSettings(
 }
 
 /** What clients (the CLI, the SDK, the demo device) need; written to `.devstack/env`. */
-export function clientSettings(functionsPort: number, iotHub: IotHubEmulator): Record<string, string> {
+export function clientSettings(
+  functionsPort: number,
+  iotHub: IotHubEmulator,
+  relayHost: string,
+): Record<string, string> {
   return {
     DEVICESTREAM_CONNECTION_STRING: `Endpoint=http://${DEV_SAS_RESOURCE}:${functionsPort};SharedAccessKeyName=${DEV_SAS_POLICY};SharedAccessKey=${DEV_SAS_KEY}`,
     IOTHUB_CONNECTION_STRING: iotHub.serviceConnectionString,
     IOTHUB_CA_FILE: iotHub.caPath,
+    // For `devicestream dev add-device` and device agents run inside the repository.
+    IOTHUB_HUB_HOSTNAME: iotHub.hubHostName,
+    IOTHUB_GATEWAY_HOST: `${dialable(iotHub)}:${iotHub.mqttPort}`,
+    DEVICESTREAM_RELAY_ALLOW_HOSTS: relayHost,
+    DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
   };
+}
+
+/** The host the device SDK dials: the emulator's service HostName without its HTTPS port. */
+function dialable(iotHub: IotHubEmulator): string {
+  return /^HostName=(.+):\d+;/.exec(iotHub.serviceConnectionString)?.[1] ?? "127.0.0.1";
 }

@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
 import { startAzuriteTable } from "./azurite";
@@ -13,6 +13,8 @@ import { startWebPubSubEmulator } from "../emulators/webpubsub";
 import { RELAY_EVENTS_ROUTE } from "../shared/routes";
 import { RELAY_EVENT_SUBSCRIPTION } from "../shared/api/relayEventsApi";
 import { DEV_HUB, clientSettings, localSettings } from "./settings";
+import { startDemoDevice, type DemoDevice } from "./demo";
+import { userInfo } from "node:os";
 
 export interface DevStackDeps {
   /**
@@ -40,6 +42,8 @@ export interface DevStack {
   /** What `.devstack/env` holds, for the CLI and the banner. */
   readonly clientEnv: Record<string, string>;
   readonly iotHub: IotHubEmulator;
+  /** The demo device, unless `--no-demo`. */
+  readonly demo?: DemoDevice;
   close(): Promise<void>;
 }
 
@@ -106,7 +110,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
           host,
           mqttPort: options.mqttPort,
           httpsPort: options.iotHubPort,
-          stateDir: join(options.stateDir, "iothub"),
+          stateDir: resolve(options.stateDir, "iothub"),
           log: (line) => logger.log("info", line, { service: "iothub-emulator" }),
         }),
       options.iotHubPort,
@@ -151,7 +155,22 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
     started.push(webPubSub);
     env.WEBPUBSUB_CONNECTION_STRING = webPubSub.connectionString;
 
-    const clientEnv = clientSettings(functions.port, iotHub);
+    let demo: DemoDevice | undefined;
+    if (options.demo) {
+      demo = await startDemoDevice({
+        iotHub,
+        relayHost: new URL(webPubSub.endpoint).host,
+        host,
+        sshPort: options.demoSshPort,
+        log: (line) => logger.log("info", line, { service: "demo-device" }),
+      });
+      started.push(demo);
+    }
+
+    const clientEnv = {
+      ...clientSettings(functions.port, iotHub, new URL(webPubSub.endpoint).host),
+      ...(demo ? { DEMO_DEVICE_ID: demo.deviceId } : {}),
+    };
     await writeEnvFile(options.stateDir, clientEnv);
     let closing: Promise<void> | undefined;
     return {
@@ -166,6 +185,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       env,
       clientEnv,
       iotHub,
+      ...(demo ? { demo } : {}),
       close() {
         closing ??= closeStarted().then(() => logger.log("info", "local stack stopped"));
         return closing;
@@ -218,12 +238,40 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "Service connection string (also in " + join(options.stateDir, "env") + "):",
     `  DEVICESTREAM_CONNECTION_STRING="${stack.clientEnv.DEVICESTREAM_CONNECTION_STRING}"`,
     "",
-    options.demo
-      ? "  Demo device                     not part of the stack yet"
-      : "  Demo device                     off (--no-demo)",
+    ...(stack.demo ? demoLines(stack.demo, options) : ["  Demo device                     off (--no-demo)"]),
+    "",
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
+}
+
+/** The CLI as it runs from the repository root after `npm start` has built it. */
+export const CLI = "node dist/bin/devicestream.js";
+
+/** The three copy-paste commands; each line starting with `$ ` is run verbatim by test/e2e. */
+export function demoCommands(deviceId: string, options: Pick<DevStackOptions, "demoForwardPort">) {
+  return {
+    echo: `${CLI} echo ${deviceId} --bytes 16M`,
+    forward: `${CLI} forward ${deviceId} web --listen ${options.demoForwardPort}`,
+    browserUrl: `http://127.0.0.1:${options.demoForwardPort}/`,
+    ssh: `ssh -o ProxyCommand='${CLI} connect %n ssh' ${userInfo().username}@${deviceId}`,
+  };
+}
+
+function demoLines(demo: DemoDevice, options: DevStackOptions): string[] {
+  const c = demoCommands(demo.deviceId, options);
+  return [
+    `  Demo device                     ${demo.deviceId} (${demo.reused ? "reused from" : "registered in"} ${options.stateDir}), serving echo, web, ssh -> 127.0.0.1:${options.demoSshPort}`,
+    "",
+    "Try it, from the repository root in another terminal:",
+    "  1. echo: send 16 MB through the demo device and verify it comes back",
+    `  $ ${c.echo}`,
+    `  2. browser: forward the device's web page, then open ${c.browserUrl}`,
+    `  $ ${c.forward}`,
+    `  3. SSH to this machine's sshd (port ${options.demoSshPort}) through the device`,
+    `  $ ${c.ssh}`,
+    "  Another device: node dist/bin/devicestream.js dev add-device NAME",
+  ];
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   parseTtl,
 } from "./args";
 import { startAgent } from "./agent";
+import { registerDevCommands } from "./dev";
 import { type Settings, requireConnectionString, settings } from "./config";
 import { openDeviceClient } from "./deviceClient";
 import { EXIT, exitCodeFor } from "./exitCodes";
@@ -360,6 +361,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const expiresAt = new Date(Date.now() + ttlSeconds * 1000).toISOString();
       print(o.json as boolean | undefined, { token, expiresAt }, () => token);
     });
+
+  registerDevCommands(program, s, out, err);
 
   return program;
 }

@@ -14,6 +14,10 @@ describe("parseDevStackArgs", () => {
       ["--webpubsub-port", "18080", "--mqtt-port", "18883", "--iothub-port", "18443"],
       { webPubSubPort: 18080, mqttPort: 18883, iotHubPort: 18443 },
     ],
+    [
+      ["--demo-ssh-port", "2222", "--demo-forward-port", "9090"],
+      { demoSshPort: 2222, demoForwardPort: 9090 },
+    ],
     [["-h"], { help: true }],
     [["--help", "--no-demo"], { help: true, demo: false }],
   ])("%j → %j", (argv, changes) => {
@@ -30,6 +34,8 @@ describe("parseDevStackArgs", () => {
       mqttPort: 8883,
       iotHubPort: 8443,
       stateDir: ".devstack",
+      demoSshPort: 22,
+      demoForwardPort: 8081,
       help: false,
     });
   });
@@ -42,6 +48,7 @@ describe("parseDevStackArgs", () => {
     [["--port", "9000", "--table-port", "9000"], /--port and --table-port are both 9000/],
     [["--webpubsub-port", "7071"], /--port and --webpubsub-port are both 7071/],
     [["--mqtt-port", "x"], /--mqtt-port must be a port number/],
+    [["--demo-ssh-port", "ssh"], /--demo-ssh-port must be a port number/],
     [["--port"], /--port/],
     [["--host", ""], /--host must not be empty/],
     [["--state-dir", " "], /--state-dir must not be empty/],

@@ -125,6 +125,33 @@ describe("the local stack", () => {
     return { exit, signals, ready, out: () => text(stdout), err: () => text(stderr) };
   }
 
+  it("registers the demo device once, reuses it on restart, and writes DEMO_DEVICE_ID", async () => {
+    const first = await runDevStack(options(), deps());
+    let key: string | undefined;
+    try {
+      expect(first.demo).toMatchObject({ deviceId: "Demo-Device-01", reused: false });
+      expect(first.clientEnv.DEMO_DEVICE_ID).toBe("Demo-Device-01");
+      key = first.iotHub.connectionString("Demo-Device-01");
+      expect(key).toMatch(/DeviceId=Demo-Device-01;/);
+      const page = await (await fetch(first.demo!.webUrl)).text();
+      const tiles = [...page.matchAll(/<img src="(tiles\/\d+\.svg)"/g)].map((m) => m[1]!);
+      expect(tiles).toHaveLength(24);
+      const svg = await fetch(new URL(tiles[23]!, first.demo!.webUrl));
+      expect(svg.headers.get("content-type")).toBe("image/svg+xml");
+    } finally {
+      await first.close();
+    }
+    const second = await runDevStack(options(), deps());
+    try {
+      expect(second.demo).toMatchObject({ deviceId: "Demo-Device-01", reused: true });
+      expect(second.iotHub.connectionString("Demo-Device-01")?.split(";")[2]).toBe(key!.split(";")[2]);
+      const envFile = await readFile(join(stateDir, "env"), "utf8");
+      expect(envFile).toMatch(/^DEMO_DEVICE_ID=Demo-Device-01$/m);
+    } finally {
+      await second.close();
+    }
+  });
+
   it("prints the endpoints and stops cleanly on SIGINT", async () => {
     const run = cli([...ephemeralPorts, "--state-dir", stateDir, "--no-demo"]);
     const api = await run.ready();

@@ -1,0 +1,252 @@
+/**
+ * End to end with real peers nobody here wrote: OpenSSH (ssh, scp, sshd), curl, and the lifecycle
+ * seen from real processes. The control plane, relay and IoT Hub run in process (test/sdk/stack);
+ * the device agent and every service-side command are the built CLI, as separate processes.
+ */
+import { createServer, type Server } from "node:http";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
+import { join } from "node:path";
+import type { AddressInfo } from "node:net";
+import { EXIT } from "../../shared/cli/exitCodes";
+import { withDeadline } from "../helpers/events";
+import { type Stack, startStack } from "../sdk/stack";
+import {
+  CLI_JS,
+  type Child,
+  type Sshd,
+  cli,
+  ensureBuilt,
+  killAll,
+  randomFile,
+  run,
+  sha256,
+  start,
+  startSshd,
+  stop,
+} from "./support";
+
+jest.setTimeout(120_000);
+
+// Not useStack(): the agents must stop (and say goodbye) while the stack is still up.
+let theStack: Stack | undefined;
+const stack = (): Stack => theStack!;
+const DEVICE = "E2E-Peer-Dev01";
+const USER = userInfo().username;
+
+let sshd: Sshd;
+let files: Server;
+let filesPort: number;
+let agent: Child;
+let dir: string;
+const hashes = new Map<string, string>();
+
+function serviceEnv(): NodeJS.ProcessEnv {
+  return { DEVICESTREAM_CONNECTION_STRING: stack().connectionString };
+}
+
+function startAgent(deviceCs: string, maps: string[]): Child {
+  const s = stack();
+  return cli(
+    [
+      "device",
+      "--connection-string",
+      deviceCs,
+      "--ca-file",
+      s.hub.caPath,
+      "--relay-allow-host",
+      s.relayHost,
+      "--allow-insecure-relay",
+      "--max-channels",
+      "64",
+      ...maps,
+    ],
+    { IOTHUB_DEVICE_CONNECTION_STRING: "" },
+  );
+}
+
+const proxy = `ProxyCommand=${process.execPath} ${CLI_JS} connect %n ssh`;
+const sshArgs = (...rest: string[]) => [...sshd.clientOptions, "-o", proxy, ...rest];
+
+beforeAll(async () => {
+  await ensureBuilt();
+  theStack = await startStack();
+  dir = await mkdtemp(join(tmpdir(), "e2e-peers-"));
+  sshd = await startSshd();
+  // The device-side web server: 8 random 4 MB files.
+  for (let i = 0; i < 8; i++) hashes.set(`f${i}.bin`, await randomFile(dir, `f${i}.bin`, 4 * 1024 * 1024));
+  files = createServer((req, res) => {
+    const name = (req.url ?? "/").slice(1);
+    if (!hashes.has(name)) return void res.writeHead(404).end();
+    void readFile(join(dir, name)).then((body) =>
+      res.writeHead(200, { "content-type": "application/octet-stream" }).end(body),
+    );
+  });
+  await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
+  filesPort = (files.address() as AddressInfo).port;
+  const cs = await stack().hub.createDevice(DEVICE);
+  agent = startAgent(cs, [
+    "--allow",
+    `ssh=127.0.0.1:${sshd.port}`,
+    "--allow",
+    `files=127.0.0.1:${filesPort}`,
+  ]);
+  await agent.waitFor(/serving ssh, files/, "the device agent", 30_000);
+}, 300_000);
+
+afterAll(async () => {
+  try {
+    // SIGTERM closes the agent's streams (GoingAway). Known defect (reported, shared/cli): after an
+    // SSH session the agent keeps the sshd socket half-open and does not exit, so no exit code is
+    // asserted here; killAll() below ends it.
+    if (agent) await stop(agent, "SIGTERM", 5_000).catch(() => undefined);
+  } finally {
+    await killAll();
+    await theStack?.close();
+  }
+  await sshd?.close();
+  files?.closeAllConnections();
+  await new Promise<void>((resolve) => (files ? files.close(() => resolve()) : resolve()));
+  await rm(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe("OpenSSH through devicestream connect", () => {
+  it("ssh to a mixed-case device ID runs a command (ProxyCommand with %n)", async () => {
+    const started = Date.now();
+    const { stdout } = await run("ssh", sshArgs(`${USER}@${DEVICE}`, "echo hello-$((6*7)) from $(whoami)"), {
+      env: { ...process.env, ...serviceEnv() },
+      timeout: 60_000,
+    });
+    expect(stdout.trim()).toBe(`hello-42 from ${USER}`);
+    console.log(`e2e: ssh command round trip ${Date.now() - started} ms`);
+  });
+
+  it("scp of 32 MB is sha256-identical", async () => {
+    const source = join(dir, "scp-src.bin");
+    const copy = join(dir, "scp-copy.bin");
+    const expected = await randomFile(dir, "scp-src.bin", 32 * 1024 * 1024);
+    const started = Date.now();
+    await run("scp", ["-q", ...sshArgs(source, `${USER}@${DEVICE}:${copy}`)], {
+      env: { ...process.env, ...serviceEnv() },
+      timeout: 120_000,
+    });
+    const seconds = (Date.now() - started) / 1000;
+    expect(sha256(await readFile(copy))).toBe(expected);
+    console.log(`e2e: scp 32 MB in ${seconds.toFixed(2)} s (${(32 / seconds).toFixed(1)} MB/s)`);
+  });
+
+  it("two simultaneous SSH sessions to the same device both work", async () => {
+    const sessions = [1, 2].map((n) =>
+      start(
+        "ssh",
+        sshArgs(`${USER}@${DEVICE}`, `echo session-${n}-up; read line; echo session-${n}-got-$line`),
+        {
+          env: { ...process.env, ...serviceEnv() },
+        },
+      ),
+    );
+    // Both are live at once before either gets its input.
+    await Promise.all(
+      sessions.map((s, i) => s.waitFor(new RegExp(`session-${i + 1}-up`), `session ${i + 1}`)),
+    );
+    sessions.forEach((s, i) => s.proc.stdin!.end(`x${i + 1}\n`));
+    const exits = await withDeadline(Promise.all(sessions.map((s) => s.exit)), 30_000, "both sessions");
+    expect(exits.map((e) => e.code)).toEqual([0, 0]);
+    expect(sessions[0]!.stdout()).toContain("session-1-got-x1");
+    expect(sessions[1]!.stdout()).toContain("session-2-got-x2");
+  });
+
+  it("devicestream streams close ends a live SSH session", async () => {
+    const session = start("ssh", sshArgs(`${USER}@${DEVICE}`, "echo live; cat"), {
+      env: { ...process.env, ...serviceEnv() },
+    });
+    await session.waitFor(/live/, "the SSH session");
+    const list = cli(["streams", "list", DEVICE, "--state", "Established", "--json"], serviceEnv());
+    expect((await list.exit).code).toBe(EXIT.ok);
+    const live = (JSON.parse(list.stdout()) as { streamId: string; name: string }[]).filter(
+      (s) => s.name === "ssh",
+    );
+    expect(live).toHaveLength(1);
+    const close = cli(["streams", "close", DEVICE, live[0]!.streamId], serviceEnv());
+    expect((await close.exit).code).toBe(EXIT.ok);
+    expect(close.stdout()).toContain(`closed ${live[0]!.streamId}`);
+    // stdin stays open: only the close can end the session.
+    const exit = await withDeadline(session.exit, 30_000, "ssh to end after streams close");
+    expect(exit.code).not.toBe(0);
+    const record = await stack().client().getStream(DEVICE, live[0]!.streamId);
+    expect(record).toMatchObject({ state: "Closed", closeCode: "ClosedByApi" });
+  });
+});
+
+describe("HTTP through devicestream forward", () => {
+  it("32 parallel curl downloads of 4 MB are all sha256-identical", async () => {
+    const fwd = cli(["forward", DEVICE, "files", "--listen", "0"], serviceEnv());
+    const [, port] = await fwd.waitFor(/forwarding 127\.0\.0\.1:(\d+) ->/, "forward to listen");
+    const names = Array.from({ length: 32 }, (_, i) => `f${i % 8}.bin`);
+    const started = Date.now();
+    const downloads = names.map((name, i) =>
+      run("curl", ["-sS", "--fail", "-o", join(dir, `dl-${i}`), `http://127.0.0.1:${port}/${name}`], {
+        timeout: 90_000,
+      }),
+    );
+    await withDeadline(Promise.all(downloads), 100_000, "32 downloads");
+    const seconds = (Date.now() - started) / 1000;
+    for (const [i, name] of names.entries()) {
+      expect(sha256(await readFile(join(dir, `dl-${i}`)))).toBe(hashes.get(name));
+    }
+    console.log(`e2e: 32 x 4 MB via curl in ${seconds.toFixed(2)} s (${(128 / seconds).toFixed(1)} MB/s)`);
+    expect((await stop(fwd, "SIGINT")).code).toBe(EXIT.ok);
+  });
+});
+
+describe("lifecycle with real processes", () => {
+  it("a device that rejects: exit code 6 and the device's reason", async () => {
+    const r = cli(["connect", DEVICE, "telnet"], serviceEnv());
+    r.proc.stdin!.end();
+    expect((await r.exit).code).toBe(EXIT.rejected);
+    expect(r.stderr()).toMatch(/unknown stream name 'telnet'; this device serves: ssh, files/);
+  });
+
+  it("a device that never answers times out, and the record says TimedOut", async () => {
+    const device = await stack().device("E2E-Silent-Dev");
+    device.onDeviceMethod("deviceStream", () => undefined); // receives, never responds
+    const error = await stack()
+      .client()
+      .openStream("E2E-Silent-Dev", "ssh", { handshakeTimeoutInMs: 5000 })
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code?: string },
+      );
+    expect(error?.code).toBe("DeviceTimeout");
+    const records = [];
+    for await (const s of stack().client().listStreams("E2E-Silent-Dev")) records.push(s);
+    expect(records.map((r) => r.state)).toEqual(["TimedOut"]);
+  });
+
+  it("killing the device agent mid-transfer ends the service side; the record says Closed with a reason", async () => {
+    const cs = await stack().hub.createDevice("E2E-Doomed-Dev");
+    const doomed = startAgent(cs, ["--echo"]);
+    await doomed.waitFor(/serving echo/, "the doomed agent");
+    // connect to the echo: bytes written come back, so the transfer is under way when the agent dies.
+    const transfer = cli(["connect", "E2E-Doomed-Dev", "echo"], serviceEnv());
+    const [, streamId] = await doomed.waitFor(/stream (\S+) 'echo' open/, "the stream to open");
+    transfer.proc.stdin!.on("error", () => undefined); // EPIPE once the CLI has exited
+    transfer.proc.stdin!.write("mid-transfer-marker\n");
+    await transfer.waitFor(/mid-transfer-marker/, "the echo to flow");
+    transfer.proc.stdin!.write(Buffer.alloc(1024 * 1024, 7)); // more in flight, stdin left open
+    await stop(doomed, "SIGKILL");
+    const exit = await withDeadline(transfer.exit, 60_000, "the service side to end").catch(
+      async (e: Error) => {
+        const record = await stack().client().getStream("E2E-Doomed-Dev", streamId!);
+        throw new Error(`${e.message}; record ${JSON.stringify(record)}; cli: ${transfer.stderr()}`);
+      },
+    );
+    expect(exit.code).toBe(EXIT.streamFailed);
+    expect(transfer.stderr()).toMatch(/devicestream: /);
+    const record = await stack().client().getStream("E2E-Doomed-Dev", streamId!);
+    expect(record.state).toBe("Closed");
+    expect(record.closeCode).toBeDefined();
+    expect(record.closeReason).toEqual(expect.any(String));
+    console.log(`e2e: killed agent -> record ${record.closeCode}: ${record.closeReason}`);
+  });
+});
