@@ -14,13 +14,20 @@ runCli(process.argv.slice(2), {
   cwd: process.cwd(),
   signal: controller.signal,
 }).then(
-  (code) => {
-    process.exitCode = code;
-    // A command that read stdin (connect, echo) must not be kept alive by it once done.
-    process.stdin.destroy();
-  },
+  (code) => exitWhenFlushed(code),
   (err: unknown) => {
     console.error(err);
-    process.exitCode = 1;
+    exitWhenFlushed(1);
   },
 );
+
+/**
+ * A command is over when runCli settles. Whatever handle is still open then (a relay socket
+ * still closing, stdin, a keep-alive agent) must not keep the process alive: a ProxyCommand or a
+ * script waits on this exit. The write callbacks ensure what was printed is out first.
+ */
+function exitWhenFlushed(code: number): void {
+  process.exitCode = code;
+  process.stdin.destroy();
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
+}
