@@ -5,13 +5,12 @@ import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
 import { startAzuriteTable } from "./azurite";
 import { startLocalHost } from "./host";
+import { relayEventHandler } from "./controlPlaneHost";
 import { createLogger, type Logger } from "../shared/log";
 import { productionDeps } from "./main";
 import { PortInUseError, isAddressInUse } from "./ports";
 import { startIotHubEmulator, type IotHubEmulator } from "../emulators/iothub";
 import { startWebPubSubEmulator } from "../emulators/webpubsub";
-import { RELAY_EVENTS_ROUTE } from "../shared/routes";
-import { RELAY_EVENT_SUBSCRIPTION } from "../shared/api/relayEventsApi";
 import { DEV_HUB, clientSettings, localSettings } from "./settings";
 import { startDemoDevice, type DemoDevice } from "./demo";
 import { userInfo } from "node:os";
@@ -138,13 +137,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
         startWebPubSubEmulator({
           host,
           port: options.webPubSubPort,
-          eventHandlers: {
-            [DEV_HUB]: {
-              urlTemplate: `${functions.url}/${ROUTE_PREFIX}/${RELAY_EVENTS_ROUTE}`,
-              systemEvents: [...RELAY_EVENT_SUBSCRIPTION.systemEvents],
-              userEventPattern: RELAY_EVENT_SUBSCRIPTION.userEventPattern,
-            },
-          },
+          eventHandlers: { [DEV_HUB]: relayEventHandler(functions.url) },
           logger: (line) => logger.log("info", line, { service: "webpubsub-emulator" }),
         }),
       options.webPubSubPort,

@@ -21,14 +21,13 @@ import { Client } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import { startAzuriteTable } from "../../devstack/azurite";
-import { startLocalHost } from "../../devstack/host";
+import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { startIotHubEmulator } from "../../emulators/iothub";
 import { startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import { IotHubDirectMethodInvoker, createIotHubClients } from "../../shared/iothub";
 import { silentLogger } from "../../shared/log";
-import { type AppServices, createRouteTable } from "../../shared/routes";
 import { DeviceStreamListener } from "../../shared/sdk/device";
 import { connectRelay } from "../../shared/sdk/relay";
 import { type DeviceStream, StreamsClient } from "../../shared/sdk/service";
@@ -101,15 +100,7 @@ async function runChild(role: Role): Promise<void> {
       device,
     });
   } else if (role === "control") {
-    const late: { services?: AppServices } = {};
-    const host = await startLocalHost({
-      table: createRouteTable(async () => {
-        if (!late.services) throw new Error("services not ready");
-        return late.services;
-      }),
-      port: 0,
-      logger: { log: () => undefined },
-    });
+    const { host, attach } = await startControlPlaneHost();
     handlers.start = async (m) => {
       const env = m.env as Record<string, string>;
       const config = loadConfig(env);
@@ -120,7 +111,7 @@ async function runChild(role: Role): Promise<void> {
         ca: String(m.caPem),
       });
       const real = new IotHubDirectMethodInvoker(client);
-      late.services = await createServices(config, {
+      const services = await createServices(config, {
         logger: silentLogger,
         signaller: {
           // Times the call only; the invoker itself is the one createServices would build.
@@ -136,6 +127,7 @@ async function runChild(role: Role): Promise<void> {
           },
         },
       });
+      attach(services);
       return { type: "started" };
     };
     send({ type: "ready", hostUrl: host.url });

@@ -16,13 +16,12 @@ import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import WebSocket, { WebSocketServer, createWebSocketStream } from "ws";
 import { startAzuriteTable } from "../../devstack/azurite";
-import { startLocalHost } from "../../devstack/host";
+import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { startIotHubEmulator } from "../../emulators/iothub";
 import { startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import { silentLogger } from "../../shared/log";
-import { type AppServices, createRouteTable } from "../../shared/routes";
 import { startAgent } from "../../shared/cli/agent";
 import { Forwarder } from "../../shared/cli/forward";
 import { DeviceStreamListener } from "../../shared/sdk/device";
@@ -205,20 +204,9 @@ async function bareBridge(relayPort: number, targetPort: number): Promise<{ port
 
 async function localStack() {
   const closers: Closer[] = [];
-  const late: { services?: AppServices } = {};
-  const host = await startLocalHost({
-    table: createRouteTable(async () => {
-      if (!late.services) throw new Error("services not ready");
-      return late.services;
-    }),
-    port: 0,
-    logger: { log: () => undefined },
-  });
+  const { host, eventHandler, attach } = await startControlPlaneHost();
   closers.push(() => host.close());
-  const wps = await startWebPubSubEmulator({
-    port: 0,
-    eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
-  });
+  const wps = await startWebPubSubEmulator({ port: 0, eventHandlers: { streams: eventHandler } });
   const hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0 });
   const azurite = await startAzuriteTable({ port: 0 });
   closers.push(
@@ -226,7 +214,7 @@ async function localStack() {
     () => hub.close(),
     () => wps.close(),
   );
-  late.services = await createServices(
+  const services = await createServices(
     loadConfig({
       TABLES_CONNECTION_STRING: azurite.connectionString,
       WEBPUBSUB_CONNECTION_STRING: wps.connectionString,
@@ -240,6 +228,7 @@ async function localStack() {
     }),
     { logger: silentLogger },
   );
+  attach(services);
   const device = async (id: string) => {
     const client = Client.fromConnectionString(await hub.createDevice(id), Mqtt);
     client.setRetryPolicy(new NoRetry());

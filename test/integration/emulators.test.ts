@@ -5,13 +5,13 @@
  * injection of non-blocking events, which the state machine must survive.
  */
 import type { Client } from "azure-iot-device";
-import { startLocalHost, type LocalHost } from "../../devstack/host";
+import type { LocalHost } from "../../devstack/host";
+import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
 import { type EventFault, type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
-import { RELAY_EVENT_SUBSCRIPTION } from "../../shared/api/relayEventsApi";
 import { loadConfig } from "../../shared/config";
-import { type AppServices, createRouteTable } from "../../shared/routes";
+import type { AppServices } from "../../shared/routes";
 import { relayGroup } from "../../shared/streams/model";
 import { type AzuriteTable, startAzuriteTable } from "../../devstack/azurite";
 import { POLICIES, sas } from "../helpers/controlPlane";
@@ -40,25 +40,13 @@ beforeAll(async () => {
   const log = recordingLogger();
   const clock = { offsetMs: 0 };
   const faults: Stack["faults"] = { next: () => ({ action: "deliver" }) };
-  const late: { services?: AppServices } = {};
   // The host must be listening before the emulator can be told where to send events.
-  const host = await startLocalHost({
-    table: createRouteTable(async () => {
-      if (!late.services) throw new Error("services not ready");
-      return late.services;
-    }),
-    port: 0,
+  const { host, eventHandler, attach } = await startControlPlaneHost({
     logger: { log: (level, msg, fields) => level === "error" && console.error(msg, fields) },
   });
   const wps = await startWebPubSubEmulator({
     port: 0,
-    eventHandlers: {
-      streams: {
-        urlTemplate: `${host.url}/api/relay/events`,
-        systemEvents: [...RELAY_EVENT_SUBSCRIPTION.systemEvents],
-        userEventPattern: RELAY_EVENT_SUBSCRIPTION.userEventPattern,
-      },
-    },
+    eventHandlers: { streams: eventHandler },
     faults: (event) => faults.next(event.type),
     logger: (line) => process.env.DEBUG_EMULATORS && console.log(line),
   });
@@ -75,7 +63,7 @@ beforeAll(async () => {
     logger: log.logger,
     now: () => Date.now() + clock.offsetMs,
   });
-  late.services = services;
+  attach(services);
   stack = { azurite, host, wps, hub, services, devices: new Devices(() => hub), log, clock, faults };
 }, 60_000);
 

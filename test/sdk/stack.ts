@@ -10,12 +10,13 @@ import { Client, ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import { type AzuriteTable, startAzuriteTable } from "../../devstack/azurite";
-import { type LocalHost, startLocalHost } from "../../devstack/host";
+import type { LocalHost } from "../../devstack/host";
+import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
+import type { AppServices } from "../../shared/routes";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
 import { type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
-import { type AppServices, createRouteTable } from "../../shared/routes";
 import { DeviceStreamListener, type DeviceStreamListenerOptions } from "../../shared/sdk/device";
 import { StreamsClient, type StreamsClientOptions } from "../../shared/sdk/service";
 import { KEYS, POLICIES } from "../helpers/controlPlane";
@@ -54,19 +55,10 @@ export interface Stack {
 
 export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
   const log = recordingLogger();
-  const late: { services?: AppServices } = {};
-  const host = await startLocalHost({
-    table: createRouteTable(async () => {
-      if (!late.services) throw new Error("services not ready");
-      return late.services;
-    }),
-    port: 0,
+  const { host, eventHandler, attach } = await startControlPlaneHost({
     logger: { log: (level, msg, fields) => level === "error" && console.error(msg, fields) },
   });
-  const wps = await startWebPubSubEmulator({
-    port: 0,
-    eventHandlers: { streams: { urlTemplate: `${host.url}/api/relay/events`, userEventPattern: "report" } },
-  });
+  const wps = await startWebPubSubEmulator({ port: 0, eventHandlers: { streams: eventHandler } });
   const stateDir = await mkdtemp(join(tmpdir(), "sdk-stack-hub-"));
   let hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0, stateDir });
   const azurite = await startAzuriteTable({ port: 0 });
@@ -81,7 +73,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     ...env,
   });
   const services = await createServices(config, { logger: log.logger });
-  late.services = services;
+  attach(services);
 
   const open = new Set<DeviceLike>();
   const listeners = new Set<DeviceStreamListener>();
