@@ -1,5 +1,5 @@
 /**
- * Azure capacity per service unit, computed from published limits (docs: /work/shared/docs/
+ * Azure capacity per service unit, computed from published limits (the shared reference docs
  * azure-limits.md and landscape.md, as stored in late 2026). Pure: docs/performance.md's capacity
  * table is generated from this module and a test checks the doc still matches it.
  */
