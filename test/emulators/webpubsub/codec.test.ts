@@ -15,6 +15,13 @@ describe("protobuf client-protocol codec", () => {
   const bytes = Buffer.from([0, 1, 2, 250, 255]);
   it.each<UpstreamMessage>([
     { type: "sendToGroup", group: "g", ackId: 7, data: { kind: "binary", bytes }, noEcho: true },
+    {
+      type: "sendToGroup",
+      group: "grüppe",
+      data: { kind: "binary", bytes: Buffer.alloc(200_000, 3) },
+      noEcho: false,
+    },
+    { type: "sendToGroup", group: "g", data: { kind: "binary", bytes: Buffer.alloc(0) } },
     { type: "sendToGroup", group: "g", data: { kind: "text", text: "hé" } },
     { type: "event", event: "e", ackId: 2 ** 40, data: { kind: "json", json: '{"a":1}' } },
     { type: "event", event: "e", data: { kind: "protobuf", typeUrl: "type.googleapis.com/x", value: bytes } },
