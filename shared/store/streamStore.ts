@@ -59,8 +59,16 @@ export interface StreamStore {
   create(record: StreamRecord, maxSlots: number): Promise<Versioned<StreamRecord>>;
   get(deviceId: string, streamId: string): Promise<Versioned<StreamRecord> | undefined>;
   findIndex(streamId: string): Promise<IndexEntry | undefined>;
-  /** Optimistic replace; throws EtagConflictError when someone else wrote first. */
-  replace(current: Versioned<StreamRecord>, next: StreamRecord): Promise<Versioned<StreamRecord>>;
+  /**
+   * Optimistic replace; throws EtagConflictError when someone else wrote or deleted it first.
+   * `releaseSlot` frees the record's slot in the same transaction: only for the write that ends an
+   * active stream, which is the one moment the slot is known to be the record's own.
+   */
+  replace(
+    current: Versioned<StreamRecord>,
+    next: StreamRecord,
+    options?: { releaseSlot?: boolean },
+  ): Promise<Versioned<StreamRecord>>;
   releaseSlot(record: StreamRecord): Promise<void>;
   setIndex(entry: IndexEntry): Promise<void>;
   /** Deletes the record and its index row (retention). */
@@ -179,29 +187,45 @@ export class TableStreamStore implements StreamStore {
       throw err;
     }
     try {
-      // Two passes: a racer may take the slot we saw free; the second pass sees its row.
+      // A device rarely holds more than a few of its slots, so a random one is usually free: try it
+      // before paying for the slot query. Then two passes over the free list, because a racer may
+      // take the slot we saw free and only the second pass sees its row.
+      const guess = Math.floor(Math.random() * maxSlots);
+      const first = await this.tryCreate(pk, record, guess);
+      if (first) return first;
       for (let pass = 0; pass < 2; pass++) {
         for (const slot of await this.freeSlots(pk, maxSlots)) {
-          const stored: StreamRecord = { ...record, slot };
-          const actions: TransactionAction[] = [
-            ["create", { partitionKey: pk, rowKey: slotKey(slot), streamId: record.streamId }],
-            ["create", toEntity(stored)],
-          ];
-          try {
-            const response = await this.table.submitTransaction(actions);
-            const etag = response.subResponses[1]?.etag;
-            if (etag) return { value: stored, etag };
-            const reread = await this.get(record.deviceId, record.streamId);
-            if (reread) return reread;
-            throw new Error("stream record missing right after its creation");
-          } catch (err) {
-            if (statusOf(err) !== 409) throw err;
-          }
+          const created = await this.tryCreate(pk, record, slot);
+          if (created) return created;
         }
       }
       throw new SlotsExhaustedError(`device ${record.deviceId} has ${maxSlots} active streams`);
     } catch (err) {
       await this.deleteIndex(record.streamId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** The slot row and the record in one transaction; undefined when the slot is taken. */
+  private async tryCreate(
+    pk: string,
+    record: StreamRecord,
+    slot: number,
+  ): Promise<Versioned<StreamRecord> | undefined> {
+    const stored: StreamRecord = { ...record, slot };
+    const actions: TransactionAction[] = [
+      ["create", { partitionKey: pk, rowKey: slotKey(slot), streamId: record.streamId }],
+      ["create", toEntity(stored)],
+    ];
+    try {
+      const response = await this.table.submitTransaction(actions);
+      const etag = response.subResponses[1]?.etag;
+      if (etag) return { value: stored, etag };
+      const reread = await this.get(record.deviceId, record.streamId);
+      if (reread) return reread;
+      throw new Error("stream record missing right after its creation");
+    } catch (err) {
+      if (statusOf(err) === 409) return undefined;
       throw err;
     }
   }
@@ -242,13 +266,52 @@ export class TableStreamStore implements StreamStore {
     }
   }
 
-  async replace(current: Versioned<StreamRecord>, next: StreamRecord): Promise<Versioned<StreamRecord>> {
+  async replace(
+    current: Versioned<StreamRecord>,
+    next: StreamRecord,
+    options: { releaseSlot?: boolean } = {},
+  ): Promise<Versioned<StreamRecord>> {
     try {
+      if (options.releaseSlot) {
+        const released = await this.replaceReleasingSlot(current, next);
+        if (released) return released;
+      }
       const response = await this.table.updateEntity(toEntity(next), "Replace", { etag: current.etag });
       if (!response.etag) throw new Error("the table service returned no ETag");
+      if (options.releaseSlot) await this.releaseSlot(next);
       return { value: next, etag: response.etag };
     } catch (err) {
-      if (statusOf(err) === 412) throw new EtagConflictError(`stream ${next.streamId} changed concurrently`);
+      // 404: purged since it was read, which is a concurrent change too; the caller reads again.
+      const status = statusOf(err);
+      if (status === 412 || status === 404) {
+        throw new EtagConflictError(`stream ${next.streamId} changed concurrently`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * The record and the slot delete in one entity-group transaction. undefined when the transaction
+   * failed with 404: the record or the slot row is gone, and the caller tells which by writing the
+   * record alone and freeing the slot on its own, as the sweeper does.
+   */
+  private async replaceReleasingSlot(
+    current: Versioned<StreamRecord>,
+    next: StreamRecord,
+  ): Promise<Versioned<StreamRecord> | undefined> {
+    const entity = toEntity(next);
+    try {
+      const response = await this.table.submitTransaction([
+        ["update", entity, "Replace", { etag: current.etag }],
+        ["delete", { partitionKey: entity.partitionKey, rowKey: slotKey(next.slot) }],
+      ]);
+      const etag = response.subResponses[0]?.etag;
+      if (etag) return { value: next, etag };
+      const reread = await this.get(next.deviceId, next.streamId);
+      if (!reread) throw new Error("stream record missing right after its update");
+      return reread;
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
       throw err;
     }
   }

@@ -28,6 +28,7 @@ import {
   relayGroup,
   relayUserId,
 } from "./model";
+import { RecentRecords } from "./recent";
 import {
   type Decision,
   type HandshakeFailure,
@@ -56,6 +57,8 @@ export interface StreamServiceDeps {
   limits: StreamLimits;
   methodName: string;
   now?: () => number;
+  /** How many recently written records this instance remembers (see ./recent); 0 turns it off. */
+  recentRecords?: number;
 }
 
 export interface CreateStreamInput {
@@ -82,15 +85,19 @@ const PRESENCE_CHECK_MS = 5 * 60_000;
 const MAX_CONFLICT_RETRIES = 20;
 const TOO_MANY_STREAMS_RETRY_SECONDS = 5;
 const THROTTLED_RETRY_SECONDS = 10;
+/** A few KiB each; enough for every stream of a busy instance's last minutes. */
+const RECENT_RECORDS = 4096;
 
 export type ConnectOutcome =
   { accept: true; userId: string; group: string } | { accept: false; reason: string };
 
 export class StreamService {
   private readonly now: () => number;
+  private readonly recent: RecentRecords;
 
   constructor(private readonly deps: StreamServiceDeps) {
     this.now = deps.now ?? Date.now;
+    this.recent = new RecentRecords(deps.recentRecords ?? RECENT_RECORDS);
   }
 
   // ---- create ---------------------------------------------------------------------------------
@@ -127,6 +134,7 @@ export class StreamService {
       if (err instanceof StreamExistsError) return this.repeat(input, streamId);
       throw err;
     }
+    this.recent.set(created);
     this.logTransition(created.value, undefined, { caller: input.openedBy });
 
     const group = relayGroup(streamId);
@@ -345,9 +353,10 @@ export class StreamService {
     const parsed = parseRelayUserId(userId);
     if (!parsed) return undefined;
     const { streamId, side } = parsed;
-    const entry = await this.deps.store.findIndex(streamId);
-    if (!entry) return undefined;
-    const outcome = await this.mutate(entry.deviceId, streamId, (r, t) => decide(r, side, t), { side });
+    const deviceId =
+      this.recent.get(streamId)?.value.deviceId ?? (await this.deps.store.findIndex(streamId))?.deviceId;
+    if (deviceId === undefined) return undefined;
+    const outcome = await this.mutate(deviceId, streamId, (r, t) => decide(r, side, t), { side });
     return outcome && { ...outcome, streamId, side };
   }
 
@@ -436,9 +445,9 @@ export class StreamService {
    * if the relay cannot be reached now the sweeper sees a terminal record with a live index row
    * and finishes the job.
    */
-  private async finalize(record: StreamRecord): Promise<void> {
+  private async finalize(record: StreamRecord, done: { slotReleased?: boolean } = {}): Promise<void> {
     const { store, relay } = this.deps;
-    await store.releaseSlot(record);
+    if (!done.slotReleased) await store.releaseSlot(record);
     await relay.closeGroup(
       relayGroup(record.streamId),
       `${record.closeCode ?? "Closed"}: ${record.closeReason ?? ""}`,
@@ -452,9 +461,9 @@ export class StreamService {
   }
 
   /** After a transition the caller's answer must not depend on the relay being reachable. */
-  private async finalizeOrDefer(record: StreamRecord): Promise<void> {
+  private async finalizeOrDefer(record: StreamRecord, done: { slotReleased?: boolean }): Promise<void> {
     try {
-      await this.finalize(record);
+      await this.finalize(record, done);
     } catch (err) {
       this.deps.logger.log("warn", "stream.finalize.deferred", {
         streamId: record.streamId,
@@ -472,23 +481,44 @@ export class StreamService {
     decide: (record: StreamRecord, now: number) => Decision<R>,
     context: { side?: Side | Closer; caller?: string },
   ): Promise<{ result: R; record: StreamRecord } | undefined> {
+    const cached = this.recent.get(streamId);
+    let current = cached?.value.deviceId === deviceId ? cached : undefined;
+    let fromCache = current !== undefined;
     for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      const current = await this.deps.store.get(deviceId, streamId);
+      current ??= await this.deps.store.get(deviceId, streamId);
       if (!current) return undefined;
       const decision = decide(current.value, this.now());
-      if (!decision.next) return { result: decision.result, record: current.value };
+      if (!decision.next) {
+        // Terminal records never change state again, so "nothing to do" holds even when cached; on
+        // an active one another instance may have moved on, and an answer must not rest on that.
+        if (fromCache && isActive(current.value.state)) {
+          current = undefined;
+          fromCache = false;
+          attempt--;
+          continue;
+        }
+        return { result: decision.result, record: current.value };
+      }
+      // The write that ends a stream frees its slot with it: one transaction, no slot left behind.
+      const ends = isActive(current.value.state) && !isActive(decision.next.state);
       let written: Versioned<StreamRecord>;
       try {
-        written = await this.deps.store.replace(current, decision.next);
+        written = await this.deps.store.replace(current, decision.next, { releaseSlot: ends });
       } catch (err) {
-        if (err instanceof EtagConflictError) continue;
-        throw err;
+        if (!(err instanceof EtagConflictError)) throw err;
+        this.recent.delete(streamId);
+        // A stale cache entry is not a conflict between writers; it does not use up a retry.
+        if (fromCache) attempt--;
+        current = undefined;
+        fromCache = false;
+        continue;
       }
+      this.recent.set(written);
       const before = current.value;
       const after = written.value;
       if (before.state !== after.state) {
         this.logTransition(after, before, context);
-        if (!isActive(after.state)) await this.finalizeOrDefer(after);
+        if (!isActive(after.state)) await this.finalizeOrDefer(after, { slotReleased: ends });
         else if (after.state === "Established") await this.schedule(after);
       }
       return { result: decision.result, record: after };

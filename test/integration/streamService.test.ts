@@ -10,13 +10,34 @@ import { MemoryRelay, ScriptedSignaller, joiningDevice } from "../helpers/fakes"
 const azurite = useAzurite();
 
 let tableCounter = 0;
-function setup(limits: Partial<StreamLimits> = {}, clock?: { now: number }) {
+
+/** Counts the table operations the store makes, by TableClient method. */
+function countingTable(table: TableClient, counts: Map<string, number>): TableClient {
+  return new Proxy(table, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== "function" || typeof key !== "string") return value;
+      return (...args: unknown[]) => {
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+function setup(
+  limits: Partial<StreamLimits> = {},
+  clock?: { now: number },
+  options: { tableName?: string; wrap?: (table: TableClient) => TableClient } = {},
+) {
   const relay = new MemoryRelay();
   const signaller = new ScriptedSignaller(async () => ({ status: 200, payload: { accepted: true } }));
   const lines: Record<string, unknown>[] = [];
-  const table = TableClient.fromConnectionString(azurite().connectionString, `streams${++tableCounter}`, {
+  const tableName = options.tableName ?? `streams${++tableCounter}`;
+  const plain = TableClient.fromConnectionString(azurite().connectionString, tableName, {
     allowInsecureConnection: true,
   });
+  const table = options.wrap ? options.wrap(plain) : plain;
   const ready = TableStreamStore.open(table).then(
     (store) =>
       new StreamService({
@@ -35,7 +56,7 @@ function setup(limits: Partial<StreamLimits> = {}, clock?: { now: number }) {
         ...(clock ? { now: () => clock.now } : {}),
       }),
   );
-  return { relay, signaller, lines, ready, store: () => ready };
+  return { relay, signaller, lines, ready, tableName };
 }
 
 async function expectApiError(p: Promise<unknown>, status: number, code: string): Promise<ApiError> {
@@ -232,5 +253,90 @@ describe("StreamService on Azurite", () => {
     expect(await service.get("sweep", stuck.record.streamId)).toBeUndefined();
     expect(await service.get("sweep", live.record.streamId)).toBeUndefined();
     expect((await service.list("sweep", { pageSize: 10 })).items).toEqual([]);
+  });
+});
+
+describe("StreamService instances sharing one table", () => {
+  /** Two control-plane instances, as when Functions scales out: one table, separate memories. */
+  async function pair(limits: Partial<StreamLimits> = {}) {
+    const a = setup(limits);
+    const b = setup(limits, undefined, { tableName: a.tableName });
+    const [serviceA, serviceB] = await Promise.all([a.ready, b.ready]);
+    return { a, b, serviceA, serviceB };
+  }
+
+  it("stay correct when one instance's remembered record is stale", async () => {
+    const { a, serviceA, serviceB } = await pair({ maxPerDevice: 1 });
+    // The device's relay connect reaches the other instance, between create and accept.
+    a.signaller.answer = joiningDevice(() => serviceB, a.relay);
+    const { record } = await create(serviceA, "shared");
+    expect(record).toMatchObject({ state: "Accepted", deviceConnectionId: `dev-${record.streamId}` });
+
+    // B establishes the stream; A still remembers it as Accepted with no service connection.
+    const service = relayUserId(record.streamId, "service");
+    expect(await serviceB.onConnect(service, "svc-1")).toMatchObject({ accept: true });
+    // From A's memory "svc-1" is nobody, which would end nothing; A must read before it says so.
+    await serviceA.onDisconnected(service, "svc-1", "service went away");
+    expect(await serviceB.get("shared", record.streamId)).toMatchObject({
+      state: "Closed",
+      closedBy: "service",
+      closeReason: "service went away",
+    });
+    // The single slot was freed with the closing write.
+    const second = await create(serviceA, "shared");
+
+    // B closes the second stream; A's memory would let a service connection in.
+    expect(await serviceB.close("shared", second.record.streamId, "policy:admin")).toBe(true);
+    const refused = await serviceA.onConnect(relayUserId(second.record.streamId, "service"), "svc-2");
+    expect(refused).toEqual({ accept: false, reason: "the stream is Closed" });
+  });
+
+  it("treat a record purged behind an instance's back as gone", async () => {
+    const { a, serviceA } = await pair();
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    const { record } = await create(serviceA, "purged");
+    const other = new TableStreamStore(
+      TableClient.fromConnectionString(azurite().connectionString, a.tableName, {
+        allowInsecureConnection: true,
+      }),
+    );
+    await other.purge("purged", record.streamId);
+    await expect(serviceA.onReport(relayUserId(record.streamId, "device"), 7)).resolves.toBeUndefined();
+    expect(await serviceA.close("purged", record.streamId, "policy:admin")).toBe(false);
+  });
+});
+
+describe("StreamService table operations", () => {
+  it("a stream's whole life on one instance reads nothing back and takes ten writes", async () => {
+    const counts = new Map<string, number>();
+    const t = setup({}, undefined, { wrap: (table) => countingTable(table, counts) });
+    const service = await t.ready;
+    t.signaller.answer = joiningDevice(() => service, t.relay);
+    counts.clear(); // opening the store created the table
+    const { record } = await create(service, "frugal");
+    const device = relayUserId(record.streamId, "device");
+    const svc = relayUserId(record.streamId, "service");
+    await service.onConnect(svc, "svc-1");
+    expect(await service.close("frugal", record.streamId, "policy:admin")).toBe(true);
+    await service.onDisconnected(svc, "svc-1", "closed");
+    await service.onDisconnected(device, `dev-${record.streamId}`, "closed");
+    await service.onReport(svc, 10);
+    await service.onReport(device, 20);
+
+    expect(await service.get("frugal", record.streamId)).toMatchObject({
+      state: "Closed",
+      closeCode: "ClosedByApi",
+      bytesFromService: 10,
+      bytesFromDevice: 20,
+    });
+    counts.delete("getEntity"); // the get() just above
+    // index row, slot + record, device connect, accept, service connect, index → established,
+    // close + slot release, index → closed, two byte reports. No reads, no slot query.
+    expect(Object.fromEntries(counts)).toEqual({
+      createEntity: 1,
+      submitTransaction: 2,
+      updateEntity: 5,
+      upsertEntity: 2,
+    });
   });
 });
