@@ -10,19 +10,58 @@ import { mkdir, readdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
+import { parseArgs } from "node:util";
 import { writePerformanceDoc } from "./doc";
 import { type BenchRecord, renderMarkdown, renderSvg, renderTable } from "./report";
 import type { BenchOptions, BenchRow, BenchSuite } from "./types";
 
 export { renderTable } from "./report";
 
+export const USAGE = "usage: npm run bench [-- --quick] [-- --only SUITE]";
+
+export type BenchArgs = { help: true } | { help: false; quick: boolean; only?: string };
+
+/**
+ * A full run takes minutes and rewrites the kept results, so an argument it does not know (a typo,
+ * `--help`) must stop it before it starts rather than be ignored.
+ */
+export function parseBenchArgs(argv: string[], suites: string[]): BenchArgs {
+  let values: { quick?: boolean; only?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: "boolean" },
+        only: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`, { cause: err });
+  }
+  if (values.help) return { help: true };
+  if (values.only !== undefined && !suites.includes(values.only)) {
+    throw new Error(`--only ${values.only}: no such suite; the suites are ${suites.join(", ")}`);
+  }
+  return { help: false, quick: values.quick ?? false, ...(values.only ? { only: values.only } : {}) };
+}
+
 async function main(argv: string[]): Promise<void> {
   const started = performance.now();
-  const options: BenchOptions = { quick: argv.includes("--quick") };
-  const onlyIndex = argv.indexOf("--only");
-  const only = onlyIndex >= 0 ? argv[onlyIndex + 1] : undefined;
   const dir = path.join(__dirname, "suites");
   const files = (await readdir(dir)).filter((f) => f.endsWith(".js")).sort();
+  const args = parseBenchArgs(
+    argv,
+    files.map((f) => path.basename(f, ".js")),
+  );
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const options: BenchOptions = { quick: args.quick };
+  const only = args.only;
   const rows: BenchRow[] = [];
   const failures: string[] = [];
   for (const file of files) {

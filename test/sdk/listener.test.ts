@@ -146,6 +146,37 @@ describe("DeviceStreamListener", () => {
     });
   });
 
+  it("holds maxStreams under parallel requests: streams still joining the relay count", async () => {
+    const host = new FakeHost();
+    const joins = deferred();
+    const mem = memoryConnector();
+    let started = 0;
+    const listener = new DeviceStreamListener(host, {
+      maxStreams: 3,
+      onRequest: () => ({ accept: true }),
+      relay: { allowedHosts: ["relay.example.com"] },
+      // Every join waits until all eight requests are in, so none has finished joining yet.
+      connectRelay: async (options) => {
+        if (++started === 3) joins.resolve();
+        await joins.promise;
+        return mem.connector(options);
+      },
+    });
+    const answers = await withDeadline(
+      Promise.all(Array.from({ length: 8 }, (_, i) => host.call(offer(`p${i}`)))),
+      15_000,
+      "eight parallel answers",
+    );
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused).toHaveLength(5);
+    for (const a of refused)
+      expect(a).toEqual({ status: 429, payload: { reason: expect.stringMatching(/limit/) } });
+    expect(mem.calls).toHaveLength(3);
+    expect(listener.streams.size).toBe(3);
+    await listener.close();
+  });
+
   it("a throwing callback answers 500 without its text; the detail stays local", async () => {
     const host = new FakeHost();
     const { listener } = listen(host, {

@@ -121,6 +121,8 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   private readonly maxChannels: number;
   private readonly active = new Map<string, IncomingStream>();
   private readonly answers = new Map<string, Promise<Answer>>();
+  /** Accepted by the application and joining the relay: they count against maxStreams already. */
+  private joining = 0;
   private closed = false;
 
   constructor(
@@ -177,14 +179,18 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     if (this.closed) return this.refuse(503, "the device is shutting down", id);
     // No expiry check against this device's clock, which may be far off: the relay refuses an
     // expired token itself, and the answer then says why.
-    if (this.active.size >= this.maxStreams) {
-      return this.refuse(429, `the device has ${this.maxStreams} streams open, its limit`, id);
-    }
+    const full = () =>
+      this.refuse(429, `the device has ${this.maxStreams} streams open or opening, its limit`, id);
+    if (this.active.size + this.joining >= this.maxStreams) return full();
     const request: StreamRequest = { streamId: id, name: offer.name, data: offer.data };
     const decision = await this.options.onRequest(request);
     if (!decision.accept) return this.refuse(403, decision.reason, id);
+    // Checked again after the application's await, and held while joining: parallel requests must
+    // not all pass the check above and then exceed the limit together.
+    if (this.active.size + this.joining >= this.maxStreams) return full();
     const { agent, ...policy } = this.options.relay;
     let relay;
+    this.joining++;
     try {
       const proxy = agent ?? safeProxy(offer.relay.url);
       relay = await (this.options.connectRelay ?? connectRelay)({
@@ -201,10 +207,12 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
         `cannot join the relay: ${(err as Error).message}`,
         id,
       );
+    } finally {
+      this.joining--;
     }
-    if (this.closed || this.active.size >= this.maxStreams) {
+    if (this.closed) {
       relay.close("refused");
-      return this.refuse(503, "the device stopped accepting streams", id);
+      return this.refuse(503, "the device is shutting down", id);
     }
     const session = new TunnelSession({
       ...this.options.tunnel,
