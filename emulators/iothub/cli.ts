@@ -38,7 +38,12 @@ export function parseIotHubEmulatorArgs(argv: readonly string[]): CliParseResult
   const program = new Command("iothub-emulator")
     .description("Local IoT Hub: direct methods and the device/module registry over MQTTS and HTTPS.")
     .option("--mqtt-port <port>", "MQTT over TLS port for devices (0 = any free port)", port, 8883)
-    .option("--https-port <port>", "HTTPS port for the service REST API (0 = any free port)", port, 8443)
+    .option(
+      "--https-port <port>",
+      "HTTPS port for the service REST API and MQTT over WebSockets (0 = any free port)",
+      port,
+      8443,
+    )
     .option("--host <address>", "address to bind", "127.0.0.1")
     .option("--hub-name <name>", "hub name; devices see <name>.azure-devices.net", hubName, DEFAULT_HUB_NAME)
     .option("--state-dir <dir>", "registry and certificates, kept across restarts", ".iothub-emulator")
@@ -94,6 +99,8 @@ export function describeRunning(info: {
     `IoT Hub emulator '${info.hubName}' (devices use HostName=${info.hubHostName})`,
     `  MQTT over TLS (devices):  ${info.mqttUrl}`,
     `  HTTPS (service REST):     ${info.httpsUrl}`,
+    `  MQTT over WebSockets:     ${info.httpsUrl.replace(/^https:/, "wss:")}/$iothub/websocket`,
+    `    (MqttWs always dials port 443: reach this through an HTTPS proxy, see docs/iothub-emulator.md)`,
     `  State directory:          ${info.stateDir}`,
     `  Service connection string (development-only key): ${info.serviceConnectionStringPath}`,
     `  Trust the development CA ${info.caPath}:`,

@@ -7,6 +7,7 @@ import { type Identity, checkId } from "./identity";
 import { type EmulatorLog, silentLog } from "./log";
 import { DirectMethodBridge } from "./methods";
 import { DeviceGateway } from "./mqtt/gateway";
+import { MqttWebSocketEndpoint } from "./mqtt/websocket";
 import { TokenBucket } from "./rateLimit";
 import { IdentityRegistry, RegistryError } from "./registry";
 import { createHubHandler } from "./rest/routes";
@@ -21,7 +22,7 @@ export interface IotHubEmulatorOptions {
   host?: string;
   /** MQTT over TLS (default 8883; 0 picks a free port). */
   mqttPort?: number;
-  /** HTTPS REST (default 8443; 0 picks a free port). */
+  /** HTTPS REST, and MQTT over WebSockets at /$iothub/websocket (default 8443; 0 picks a free port). */
   httpsPort?: number;
   /** Default "devicestreams": devices see `<hubName>.azure-devices.net` as HostName. */
   hubName?: string;
@@ -38,6 +39,7 @@ export interface IotHubEmulator {
   /** The hub host name devices use in HostName and SAS tokens, e.g. "devicestreams.azure-devices.net". */
   readonly hubHostName: string;
   readonly mqttPort: number;
+  /** REST API, and MQTT over WebSockets at `wss://<host>:<httpsPort>/$iothub/websocket`. */
   readonly httpsPort: number;
   readonly stateDir: string;
   /** `HostName=<host>:<httpsPort>;SharedAccessKeyName=iothubowner;SharedAccessKey=<development key>`. */
@@ -82,6 +84,7 @@ export async function startIotHubEmulator(options: IotHubEmulatorOptions = {}): 
   }
   const gateway = new DeviceGateway({ registry, hosts, tls, log });
   const bridge = new DirectMethodBridge(gateway, log);
+  const websockets = new MqttWebSocketEndpoint((stream, peer) => gateway.handle(stream, peer), log);
   const rest = new HubRestServer(
     tls,
     createHubHandler({
@@ -95,6 +98,7 @@ export async function startIotHubEmulator(options: IotHubEmulatorOptions = {}): 
         : { methodRateLimit: new TokenBucket(options.methodRateLimitPerSecond) }),
     }),
     log,
+    websockets,
   );
 
   const close = async () => {

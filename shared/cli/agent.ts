@@ -5,8 +5,7 @@
  */
 import { type Socket, connect } from "node:net";
 import type { TunnelChannel } from "../tunnel";
-import { DeviceStreamListener, type MethodHost } from "../sdk/device";
-import type { RelayUrlPolicy } from "../sdk/relay";
+import { DeviceStreamListener, type DeviceStreamListenerOptions, type MethodHost } from "../sdk/device";
 import type { TunnelTuning } from "../sdk/service";
 import type { HostPort } from "./args";
 import { splice } from "./splice";
@@ -15,7 +14,7 @@ export type Target = HostPort | "echo";
 
 export interface AgentOptions {
   targets: ReadonlyMap<string, Target>;
-  relay: RelayUrlPolicy & { agent?: import("node:http").Agent };
+  relay: DeviceStreamListenerOptions["relay"];
   maxStreams?: number;
   maxChannels?: number;
   methodName?: string;

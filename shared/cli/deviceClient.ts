@@ -16,11 +16,15 @@ export interface DeviceClientSettings {
 
 export type AgentClient = Client | ModuleClient;
 
-export function identityOf(connectionString: string): {
+export interface DeviceIdentity {
   deviceId: string;
   moduleId?: string;
   hostName: string;
-} {
+  /** What the SDK dials instead of HostName (a local gateway or the emulator). */
+  gatewayHostName?: string;
+}
+
+export function identityOf(connectionString: string): DeviceIdentity {
   let parsed: ConnectionString | undefined;
   try {
     parsed = ConnectionString.parse(connectionString, ["HostName", "DeviceId"]);
@@ -30,6 +34,7 @@ export function identityOf(connectionString: string): {
   const hostName = parsed?.HostName;
   const deviceId = parsed?.DeviceId;
   const moduleId = parsed?.ModuleId;
+  const gatewayHostName = parsed?.GatewayHostName;
   const credential = parsed?.SharedAccessKey ?? parsed?.SharedAccessSignature ?? parsed?.x509;
   if (!hostName || !deviceId || !credential) {
     throw new UsageError(
@@ -37,11 +42,32 @@ export function identityOf(connectionString: string): {
         "(from `az iot hub device-identity connection-string show`, or the emulator's createDevice)",
     );
   }
-  return { deviceId, hostName, ...(moduleId ? { moduleId } : {}) };
+  return {
+    deviceId,
+    hostName,
+    ...(moduleId ? { moduleId } : {}),
+    ...(gatewayHostName ? { gatewayHostName } : {}),
+  };
+}
+
+/**
+ * The host MqttWs dials: it always builds `wss://<GatewayHostName or HostName>:443/$iothub/websocket`,
+ * so a host that already carries a port (the emulator's MQTT/TLS GatewayHostName) cannot work.
+ */
+export function webSocketHost(identity: DeviceIdentity): string {
+  const host = identity.gatewayHostName ?? identity.hostName;
+  if (/^(?:\[[^\]]*\]|[^:]*):\d+$/.test(host)) {
+    throw new UsageError(
+      `--transport mqtt-ws always dials port 443 of ${identity.gatewayHostName ? "GatewayHostName" : "HostName"}, ` +
+        `which must not carry a port (got ${host}); for the emulator see docs/iothub-emulator.md`,
+    );
+  }
+  return host;
 }
 
 export async function openDeviceClient(s: DeviceClientSettings): Promise<AgentClient> {
   const identity = identityOf(s.connectionString);
+  const wsHost = s.transport === "mqtt-ws" ? webSocketHost(identity) : undefined;
   const Transport = s.transport === "mqtt-ws" ? MqttWs : Mqtt;
   const client =
     identity.moduleId !== undefined
@@ -56,8 +82,9 @@ export async function openDeviceClient(s: DeviceClientSettings): Promise<AgentCl
     }
   }
   if (s.keepaliveSeconds !== undefined) options.keepalive = s.keepaliveSeconds;
-  if (s.transport === "mqtt-ws") {
-    const agent = proxyAgentFor(new URL(`https://${identity.hostName}`), s.env);
+  if (wsHost !== undefined) {
+    // NO_PROXY is matched against the host actually dialled.
+    const agent = proxyAgentFor(new URL(`https://${wsHost}`), s.env);
     if (agent) options.mqtt = { webSocketAgent: agent as never };
   }
   await client.setOptions(options);

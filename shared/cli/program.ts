@@ -183,7 +183,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       client.on("disconnect", () => err("iot hub: disconnected; the SDK reconnects"));
       const listener = startAgent(client, {
         targets,
-        relay: { allowedHosts, allowInsecure },
+        // The relay's proxy comes from the same environment as the IoT Hub connection's.
+        relay: { allowedHosts, allowInsecure, proxyEnv: io.env },
         maxStreams: o.maxStreams as number,
         maxChannels: o.maxChannels as number,
         methodName: o.methodName as string,

@@ -12,7 +12,7 @@ import {
   parseTunnelKeepalive,
 } from "../../shared/cli/args";
 import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
-import { identityOf } from "../../shared/cli/deviceClient";
+import { identityOf, webSocketHost } from "../../shared/cli/deviceClient";
 import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
 import { parseConnectionString, StreamsError } from "../../shared/sdk/service";
 
@@ -163,9 +163,23 @@ describe("device identity", () => {
     ],
     [
       "HostName=h;DeviceId=D;ModuleId=streams;SharedAccessKey=a2V5;GatewayHostName=g",
-      { hostName: "h", deviceId: "D", moduleId: "streams" },
+      { hostName: "h", deviceId: "D", moduleId: "streams", gatewayHostName: "g" },
     ],
   ])("%s", (cs, expected) => expect(identityOf(cs)).toEqual(expected));
+
+  it.each([
+    [{ deviceId: "d", hostName: "h.azure-devices.net" }, "h.azure-devices.net"],
+    [{ deviceId: "d", hostName: "h.azure-devices.net", gatewayHostName: "localhost" }, "localhost"],
+    [{ deviceId: "d", hostName: "h", gatewayHostName: "[::1]" }, "[::1]"],
+  ])("mqtt-ws dials %j at %s", (identity, host) => expect(webSocketHost(identity)).toBe(host));
+
+  it.each([
+    { deviceId: "d", hostName: "h", gatewayHostName: "127.0.0.1:8883" },
+    { deviceId: "d", hostName: "h", gatewayHostName: "[::1]:8883" },
+    { deviceId: "d", hostName: "localhost:8883" },
+  ])("mqtt-ws refuses a host with a port: %j", (identity) =>
+    expect(() => webSocketHost(identity)).toThrow(/always dials port 443 .*must not carry a port/),
+  );
 
   it.each([
     "HostName=h;SharedAccessKey=k",

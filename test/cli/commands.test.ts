@@ -12,6 +12,7 @@ import { type CliIo, runCli } from "../../shared/cli/program";
 import { EXIT } from "../../shared/cli/exitCodes";
 import { Recorder, deferred, withDeadline } from "../helpers/events";
 import { echo } from "../sdk/helpers";
+import { type ConnectProxy, startConnectProxy } from "../helpers/connectProxy";
 import { useStack } from "../sdk/stack";
 
 const stack = useStack();
@@ -381,5 +382,71 @@ describe("devicestream CLI", () => {
     );
     const r = run(["endpoints", "--connection-string", bad]);
     expect(await r.code).toBe(EXIT.auth);
+  });
+
+  describe("device --transport mqtt-ws through HTTPS_PROXY", () => {
+    let proxy: ConnectProxy;
+
+    beforeAll(async () => {
+      // MqttWs always dials <GatewayHostName>:443: the proxy takes localhost:443 to the hub's HTTPS port.
+      proxy = await startConnectProxy({
+        "localhost:443": { host: "127.0.0.1", port: stack().hub.httpsPort },
+      });
+    });
+    afterAll(() => proxy?.close());
+
+    /** Runs an mqtt-ws agent with `env`, echoes 300 KB through it, stops it; returns the new CONNECTs. */
+    async function echoThroughWsAgent(deviceId: string, env: Record<string, string>): Promise<string[]> {
+      const s = stack();
+      const cs = (await s.hub.createDevice(deviceId)).replace(
+        /GatewayHostName=[^;]+/,
+        "GatewayHostName=localhost",
+      );
+      const before = proxy.targets.items.length;
+      const wsAgent = run(
+        [
+          "device",
+          "--transport",
+          "mqtt-ws",
+          "--connection-string",
+          cs,
+          "--ca-file",
+          s.hub.caPath,
+          "--echo",
+          "--relay-allow-host",
+          s.relayHost,
+          "--allow-insecure-relay",
+        ],
+        { DEVICESTREAM_CONNECTION_STRING: "", ...env },
+      );
+      await withDeadline(wsAgent.ready, 20_000, "mqtt-ws agent ready");
+      const e = run(["echo", deviceId, "--bytes", "300k", "--json"]);
+      expect({ code: await e.code, stderr: e.stderr() }).toEqual({
+        code: EXIT.ok,
+        stderr: expect.anything(),
+      });
+      // echo sends random bytes and compares the sha256 of what came back.
+      expect(JSON.parse(e.stdout())).toMatchObject({ bytes: 307200, verified: true });
+      wsAgent.stop();
+      expect({ code: await wsAgent.code, stderr: wsAgent.stderr() }).toEqual({
+        code: EXIT.ok,
+        stderr: expect.stringContaining("serving echo"),
+      });
+      return proxy.targets.items.slice(before);
+    }
+
+    it("IoT Hub (localhost:443) and the ws:// relay are both tunnelled by the proxy", async () => {
+      expect(await echoThroughWsAgent("Cli-Ws", { HTTPS_PROXY: proxy.url })).toEqual([
+        "localhost:443",
+        stack().relayHost,
+      ]);
+    });
+
+    it("NO_PROXY exempts the relay's host, and only it", async () => {
+      const relayHostname = new URL(`ws://${stack().relayHost}`).hostname;
+      expect(
+        await echoThroughWsAgent("Cli-Ws-NoProxy", { https_proxy: proxy.url, NO_PROXY: relayHostname }),
+      ).toEqual(["localhost:443"]);
+    });
   });
 });

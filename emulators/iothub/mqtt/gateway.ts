@@ -1,5 +1,6 @@
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { type EventEmitter, once } from "node:events";
 import { Aedes, type AuthenticateError, type MqttClient, type PublishPacket } from "./aedes";
 import { type EmulatorLog, printable } from "../log";
@@ -48,7 +49,8 @@ class ConnectRefused extends Error {
 }
 
 /**
- * The device side of the hub: MQTT 3.1.1 over TLS on aedes. It authenticates CONNECT with device or
+ * The device side of the hub: MQTT 3.1.1 on aedes, over TLS (its own port) or over any other byte
+ * stream handed to handle() (the WebSocket endpoint). It authenticates CONNECT with device or
  * module SAS, keeps one session per identity (aedes drops the older connection), confines every
  * identity to its own topics, and delivers method requests to exactly one connection.
  */
@@ -56,6 +58,8 @@ export class DeviceGateway {
   private broker?: Aedes;
   private server?: Server;
   private readonly sockets = new Set<TLSSocket>();
+  /** Who is at the other end of each connection, for the log. */
+  private readonly peers = new WeakMap<object, string>();
   private readonly sessions = new Map<string, Session>();
   private readonly identities = new WeakMap<MqttClient, Identity>();
   private readonly closeReasons = new WeakMap<MqttClient, string>();
@@ -98,7 +102,7 @@ export class DeviceGateway {
                   `internal error: ${err instanceof Error ? err.message : String(err)}`,
                 );
           this.options.log(
-            `mqtt connect refused for '${printable(client.id)}' from ${remote(client)}: ${refused.message}`,
+            `mqtt connect refused for '${printable(client.id)}' from ${this.remote(client)}: ${refused.message}`,
           );
           const error: AuthenticateError = Object.assign(new Error(refused.message), {
             returnCode: refused.returnCode,
@@ -171,7 +175,7 @@ export class DeviceGateway {
     const server = createServer({ key: this.options.tls.key, cert: this.options.tls.cert }, (socket) => {
       this.sockets.add(socket);
       socket.once("close", () => this.sockets.delete(socket));
-      broker.handle(socket);
+      this.handle(socket, `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`);
     });
     server.on("error", (err: Error) => this.options.log(`mqtt server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
@@ -181,6 +185,19 @@ export class DeviceGateway {
     server.listen(port, host);
     await once(server, "listening");
     return (server.address() as AddressInfo).port;
+  }
+
+  /**
+   * Serves one MQTT connection over `stream` with the same authentication and confinement as the
+   * TLS port; `peer` names the other end in the log. The stream is destroyed once the gateway is closed.
+   */
+  handle(stream: Duplex, peer: string): void {
+    if (!this.broker) {
+      stream.destroy();
+      return;
+    }
+    this.peers.set(stream, peer);
+    this.broker.handle(stream);
   }
 
   async close(): Promise<void> {
@@ -313,7 +330,7 @@ export class DeviceGateway {
     const key = identityKey(identity);
     this.sessions.set(key, { client, identity });
     const keepalive = this.keepalives.get(client);
-    this.options.log(`mqtt connect ${key} from ${remote(client)} (keepalive ${keepalive ?? 0} s)`);
+    this.options.log(`mqtt connect ${key} from ${this.remote(client)} (keepalive ${keepalive ?? 0} s)`);
     this.wake(key);
   }
 
@@ -356,9 +373,8 @@ export class DeviceGateway {
     for (const listener of this.responseListeners)
       listener({ key, rid: parsed.rid, status: parsed.status, body });
   }
-}
 
-function remote(client: MqttClient): string {
-  const socket = client.conn as Partial<TLSSocket>;
-  return socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort ?? "?"}` : "?";
+  private remote(client: MqttClient): string {
+    return this.peers.get(client.conn) ?? "?";
+  }
 }

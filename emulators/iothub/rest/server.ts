@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { once } from "node:events";
 import { HubErrors, HubHttpError, errorBody } from "./hubErrors";
 import type { EmulatorLog } from "../log";
@@ -26,6 +27,13 @@ export interface HubReply {
 }
 
 export type HubRequestHandler = (request: HubRequest) => Promise<HubReply>;
+
+/** Takes over HTTP upgrade requests on the same port (MQTT over WebSockets). */
+export interface UpgradeHandler {
+  upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  /** Ends the connections it took over; called when the server closes. */
+  close(): void;
+}
 
 class BodyTooLarge extends Error {}
 
@@ -69,7 +77,8 @@ function send(
 
 /**
  * The service-facing HTTPS endpoint: reads and parses the request, hands it to one handler, and is
- * the only place that turns a thrown HubHttpError (or anything else) into an HTTP answer.
+ * the only place that turns a thrown HubHttpError (or anything else) into an HTTP answer. Upgrade
+ * requests go to the optional upgrade handler (without one they are refused).
  */
 export class HubRestServer {
   private server?: Server;
@@ -78,6 +87,7 @@ export class HubRestServer {
     private readonly tls: { key: string; cert: string },
     private readonly handler: HubRequestHandler,
     private readonly log: EmulatorLog,
+    private readonly upgrades?: UpgradeHandler,
   ) {}
 
   async start(host: string, port: number): Promise<number> {
@@ -87,6 +97,14 @@ export class HubRestServer {
         void this.handle(req, res);
       },
     );
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.upgrades) {
+        this.upgrades.upgrade(req, socket, head);
+        return;
+      }
+      socket.on("error", () => undefined);
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+    });
     server.on("error", (err: Error) => this.log(`https server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
       this.log(`https TLS handshake failed from ${socket.remoteAddress ?? "?"}: ${err.message}`);
@@ -104,6 +122,7 @@ export class HubRestServer {
     const closed = once(server, "close");
     server.close();
     server.closeAllConnections();
+    this.upgrades?.close();
     await closed;
   }
 

@@ -41,8 +41,12 @@ export interface MethodResponse {
 export interface DeviceStreamListenerOptions {
   /** Decides on each stream request. */
   onRequest: (request: StreamRequest) => StreamDecision | Promise<StreamDecision>;
-  /** Relay URLs this device may join: e.g. the Web PubSub host. `ws://` only with allowInsecure. */
-  relay: RelayUrlPolicy & { agent?: Agent };
+  /**
+   * Relay URLs this device may join: e.g. the Web PubSub host. `ws://` only with allowInsecure.
+   * `agent` (e.g. a proxy agent) is used for every relay; without it HTTPS_PROXY / NO_PROXY are read
+   * from `proxyEnv` (default process.env) for each relay URL, ws:// included (see proxyAgentFor).
+   */
+  relay: RelayUrlPolicy & { agent?: Agent; proxyEnv?: NodeJS.ProcessEnv };
   methodName?: string;
   /** Streams open at once; more are refused with a reason (default 10). */
   maxStreams?: number;
@@ -188,11 +192,11 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     // Checked again after the application's await, and held while joining: parallel requests must
     // not all pass the check above and then exceed the limit together.
     if (this.active.size + this.joining >= this.maxStreams) return full();
-    const { agent, ...policy } = this.options.relay;
+    const { agent, proxyEnv, ...policy } = this.options.relay;
     let relay;
     this.joining++;
     try {
-      const proxy = agent ?? safeProxy(offer.relay.url);
+      const proxy = agent ?? safeProxy(offer.relay.url, proxyEnv);
       relay = await (this.options.connectRelay ?? connectRelay)({
         url: offer.relay.url,
         token: offer.relay.token,
@@ -248,9 +252,9 @@ function positive(name: string, value: number): number {
   return value;
 }
 
-function safeProxy(url: string): Agent | undefined {
+function safeProxy(url: string, env: NodeJS.ProcessEnv | undefined): Agent | undefined {
   try {
-    return proxyAgentFor(new URL(url));
+    return proxyAgentFor(new URL(url), env);
   } catch {
     return undefined;
   }

@@ -13,8 +13,10 @@ function bypassed(host: string, noProxy: string | undefined): boolean {
 
 /**
  * The agent for a relay (or any WebSocket) connection from HTTPS_PROXY / https_proxy, honouring
- * NO_PROXY; undefined when no proxy applies. The proxy sees only a CONNECT to the relay host: TLS
- * (and the Bearer token inside it) runs end to end through the tunnel.
+ * NO_PROXY (matched against the URL's host name, not its port); undefined when no proxy applies.
+ * The proxy sees only a CONNECT to the relay's host:port: TLS (and the Bearer token inside it) runs
+ * end to end through the tunnel. A ws:// URL (local development) is tunnelled the same way, with
+ * the WebSocket in clear inside the tunnel; HTTP_PROXY is not consulted for it.
  */
 export function proxyAgentFor(target: URL, env: NodeJS.ProcessEnv = process.env): Agent | undefined {
   const proxy = env.HTTPS_PROXY ?? env.https_proxy;

@@ -1,5 +1,5 @@
 /** Shared fixtures for the emulator suites: device SDK clients that are always cleaned up. */
-import { Client, ModuleClient } from "azure-iot-device";
+import { Client, type DeviceClientOptions, ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import type { IotHubEmulator } from "../../../emulators/iothub";
@@ -21,10 +21,14 @@ export class Devices {
     return this.start(ModuleClient.fromConnectionString(connectionString, Mqtt));
   }
 
-  async start<T extends DeviceLike>(client: T, options: { retry?: boolean } = {}): Promise<T> {
+  /** `clientOptions` join the CA in one setOptions call: the transport keeps only the last one. */
+  async start<T extends DeviceLike>(
+    client: T,
+    options: { retry?: boolean; clientOptions?: DeviceClientOptions } = {},
+  ): Promise<T> {
     client.on("error", (err: Error) => this.errors.push(err));
     if (!options.retry) client.setRetryPolicy(new NoRetry());
-    await client.setOptions({ ca: this.hub().caPem });
+    await client.setOptions({ ...options.clientOptions, ca: this.hub().caPem });
     this.open.add(client);
     await client.open();
     return client;
