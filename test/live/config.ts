@@ -43,8 +43,21 @@ export class LiveConfigError extends Error {
   override name = "LiveConfigError";
 }
 
+/**
+ * `local` (default): the in-process stack. `live`: a deployment, from the variables below.
+ * `loopback`: the live target's code pointed at the in-process stack's emulators (no Azure involved),
+ * to exercise that code path on machines without a subscription.
+ */
+export type TargetKind = "local" | "live" | "loopback";
+
+export function targetKind(env: NodeJS.ProcessEnv = process.env): TargetKind {
+  const v = env[TARGET_VARIABLE]?.trim() || "local";
+  if (v === "local" || v === "live" || v === "loopback") return v;
+  throw new LiveConfigError(`${TARGET_VARIABLE} must be local, live or loopback, not '${v}'`);
+}
+
 export function liveRequested(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env[TARGET_VARIABLE] === "live";
+  return targetKind(env) === "live";
 }
 
 const value = (env: NodeJS.ProcessEnv, name: string): string | undefined => {

@@ -9,8 +9,9 @@ import type { DeviceStreamListener, DeviceStreamListenerOptions } from "../../sh
 import type { StreamsClient, StreamsClientOptions } from "../../shared/sdk/service";
 import { authorizationSource } from "../../shared/sdk/service/credentials";
 import { parseConnectionString } from "../../shared/sdk/service/connectionString";
-import { liveConfigFromEnv, liveRequested } from "../live/config";
+import { liveConfigFromEnv, liveRequested, targetKind } from "../live/config";
 import { startLiveTarget } from "../live/target";
+import { loopbackConfig } from "../live/loopback";
 import { type Stack, startStack } from "./stack";
 
 export interface RelayPolicy {
@@ -78,10 +79,28 @@ export function localTarget(stack: Stack): StreamsTarget {
   };
 }
 
-/** The target for a test file's run (beforeAll / afterAll): live when requested, else the local stack. */
+/** The target for a test file's run (beforeAll / afterAll): DEVICESTREAMS_TARGET, default the local stack. */
 export async function startTarget(): Promise<StreamsTarget> {
-  if (liveRequested()) return startLiveTarget(liveConfigFromEnv(process.env));
-  return localTarget(await startStack());
+  const kind = targetKind();
+  if (kind === "live") return startLiveTarget(liveConfigFromEnv(process.env));
+  const stack = await startStack();
+  if (kind === "local") return localTarget(stack);
+  return startLoopbackTarget(stack);
+}
+
+/** The live target on the local emulators: everything the live run does, minus Azure. */
+export async function startLoopbackTarget(stack: Stack): Promise<StreamsTarget> {
+  const live = await startLiveTarget(loopbackConfig(stack));
+  return {
+    ...live,
+    close: async () => {
+      try {
+        await live.close();
+      } finally {
+        await stack.close();
+      }
+    },
+  };
 }
 
 /** One target per test file. */
@@ -99,5 +118,8 @@ export function useTarget(): () => StreamsTarget {
   };
 }
 
-/** `it`, except against Azure: for tests that need the emulators' internals (the reason is in the name). */
-export const localOnly: jest.It = liveRequested() ? it.skip : it;
+/**
+ * `it` on the local stack; skipped on the live target (and its loopback) for tests that need the
+ * emulators' internals or behaviour Azure cannot show. The reason is in the test's name.
+ */
+export const localOnly: jest.It = targetKind() === "local" ? it : it.skip;
