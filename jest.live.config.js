@@ -11,7 +11,8 @@ if (process.env.DEVICESTREAMS_TARGET !== "loopback") process.env.DEVICESTREAMS_T
 /** @type {import('jest').Config} */
 module.exports = {
   ...base,
-  testMatch: ["<rootDir>/test/sdk/streams.test.ts"],
+  // The SDK suite, and the real-process one (needs ssh, scp, sshd and curl on this machine).
+  testMatch: ["<rootDir>/test/sdk/streams.test.ts", "<rootDir>/test/e2e/peers.test.ts"],
   globalSetup: "<rootDir>/test/live/globalSetup.ts",
   // A real network, cold starts and 16 MB round trips: per-test deadlines are scaled too (TIME_SCALE).
   testTimeout: 300_000,

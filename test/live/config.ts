@@ -34,7 +34,7 @@ export interface LiveConfig {
   /** Registry operations (create/delete the suite's identities). */
   iotHub: IotHubConnection;
   /** What device connection strings carry: the hub's host name, and where to dial if elsewhere. */
-  devices: { hostName: string; gatewayHostName?: string; ca?: string };
+  devices: { hostName: string; gatewayHostName?: string; caFile?: string };
   /** The relay the control plane hands out, for the devices' allowlist; wss:// only unless allowInsecure. */
   relay: { host: string; allowInsecure?: boolean };
 }

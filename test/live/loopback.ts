@@ -13,7 +13,7 @@ export function loopbackConfig(stack: Stack): LiveConfig {
   return {
     controlPlane: { connectionString: stack.connectionString },
     iotHub: { connectionString: hub.serviceConnectionString, ca: hub.caPem },
-    devices: { hostName: hub.hubHostName, gatewayHostName: `127.0.0.1:${hub.mqttPort}`, ca: hub.caPem },
+    devices: { hostName: hub.hubHostName, gatewayHostName: `127.0.0.1:${hub.mqttPort}`, caFile: hub.caPath },
     relay: { host: stack.relayHost, allowInsecure: true },
   };
 }

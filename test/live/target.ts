@@ -5,6 +5,7 @@
  * generated, exactly as a real agent would.
  */
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { Client, ModuleClient } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
@@ -46,8 +47,14 @@ export async function startLiveTarget(
   let endpoint: string;
   let auth: AuthorizationSource;
   let client: (o?: ConstructorParameters<typeof StreamsClient>[2]) => StreamsClient;
+  let serviceEnv: Record<string, string>;
   const cp = config.controlPlane;
   if ("connectionString" in cp) {
+    serviceEnv = {
+      DEVICESTREAM_CONNECTION_STRING: cp.connectionString,
+      DEVICESTREAM_ENDPOINT: "",
+      DEVICESTREAM_SCOPE: "",
+    };
     const parsed = parseConnectionString(cp.connectionString);
     endpoint = new URL(parsed.endpoint).origin;
     auth = authorizationSource(
@@ -63,7 +70,14 @@ export async function startLiveTarget(
       scopes: cp.tokenScope,
     });
     client = (o) => new StreamsClient(endpoint, credential, { tokenScopes: cp.tokenScope, ...o });
+    // The CLI uses DefaultAzureCredential itself (an injected credential cannot cross a process).
+    serviceEnv = {
+      DEVICESTREAM_CONNECTION_STRING: "",
+      DEVICESTREAM_ENDPOINT: endpoint,
+      DEVICESTREAM_SCOPE: cp.tokenScope,
+    };
   }
+  const ca = config.devices.caFile ? readFileSync(config.devices.caFile, "utf8") : undefined;
 
   const relayPolicy = {
     allowedHosts: [config.relay.host],
@@ -107,7 +121,7 @@ export async function startLiveTarget(
   const start = async <T extends DeviceLike>(c: T, retry = false): Promise<T> => {
     c.on("error", () => undefined);
     if (!retry) c.setRetryPolicy(new NoRetry());
-    if (config.devices.ca) await c.setOptions({ ca: config.devices.ca });
+    if (ca) await c.setOptions({ ca });
     open.add(c);
     await c.open();
     return c;
@@ -142,6 +156,15 @@ export async function startLiveTarget(
       }
       return start(ModuleClient.fromConnectionString(connectionString(deviceId, moduleId, key), Mqtt));
     },
+    serviceEnv,
+    agentArgs: async (deviceId) => [
+      "--connection-string",
+      connectionString(deviceId, undefined, await register(deviceId)),
+      ...(config.devices.caFile ? ["--ca-file", config.devices.caFile] : []),
+      "--relay-allow-host",
+      config.relay.host,
+      ...(relayPolicy.allowInsecure ? ["--allow-insecure-relay"] : []),
+    ],
     listen: (c, o) => {
       const listener = new DeviceStreamListener(c, { relay: relayPolicy, ...o });
       listeners.add(listener);

@@ -43,6 +43,13 @@ export interface StreamsTarget {
   /** Registers (if needed) and connects a device identity with the official SDK over MQTT; closed on teardown. */
   device(deviceId: string, options?: { retry?: boolean }): Promise<Client>;
   module(deviceId: string, moduleId: string): Promise<ModuleClient>;
+  /** Environment for the `devicestream` CLI's service commands: this control plane, these credentials. */
+  readonly serviceEnv: Record<string, string>;
+  /**
+   * `devicestream device` options for a device identity (registered if needed): its connection
+   * string, the hub's CA where one is needed, the relay allowlist.
+   */
+  agentArgs(deviceId: string): Promise<string[]>;
   /** A listener allowing `relayPolicy` unless the options give another; closed on teardown. */
   listen(client: Client | ModuleClient, options: ListenOptions): DeviceStreamListener;
   /** The in-process stack (emulators, host, control-plane log); undefined against Azure. */
@@ -74,6 +81,20 @@ export function localTarget(stack: Stack): StreamsTarget {
     device: (deviceId, options) => stack.device(deviceId, options),
     module: (deviceId, moduleId) => stack.module(deviceId, moduleId),
     listen: (client, options) => stack.listen(client, options),
+    serviceEnv: {
+      DEVICESTREAM_CONNECTION_STRING: stack.connectionString,
+      DEVICESTREAM_ENDPOINT: "",
+      DEVICESTREAM_SCOPE: "",
+    },
+    agentArgs: async (deviceId) => [
+      "--connection-string",
+      stack.hub.connectionString(deviceId) ?? (await stack.hub.createDevice(deviceId)),
+      "--ca-file",
+      stack.hub.caPath,
+      "--relay-allow-host",
+      stack.relayHost,
+      "--allow-insecure-relay",
+    ],
     local: stack,
     close: () => stack.close(),
   };
