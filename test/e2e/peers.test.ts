@@ -1,7 +1,8 @@
 /**
  * End to end with real peers nobody here wrote: OpenSSH (ssh, scp, sshd), curl, and the lifecycle
- * seen from real processes. The control plane, relay and IoT Hub run in process (test/sdk/stack);
- * the device agent and every service-side command are the built CLI, as separate processes.
+ * seen from real processes. The control plane, relay and IoT Hub run in process (test/sdk/stack), or
+ * are a deployment with `npm run test:live` (test/sdk/target.ts); the device agent and every
+ * service-side command are the built CLI, as separate processes on this machine.
  */
 import { createServer, type Server } from "node:http";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
@@ -10,7 +11,7 @@ import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { EXIT } from "../../shared/cli/exitCodes";
 import { withDeadline } from "../helpers/events";
-import { type Stack, startStack } from "../sdk/stack";
+import { type StreamsTarget, scaled, startTarget } from "../sdk/target";
 import {
   CLI_JS,
   type Child,
@@ -26,12 +27,15 @@ import {
   stop,
 } from "./support";
 
-jest.setTimeout(120_000);
+jest.setTimeout(scaled(120_000));
 
-// Not useStack(): the agents must stop (and say goodbye) while the stack is still up.
-let theStack: Stack | undefined;
-const stack = (): Stack => theStack!;
-const DEVICE = "E2E-Peer-Dev01";
+// Not useTarget(): the agents must stop (and say goodbye) while the stack is still up.
+let theStack: StreamsTarget | undefined;
+const stack = (): StreamsTarget => theStack!;
+/** The device IDs, behind the live run's prefix (set once the target is up). */
+let DEVICE = "";
+let SILENT = "";
+let DOOMED = "";
 const USER = userInfo().username;
 
 let sshd: Sshd;
@@ -42,27 +46,14 @@ let dir: string;
 const hashes = new Map<string, string>();
 
 function serviceEnv(): NodeJS.ProcessEnv {
-  return { DEVICESTREAM_CONNECTION_STRING: stack().connectionString };
+  return stack().serviceEnv;
 }
 
-function startAgent(deviceCs: string, maps: string[]): Child {
-  const s = stack();
-  return cli(
-    [
-      "device",
-      "--connection-string",
-      deviceCs,
-      "--ca-file",
-      s.hub.caPath,
-      "--relay-allow-host",
-      s.relayHost,
-      "--allow-insecure-relay",
-      "--max-channels",
-      "64",
-      ...maps,
-    ],
-    { IOTHUB_DEVICE_CONNECTION_STRING: "" },
-  );
+/** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-allow-host`, ws:// only locally. */
+async function startAgent(deviceId: string, maps: string[]): Promise<Child> {
+  return cli(["device", ...(await stack().agentArgs(deviceId)), "--max-channels", "64", ...maps], {
+    IOTHUB_DEVICE_CONNECTION_STRING: "",
+  });
 }
 
 const proxy = `ProxyCommand=${process.execPath} ${CLI_JS} connect %n ssh`;
@@ -70,7 +61,10 @@ const sshArgs = (...rest: string[]) => [...sshd.clientOptions, "-o", proxy, ...r
 
 beforeAll(async () => {
   await ensureBuilt();
-  theStack = await startStack();
+  theStack = await startTarget();
+  DEVICE = theStack.deviceId("E2E-Peer-Dev01");
+  SILENT = theStack.deviceId("E2E-Silent-Dev");
+  DOOMED = theStack.deviceId("E2E-Doomed-Dev");
   dir = await mkdtemp(join(tmpdir(), "e2e-peers-"));
   sshd = await startSshd();
   // The device-side web server: 8 random 4 MB files.
@@ -84,15 +78,14 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => files.listen(0, "127.0.0.1", resolve));
   filesPort = (files.address() as AddressInfo).port;
-  const cs = await stack().hub.createDevice(DEVICE);
-  agent = startAgent(cs, [
+  agent = await startAgent(DEVICE, [
     "--allow",
     `ssh=127.0.0.1:${sshd.port}`,
     "--allow",
     `files=127.0.0.1:${filesPort}`,
   ]);
-  await agent.waitFor(/serving ssh, files/, "the device agent", 30_000);
-}, 300_000);
+  await agent.waitFor(/serving ssh, files/, "the device agent", scaled(30_000));
+}, scaled(300_000));
 
 afterAll(async () => {
   try {
@@ -108,14 +101,14 @@ afterAll(async () => {
   files?.closeAllConnections();
   await new Promise<void>((resolve) => (files ? files.close(() => resolve()) : resolve()));
   await rm(dir, { recursive: true, force: true });
-}, 60_000);
+}, scaled(60_000));
 
 describe("OpenSSH through devicestream connect", () => {
   it("ssh to a mixed-case device ID runs a command (ProxyCommand with %n)", async () => {
     const started = Date.now();
     const { stdout } = await run("ssh", sshArgs(`${USER}@${DEVICE}`, "echo hello-$((6*7)) from $(whoami)"), {
       env: { ...process.env, ...serviceEnv() },
-      timeout: 60_000,
+      timeout: scaled(60_000),
     });
     expect(stdout.trim()).toBe(`hello-42 from ${USER}`);
     console.log(`e2e: ssh command round trip ${Date.now() - started} ms`);
@@ -128,7 +121,7 @@ describe("OpenSSH through devicestream connect", () => {
     const started = Date.now();
     await run("scp", ["-q", ...sshArgs(source, `${USER}@${DEVICE}:${copy}`)], {
       env: { ...process.env, ...serviceEnv() },
-      timeout: 120_000,
+      timeout: scaled(120_000),
     });
     const seconds = (Date.now() - started) / 1000;
     expect(sha256(await readFile(copy))).toBe(expected);
@@ -150,7 +143,11 @@ describe("OpenSSH through devicestream connect", () => {
       sessions.map((s, i) => s.waitFor(new RegExp(`session-${i + 1}-up`), `session ${i + 1}`)),
     );
     sessions.forEach((s, i) => s.proc.stdin!.end(`x${i + 1}\n`));
-    const exits = await withDeadline(Promise.all(sessions.map((s) => s.exit)), 30_000, "both sessions");
+    const exits = await withDeadline(
+      Promise.all(sessions.map((s) => s.exit)),
+      scaled(30_000),
+      "both sessions",
+    );
     expect(exits.map((e) => e.code)).toEqual([0, 0]);
     expect(sessions[0]!.stdout()).toContain("session-1-got-x1");
     expect(sessions[1]!.stdout()).toContain("session-2-got-x2");
@@ -171,7 +168,7 @@ describe("OpenSSH through devicestream connect", () => {
     expect((await close.exit).code).toBe(EXIT.ok);
     expect(close.stdout()).toContain(`closed ${live[0]!.streamId}`);
     // stdin stays open: only the close can end the session.
-    const exit = await withDeadline(session.exit, 30_000, "ssh to end after streams close");
+    const exit = await withDeadline(session.exit, scaled(30_000), "ssh to end after streams close");
     expect(exit.code).not.toBe(0);
     const record = await stack().client().getStream(DEVICE, live[0]!.streamId);
     expect(record).toMatchObject({ state: "Closed", closeCode: "ClosedByApi" });
@@ -186,10 +183,10 @@ describe("HTTP through devicestream forward", () => {
     const started = Date.now();
     const downloads = names.map((name, i) =>
       run("curl", ["-sS", "--fail", "-o", join(dir, `dl-${i}`), `http://127.0.0.1:${port}/${name}`], {
-        timeout: 90_000,
+        timeout: scaled(90_000),
       }),
     );
-    await withDeadline(Promise.all(downloads), 100_000, "32 downloads");
+    await withDeadline(Promise.all(downloads), scaled(100_000), "32 downloads");
     const seconds = (Date.now() - started) / 1000;
     for (const [i, name] of names.entries()) {
       expect(sha256(await readFile(join(dir, `dl-${i}`)))).toBe(hashes.get(name));
@@ -208,42 +205,41 @@ describe("lifecycle with real processes", () => {
   });
 
   it("a device that never answers times out, and the record says TimedOut", async () => {
-    const device = await stack().device("E2E-Silent-Dev");
+    const device = await stack().device(SILENT);
     device.onDeviceMethod("deviceStream", () => undefined); // receives, never responds
     const error = await stack()
       .client()
-      .openStream("E2E-Silent-Dev", "ssh", { handshakeTimeoutInMs: 5000 })
+      .openStream(SILENT, "ssh", { handshakeTimeoutInMs: 5000 })
       .then(
         () => undefined,
         (e: unknown) => e as { code?: string },
       );
     expect(error?.code).toBe("DeviceTimeout");
     const records = [];
-    for await (const s of stack().client().listStreams("E2E-Silent-Dev")) records.push(s);
+    for await (const s of stack().client().listStreams(SILENT)) records.push(s);
     expect(records.map((r) => r.state)).toEqual(["TimedOut"]);
   });
 
   it("killing the device agent mid-transfer ends the service side; the record says Closed with a reason", async () => {
-    const cs = await stack().hub.createDevice("E2E-Doomed-Dev");
-    const doomed = startAgent(cs, ["--echo"]);
+    const doomed = await startAgent(DOOMED, ["--echo"]);
     await doomed.waitFor(/serving echo/, "the doomed agent");
     // connect to the echo: bytes written come back, so the transfer is under way when the agent dies.
-    const transfer = cli(["connect", "E2E-Doomed-Dev", "echo"], serviceEnv());
+    const transfer = cli(["connect", DOOMED, "echo"], serviceEnv());
     const [, streamId] = await doomed.waitFor(/stream (\S+) 'echo' open/, "the stream to open");
     transfer.proc.stdin!.on("error", () => undefined); // EPIPE once the CLI has exited
     transfer.proc.stdin!.write("mid-transfer-marker\n");
     await transfer.waitFor(/mid-transfer-marker/, "the echo to flow");
     transfer.proc.stdin!.write(Buffer.alloc(1024 * 1024, 7)); // more in flight, stdin left open
     await stop(doomed, "SIGKILL");
-    const exit = await withDeadline(transfer.exit, 60_000, "the service side to end").catch(
+    const exit = await withDeadline(transfer.exit, scaled(60_000), "the service side to end").catch(
       async (e: Error) => {
-        const record = await stack().client().getStream("E2E-Doomed-Dev", streamId!);
+        const record = await stack().client().getStream(DOOMED, streamId!);
         throw new Error(`${e.message}; record ${JSON.stringify(record)}; cli: ${transfer.stderr()}`);
       },
     );
     expect(exit.code).toBe(EXIT.streamFailed);
     expect(transfer.stderr()).toMatch(/devicestream: /);
-    const record = await stack().client().getStream("E2E-Doomed-Dev", streamId!);
+    const record = await stack().client().getStream(DOOMED, streamId!);
     expect(record.state).toBe("Closed");
     expect(record.closeCode).toBeDefined();
     expect(record.closeReason).toEqual(expect.any(String));

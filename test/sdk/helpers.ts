@@ -1,8 +1,7 @@
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { mintSasToken } from "../../shared/auth";
-import { KEYS } from "../helpers/controlPlane";
-import type { Stack } from "./stack";
+import { API_VERSION } from "../../shared/sdk/service";
+import type { StreamsTarget } from "./target";
 
 export const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
@@ -45,18 +44,12 @@ export async function roundTrip(
 }
 
 /** POSTs a stream directly, to get at its relay credentials as an attacker or a test would. */
-export async function createRaw(s: Stack, deviceId: string, name: string) {
-  const authorization = mintSasToken({
-    resource: new URL(s.host.url).hostname,
-    policyName: "service",
-    key: KEYS.service,
-    ttlSeconds: 600,
-  });
+export async function createRaw(target: StreamsTarget, deviceId: string, name: string) {
   const res = await fetch(
-    `${s.host.url}/api/devices/${encodeURIComponent(deviceId)}/streams?api-version=2026-11-01`,
+    `${target.endpoint}/api/devices/${encodeURIComponent(deviceId)}/streams?api-version=${API_VERSION}`,
     {
       method: "POST",
-      headers: { authorization, "content-type": "application/json" },
+      headers: { authorization: await target.authorization(), "content-type": "application/json" },
       body: JSON.stringify({ name, handshakeTimeoutSeconds: 15 }),
     },
   );
