@@ -86,6 +86,10 @@ async function runChild(role: Role): Promise<void> {
           streams: { urlTemplate: `${String(m.hostUrl)}/api/relay/events`, userEventPattern: "report" },
         },
       });
+      handlers.settled = async () => {
+        await wps.eventsSettled();
+        return { type: "settled" };
+      };
       return { type: "started", connectionString: wps.connectionString, endpoint: wps.endpoint };
     };
     send({ type: "ready" });
@@ -419,7 +423,18 @@ const suite: BenchSuite = async ({ quick }) => {
         note: `${piece} in its own process${quick ? "; few streams, so noisy" : ""}; RSS ${(before[piece]! / 2 ** 20).toFixed(0)} → ${(after[piece]! / 2 ** 20).toFixed(0)} MiB`,
       });
     }
+    // Closing them all at once sends the control plane two `disconnected` events and two byte
+    // reports per stream; the next figures must not be measured while it is still catching up.
+    const teardownStart = performance.now();
     await Promise.all(streams.splice(0).map((s) => s.close().catch(() => undefined)));
+    await relay!.call({ type: "settled" });
+    rows.push({
+      group: "scale",
+      name: `teardown: ${alive} streams closed at once, until every relay event is handled`,
+      value: ms(teardownStart),
+      unit: "ms",
+      note: "DELETE each, then 2 disconnected events + 2 byte reports each through the control plane",
+    });
 
     // ---- new streams per second, sustained ----
     const seconds = quick ? 5 : 30;

@@ -95,6 +95,8 @@ export class EventDispatcher {
   };
   private readonly validated = new Map<string, Promise<void>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Every handler request not yet answered, blocking ones too (close() does not wait for those). */
+  private readonly unanswered = new Set<Promise<unknown>>();
   private readonly delayed = new Map<NodeJS.Timeout, () => void>();
   private readonly perConnection = new Map<string, Promise<void>>();
   private held: (() => void)[] = [];
@@ -295,7 +297,28 @@ export class EventDispatcher {
     );
   }
 
-  private async post(
+  /**
+   * Resolves once every event sent so far has been answered (or has failed), including those sent
+   * meanwhile: the point where the handler has caught up, e.g. after many connections closed at once.
+   */
+  async settled(): Promise<void> {
+    while (this.unanswered.size > 0) await Promise.allSettled([...this.unanswered]);
+  }
+
+  private post(
+    subject: EventSubject,
+    ceType: string,
+    eventName: string,
+    content: { contentType: string; body: Buffer; id?: string },
+  ): Promise<HttpResult> {
+    const p = this.postNow(subject, ceType, eventName, content);
+    this.unanswered.add(p);
+    const done = () => this.unanswered.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  private async postNow(
     subject: EventSubject,
     ceType: string,
     eventName: string,

@@ -28,6 +28,8 @@ export interface WebPubSubEmulator {
   lifecycle: EventEmitter<LifecycleEvents>;
   /** Test hook: cuts a connection's socket as a network failure would (reliable clients may recover). */
   dropTransport(hub: string, connectionId: string): boolean;
+  /** Resolves once the event handler has answered every event sent so far (see EventDispatcher). */
+  eventsSettled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -68,6 +70,7 @@ export async function startWebPubSubEmulator(
       ws.terminate();
       return true;
     },
+    eventsSettled: () => events.settled(),
     close() {
       closing ??= (async () => {
         clearInterval(keepAlive);

@@ -153,6 +153,32 @@ describe("event handlers", () => {
     expect(handler.events.items).toEqual([]);
   });
 
+  it("eventsSettled() resolves only once the handler has answered every event sent", async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { emulator, handler } = await setup(async (e) => {
+      if (type(e) === "azure.webpubsub.sys.disconnected") await gate;
+      return { status: 204 };
+    });
+    const clients = await Promise.all(["a", "b", "c"].map((u) => jsonClient(emulator, u)));
+    for (const c of clients) c.ws.close();
+    for (let i = 0; i < 3; i++) {
+      await handler.events.wait(
+        (e) =>
+          type(e) === "azure.webpubsub.sys.disconnected" && e.headers["ce-userid"] === ["a", "b", "c"][i],
+      );
+    }
+    let settled = false;
+    const settling = emulator.eventsSettled().then(() => (settled = true));
+    // All three are at the handler and unanswered: nothing can have settled yet (one macrotask
+    // turn lets any already-resolved chain run).
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toBe(false);
+    release();
+    await settling;
+    expect(settled).toBe(true);
+  });
+
   it("does not retry a failed non-blocking event", async () => {
     const { emulator, handler } = await setup((e) => ({
       status: type(e) === "azure.webpubsub.sys.connected" ? 500 : 204,
