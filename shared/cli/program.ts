@@ -40,6 +40,11 @@ export interface CliIo {
   signal: AbortSignal;
   /** Long-running commands call this once they serve (tests wait on it). */
   onReady?: (info: { command: string; address?: { host: string; port: number } }) => void;
+  /**
+   * What would still keep the process alive once the command is over; `--verbose` prints it. Only
+   * the bin has a process to look at: in-process callers leave it out.
+   */
+  openHandles?: () => Promise<string[]>;
 }
 
 interface ServiceFlags {
@@ -106,7 +111,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description("Secure TCP tunnels to IoT devices by device ID (docs/cli.md)")
     .exitOverride()
     .configureOutput({ writeOut: (t) => io.stdout.write(t), writeErr: (t) => io.stderr.write(t) })
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .option("-v, --verbose", "debug lines on stderr (e.g. whatever is left open once the command is over)");
 
   program
     .command("device")
@@ -373,14 +379,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const program = buildProgram(io, (code) => (exit = code));
   try {
     await program.parseAsync(argv, { from: "user" });
-    return exit;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      exit = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    } else {
+      io.stderr.write(`devicestream: ${describe(e)}\n`);
+      exit = exitCodeFor(e);
     }
-    io.stderr.write(`devicestream: ${describe(e)}\n`);
-    return exitCodeFor(e);
   }
+  if (program.opts<{ verbose?: boolean }>().verbose === true && io.openHandles) {
+    // A command must end with nothing of its own left open: the bin's forced exit would hide a leak.
+    const open = await io.openHandles();
+    io.stderr.write(
+      open.length === 0
+        ? "devicestream: debug: nothing left open\n"
+        : `devicestream: debug: still open after the command: ${open.join(", ")}\n`,
+    );
+  }
+  return exit;
 }
 
 function describe(e: unknown): string {
