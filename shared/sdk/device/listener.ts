@@ -13,7 +13,11 @@ import { type StreamOffer, parseOffer } from "./offer";
 import type { TunnelTuning } from "../service";
 
 /** A joined relay: a tunnel transport that reports its byte count when it closes deliberately. */
-export type RelayTransport = TunnelTransport & { reportBytesWith(reporter: () => number): void };
+export type RelayTransport = TunnelTransport & {
+  reportBytesWith(reporter: () => number): void;
+  /** Resolves once the connection itself is gone (its socket closed), not just the tunnel. */
+  whenClosed?(): Promise<void>;
+};
 export type RelayConnector = (options: RelayConnectOptions) => Promise<RelayTransport>;
 
 /** What the application is asked; the relay credentials are never shown to it. */
@@ -75,6 +79,7 @@ export class IncomingStream extends EventEmitter<IncomingStreamEvents> {
   constructor(
     request: StreamRequest,
     private readonly session: TunnelSession,
+    private readonly relay: RelayTransport,
   ) {
     super();
     this.streamId = request.streamId;
@@ -97,9 +102,14 @@ export class IncomingStream extends EventEmitter<IncomingStreamEvents> {
     return this.session.openChannelCount;
   }
 
-  close(reason: "Normal" | "GoingAway" = "Normal", message = ""): Promise<TunnelCloseInfo> {
+  /** Ends the stream and waits until its relay socket is closed too. */
+  async close(reason: "Normal" | "GoingAway" = "Normal", message = ""): Promise<TunnelCloseInfo> {
     this.session.close(reason, message);
-    return this.ended;
+    const info = await this.ended;
+    // The tunnel ends at once, its socket only after the relay's close handshake: an agent that
+    // stopped before that would leave the socket (and its close timer) holding the process.
+    await this.relay.whenClosed?.();
+    return info;
   }
 
   whenClosed(): Promise<TunnelCloseInfo> {
@@ -121,6 +131,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   private readonly maxChannels: number;
   private readonly active = new Map<string, IncomingStream>();
   private readonly answers = new Map<string, Promise<Answer>>();
+  private readonly joining = new Set<Promise<unknown>>();
   private closed = false;
 
   constructor(
@@ -151,10 +162,11 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     return this.active;
   }
 
-  /** Refuses new requests and closes every open stream. */
+  /** Refuses new requests, closes every open stream and waits for their relay sockets to close. */
   async close(reason: "Normal" | "GoingAway" = "GoingAway"): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.active.values()].map((s) => s.close(reason)));
+    // A request still joining its relay sees `closed` once joined, and closes that relay itself.
+    await Promise.all([...[...this.active.values()].map((s) => s.close(reason)), ...this.joining]);
   }
 
   private handle(payload: unknown): Promise<Answer> {
@@ -183,29 +195,11 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     const request: StreamRequest = { streamId: id, name: offer.name, data: offer.data };
     const decision = await this.options.onRequest(request);
     if (!decision.accept) return this.refuse(403, decision.reason, id);
-    const { agent, ...policy } = this.options.relay;
-    let relay;
-    try {
-      const proxy = agent ?? safeProxy(offer.relay.url);
-      relay = await (this.options.connectRelay ?? connectRelay)({
-        url: offer.relay.url,
-        token: offer.relay.token,
-        group: relayGroup(id),
-        policy,
-        ...(proxy ? { agent: proxy } : {}),
-      });
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      return this.refuse(
-        code === "RelayNotAllowed" ? 403 : 502,
-        `cannot join the relay: ${(err as Error).message}`,
-        id,
-      );
-    }
-    if (this.closed || this.active.size >= this.maxStreams) {
-      relay.close("refused");
-      return this.refuse(503, "the device stopped accepting streams", id);
-    }
+    const joining = this.joinRelay(offer);
+    this.joining.add(joining);
+    const joined = await joining.finally(() => this.joining.delete(joining));
+    if ("answer" in joined) return joined.answer;
+    const { relay } = joined;
     const session = new TunnelSession({
       ...this.options.tunnel,
       role: "device",
@@ -213,7 +207,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
       maxChannels: this.maxChannels,
     });
     relay.reportBytesWith(() => session.stats.bytesSent);
-    const stream = new IncomingStream(request, session);
+    const stream = new IncomingStream(request, session, relay);
     this.active.set(id, stream);
     session.once("close", () => this.active.delete(id));
     session.start();
@@ -222,6 +216,35 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
       status: 200,
       payload: { accepted: true, ...(decision.data !== undefined ? { data: decision.data } : {}) },
     };
+  }
+
+  /**
+   * Joins the stream's relay; a relay joined while the listener closed (or filled up) is closed
+   * again before this settles, so close() can wait for it.
+   */
+  private async joinRelay(offer: StreamOffer): Promise<{ relay: RelayTransport } | { answer: Answer }> {
+    const { agent, ...policy } = this.options.relay;
+    let relay;
+    try {
+      const proxy = agent ?? safeProxy(offer.relay.url);
+      relay = await (this.options.connectRelay ?? connectRelay)({
+        url: offer.relay.url,
+        token: offer.relay.token,
+        group: relayGroup(offer.streamId),
+        policy,
+        ...(proxy ? { agent: proxy } : {}),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      const reason = `cannot join the relay: ${(err as Error).message}`;
+      return { answer: this.refuse(code === "RelayNotAllowed" ? 403 : 502, reason, offer.streamId) };
+    }
+    if (this.closed || this.active.size >= this.maxStreams) {
+      relay.close("refused");
+      await relay.whenClosed?.();
+      return { answer: this.refuse(503, "the device stopped accepting streams", offer.streamId) };
+    }
+    return { relay };
   }
 
   private refuse(status: number, reason: string, streamId?: string, detail?: string): Answer {
