@@ -186,7 +186,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         env: io.env,
       });
       client.on("error", (e: Error) => err(`iot hub: ${e.message}`));
-      client.on("disconnect", () => err("iot hub: disconnected; the SDK reconnects"));
+      // The SDK retries a drop it deems transient without a word; "disconnect" means it gave up
+      // (IoT Hub unreachable, or a drop it does not retry). It then holds nothing open, so the
+      // process would end with 0 and serve nothing: stop instead, with a code a supervisor restarts on.
+      const lost = new Promise<string>((resolve) =>
+        client.once("disconnect", (d?: { transportObj?: { message?: string } }) =>
+          resolve(d?.transportObj?.message ?? "connection closed"),
+        ),
+      );
       const listener = startAgent(client, {
         targets,
         relay: { allowedHosts, allowInsecure },
@@ -198,7 +205,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       });
       err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);
       io.onReady?.({ command: "device" });
-      await waitForAbort(io.signal);
+      const disconnected = await Promise.race([waitForAbort(io.signal), lost]);
+      if (disconnected !== undefined) {
+        err(`iot hub: disconnected (${disconnected}) and the SDK gave up reconnecting; stopping`);
+        setExit(EXIT.deviceUnavailable);
+      }
       await listener.close("GoingAway");
       await client.close();
     });
