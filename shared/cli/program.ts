@@ -6,8 +6,10 @@ import type { Readable, Writable } from "node:stream";
 import { Command, CommanderError, Option } from "commander";
 import { mintSasToken } from "../auth";
 import {
+  type DeviceStream,
   type StreamInfo,
   StreamsClient,
+  StreamsError,
   type StreamsClientOptions,
   type TunnelTuning,
   parseConnectionString,
@@ -99,6 +101,39 @@ function waitForAbort(signal: AbortSignal): Promise<void> {
     else signal.addEventListener("abort", () => resolve(), { once: true });
   });
 }
+
+/**
+ * Opens a stream that SIGINT / SIGTERM may cancel while it opens; undefined when they did. (The bin
+ * turns those signals into `signal`, so a command that ignored it could not be interrupted at all.)
+ */
+async function openUnlessInterrupted(
+  client: StreamsClient,
+  deviceId: string,
+  name: string,
+  moduleId: unknown,
+  signal: AbortSignal,
+): Promise<DeviceStream | undefined> {
+  if (signal.aborted) return undefined;
+  try {
+    return await client.openStream(deviceId, name, {
+      abortSignal: signal,
+      ...(typeof moduleId === "string" ? { moduleId } : {}),
+    });
+  } catch (e) {
+    if (signal.aborted && (e as { code?: unknown }).code === "Aborted") return undefined;
+    throw e;
+  }
+}
+
+/** SIGINT / SIGTERM end the stream, so its channels end and the command returns; call to stop. */
+function closeOnAbort(signal: AbortSignal, stream: DeviceStream): () => void {
+  const onAbort = () => void stream.close("Normal", "interrupted");
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
+const interrupted = () => new StreamsError("Aborted", "interrupted before the echo completed");
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const s = settings(io.env, io.cwd);
@@ -249,14 +284,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, name: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(
-      deviceId,
-      name,
-      typeof o.module === "string" ? { moduleId: o.module } : {},
-    );
+    const stream = await openUnlessInterrupted(client, deviceId, name, o.module, io.signal);
+    if (!stream) return;
+    const stopWatching = closeOnAbort(io.signal, stream);
     try {
       await pipeStdio(await stream.openChannel("connect"), io.stdin, io.stdout);
     } finally {
+      stopWatching();
       await stream.close();
     }
   });
@@ -275,17 +309,23 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(
-      deviceId,
-      o.name as string,
-      typeof o.module === "string" ? { moduleId: o.module } : {},
-    );
+    const measure = typeof o.bytes === "number";
+    const stream = await openUnlessInterrupted(client, deviceId, o.name as string, o.module, io.signal);
+    if (!stream) {
+      if (measure) throw interrupted();
+      return;
+    }
+    const stopWatching = closeOnAbort(io.signal, stream);
     try {
       if (typeof o.bytes !== "number") {
         await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);
         return;
       }
-      const result = await echoTest(stream, o.bytes);
+      // A measurement cut short has no result: its channels just end, so the interrupt is the error.
+      const result = await Promise.race([
+        echoTest(stream, o.bytes),
+        waitForAbort(io.signal).then(() => Promise.reject(interrupted())),
+      ]);
       print(o.json, result, () =>
         [
           `${result.verified ? "verified" : "MISMATCH"}: ${result.bytes} bytes echoed in ${result.seconds.toFixed(3)} s`,
@@ -295,6 +335,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       );
       if (!result.verified) setExit(EXIT.verifyFailed);
     } finally {
+      stopWatching();
       await stream.close();
     }
   });
