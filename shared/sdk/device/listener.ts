@@ -131,7 +131,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   private readonly maxChannels: number;
   private readonly active = new Map<string, IncomingStream>();
   private readonly answers = new Map<string, Promise<Answer>>();
-  private readonly joining = new Set<Promise<unknown>>();
+  private readonly accepting = new Set<Promise<Answer>>();
   private closed = false;
 
   constructor(
@@ -166,7 +166,10 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   async close(reason: "Normal" | "GoingAway" = "GoingAway"): Promise<void> {
     this.closed = true;
     // A request still joining its relay sees `closed` once joined, and closes that relay itself.
-    await Promise.all([...[...this.active.values()].map((s) => s.close(reason)), ...this.joining]);
+    await Promise.all([
+      ...[...this.active.values()].map((s) => s.close(reason)),
+      Promise.allSettled(this.accepting),
+    ]);
   }
 
   private handle(payload: unknown): Promise<Answer> {
@@ -195,11 +198,39 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     const request: StreamRequest = { streamId: id, name: offer.name, data: offer.data };
     const decision = await this.options.onRequest(request);
     if (!decision.accept) return this.refuse(403, decision.reason, id);
-    const joining = this.joinRelay(offer);
-    this.joining.add(joining);
-    const joined = await joining.finally(() => this.joining.delete(joining));
-    if ("answer" in joined) return joined.answer;
-    const { relay } = joined;
+    // close() waits for this: a relay joined while the listener closes is closed again, not left open.
+    const accepting = this.accept(offer, request, decision.data);
+    this.accepting.add(accepting);
+    return accepting.finally(() => this.accepting.delete(accepting));
+  }
+
+  /** Joins the stream's relay and starts its tunnel, unless the listener closed (or filled up) meanwhile. */
+  private async accept(offer: StreamOffer, request: StreamRequest, data: unknown): Promise<Answer> {
+    const id = offer.streamId;
+    const { agent, ...policy } = this.options.relay;
+    let relay;
+    try {
+      const proxy = agent ?? safeProxy(offer.relay.url);
+      relay = await (this.options.connectRelay ?? connectRelay)({
+        url: offer.relay.url,
+        token: offer.relay.token,
+        group: relayGroup(id),
+        policy,
+        ...(proxy ? { agent: proxy } : {}),
+      });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      return this.refuse(
+        code === "RelayNotAllowed" ? 403 : 502,
+        `cannot join the relay: ${(err as Error).message}`,
+        id,
+      );
+    }
+    if (this.closed || this.active.size >= this.maxStreams) {
+      relay.close("refused");
+      await relay.whenClosed?.();
+      return this.refuse(503, "the device stopped accepting streams", id);
+    }
     const session = new TunnelSession({
       ...this.options.tunnel,
       role: "device",
@@ -214,37 +245,8 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     this.emit("stream", stream);
     return {
       status: 200,
-      payload: { accepted: true, ...(decision.data !== undefined ? { data: decision.data } : {}) },
+      payload: { accepted: true, ...(data !== undefined ? { data } : {}) },
     };
-  }
-
-  /**
-   * Joins the stream's relay; a relay joined while the listener closed (or filled up) is closed
-   * again before this settles, so close() can wait for it.
-   */
-  private async joinRelay(offer: StreamOffer): Promise<{ relay: RelayTransport } | { answer: Answer }> {
-    const { agent, ...policy } = this.options.relay;
-    let relay;
-    try {
-      const proxy = agent ?? safeProxy(offer.relay.url);
-      relay = await (this.options.connectRelay ?? connectRelay)({
-        url: offer.relay.url,
-        token: offer.relay.token,
-        group: relayGroup(offer.streamId),
-        policy,
-        ...(proxy ? { agent: proxy } : {}),
-      });
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      const reason = `cannot join the relay: ${(err as Error).message}`;
-      return { answer: this.refuse(code === "RelayNotAllowed" ? 403 : 502, reason, offer.streamId) };
-    }
-    if (this.closed || this.active.size >= this.maxStreams) {
-      relay.close("refused");
-      await relay.whenClosed?.();
-      return { answer: this.refuse(503, "the device stopped accepting streams", offer.streamId) };
-    }
-    return { relay };
   }
 
   private refuse(status: number, reason: string, streamId?: string, detail?: string): Answer {
