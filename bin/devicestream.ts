@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** `devicestream`: see docs/cli.md. */
+import { setImmediate as turn } from "node:timers/promises";
+import { openHandles } from "../shared/cli/handles";
 import { runCli } from "../shared/cli/program";
 
 const controller = new AbortController();
@@ -13,6 +15,13 @@ runCli(process.argv.slice(2), {
   env: process.env,
   cwd: process.cwd(),
   signal: controller.signal,
+  openHandles: async () => {
+    releaseStdin();
+    // Handles closed by the command's last callbacks finish closing in the loop's close phase.
+    await turn();
+    await turn();
+    return openHandles([process.stdin, process.stdout, process.stderr]);
+  },
 }).then(
   (code) => exitWhenFlushed(code),
   (err: unknown) => {
@@ -21,13 +30,19 @@ runCli(process.argv.slice(2), {
   },
 );
 
+/** A command that read stdin (connect, echo) is done with it; stdin is the process's, not its. */
+function releaseStdin(): void {
+  process.stdin.destroy();
+}
+
 /**
- * A command is over when runCli settles. Whatever handle is still open then (a relay socket
- * still closing, stdin, a keep-alive agent) must not keep the process alive: a ProxyCommand or a
- * script waits on this exit. The write callbacks ensure what was printed is out first.
+ * A command is over when runCli settles, and it closes what it opened (`--verbose` says whether
+ * anything is left). Whatever a dependency might still hold must not keep the process alive even
+ * so: a ProxyCommand or a script waits on this exit. The write callbacks ensure what was printed is
+ * out first.
  */
 function exitWhenFlushed(code: number): void {
   process.exitCode = code;
-  process.stdin.destroy();
+  releaseStdin();
   process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
 }

@@ -6,8 +6,10 @@ import type { Readable, Writable } from "node:stream";
 import { Command, CommanderError, Option } from "commander";
 import { mintSasToken } from "../auth";
 import {
+  type DeviceStream,
   type StreamInfo,
   StreamsClient,
+  StreamsError,
   type StreamsClientOptions,
   type TunnelTuning,
   parseConnectionString,
@@ -40,6 +42,11 @@ export interface CliIo {
   signal: AbortSignal;
   /** Long-running commands call this once they serve (tests wait on it). */
   onReady?: (info: { command: string; address?: { host: string; port: number } }) => void;
+  /**
+   * What would still keep the process alive once the command is over; `--verbose` prints it. Only
+   * the bin has a process to look at: in-process callers leave it out.
+   */
+  openHandles?: () => Promise<string[]>;
 }
 
 interface ServiceFlags {
@@ -95,6 +102,39 @@ function waitForAbort(signal: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * Opens a stream that SIGINT / SIGTERM may cancel while it opens; undefined when they did. (The bin
+ * turns those signals into `signal`, so a command that ignored it could not be interrupted at all.)
+ */
+async function openUnlessInterrupted(
+  client: StreamsClient,
+  deviceId: string,
+  name: string,
+  moduleId: unknown,
+  signal: AbortSignal,
+): Promise<DeviceStream | undefined> {
+  if (signal.aborted) return undefined;
+  try {
+    return await client.openStream(deviceId, name, {
+      abortSignal: signal,
+      ...(typeof moduleId === "string" ? { moduleId } : {}),
+    });
+  } catch (e) {
+    if (signal.aborted && (e as { code?: unknown }).code === "Aborted") return undefined;
+    throw e;
+  }
+}
+
+/** SIGINT / SIGTERM end the stream, so its channels end and the command returns; call to stop. */
+function closeOnAbort(signal: AbortSignal, stream: DeviceStream): () => void {
+  const onAbort = () => void stream.close("Normal", "interrupted");
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  return () => signal.removeEventListener("abort", onAbort);
+}
+
+const interrupted = () => new StreamsError("Aborted", "interrupted before the echo completed");
+
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
   const s = settings(io.env, io.cwd);
   const out = (text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
@@ -106,7 +146,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .description("Secure TCP tunnels to IoT devices by device ID (docs/cli.md)")
     .exitOverride()
     .configureOutput({ writeOut: (t) => io.stdout.write(t), writeErr: (t) => io.stderr.write(t) })
-    .showHelpAfterError("(run with --help for usage)");
+    .showHelpAfterError("(run with --help for usage)")
+    .option("-v, --verbose", "debug lines on stderr (e.g. whatever is left open once the command is over)");
 
   program
     .command("device")
@@ -180,7 +221,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         env: io.env,
       });
       client.on("error", (e: Error) => err(`iot hub: ${e.message}`));
-      client.on("disconnect", () => err("iot hub: disconnected; the SDK reconnects"));
+      // The SDK retries a drop it deems transient without a word; "disconnect" means it gave up
+      // (IoT Hub unreachable, or a drop it does not retry). It then holds nothing open, so the
+      // process would end with 0 and serve nothing: stop instead, with a code a supervisor restarts on.
+      const lost = new Promise<string>((resolve) =>
+        client.once("disconnect", (d?: { transportObj?: { message?: string } }) =>
+          resolve(d?.transportObj?.message ?? "connection closed"),
+        ),
+      );
       const listener = startAgent(client, {
         targets,
         // The relay's proxy comes from the same environment as the IoT Hub connection's.
@@ -193,7 +241,11 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       });
       err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);
       io.onReady?.({ command: "device" });
-      await waitForAbort(io.signal);
+      const disconnected = await Promise.race([waitForAbort(io.signal), lost]);
+      if (disconnected !== undefined) {
+        err(`iot hub: disconnected (${disconnected}) and the SDK gave up reconnecting; stopping`);
+        setExit(EXIT.deviceUnavailable);
+      }
       await listener.close("GoingAway");
       await client.close();
     });
@@ -233,14 +285,13 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, name: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(
-      deviceId,
-      name,
-      typeof o.module === "string" ? { moduleId: o.module } : {},
-    );
+    const stream = await openUnlessInterrupted(client, deviceId, name, o.module, io.signal);
+    if (!stream) return;
+    const stopWatching = closeOnAbort(io.signal, stream);
     try {
       await pipeStdio(await stream.openChannel("connect"), io.stdin, io.stdout);
     } finally {
+      stopWatching();
       await stream.close();
     }
   });
@@ -259,17 +310,23 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       .option("--module <id>", "module identity running the agent"),
   ).action(async (deviceId: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
-    const stream = await client.openStream(
-      deviceId,
-      o.name as string,
-      typeof o.module === "string" ? { moduleId: o.module } : {},
-    );
+    const measure = typeof o.bytes === "number";
+    const stream = await openUnlessInterrupted(client, deviceId, o.name as string, o.module, io.signal);
+    if (!stream) {
+      if (measure) throw interrupted();
+      return;
+    }
+    const stopWatching = closeOnAbort(io.signal, stream);
     try {
       if (typeof o.bytes !== "number") {
         await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);
         return;
       }
-      const result = await echoTest(stream, o.bytes);
+      // A measurement cut short has no result: its channels just end, so the interrupt is the error.
+      const result = await Promise.race([
+        echoTest(stream, o.bytes),
+        waitForAbort(io.signal).then(() => Promise.reject(interrupted())),
+      ]);
       print(o.json, result, () =>
         [
           `${result.verified ? "verified" : "MISMATCH"}: ${result.bytes} bytes echoed in ${result.seconds.toFixed(3)} s`,
@@ -279,6 +336,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       );
       if (!result.verified) setExit(EXIT.verifyFailed);
     } finally {
+      stopWatching();
       await stream.close();
     }
   });
@@ -374,14 +432,24 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const program = buildProgram(io, (code) => (exit = code));
   try {
     await program.parseAsync(argv, { from: "user" });
-    return exit;
   } catch (e) {
     if (e instanceof CommanderError) {
-      return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      exit = e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    } else {
+      io.stderr.write(`devicestream: ${describe(e)}\n`);
+      exit = exitCodeFor(e);
     }
-    io.stderr.write(`devicestream: ${describe(e)}\n`);
-    return exitCodeFor(e);
   }
+  if (program.opts<{ verbose?: boolean }>().verbose === true && io.openHandles) {
+    // A command must end with nothing of its own left open: the bin's forced exit would hide a leak.
+    const open = await io.openHandles();
+    io.stderr.write(
+      open.length === 0
+        ? "devicestream: debug: nothing left open\n"
+        : `devicestream: debug: still open after the command: ${open.join(", ")}\n`,
+    );
+  }
+  return exit;
 }
 
 function describe(e: unknown): string {

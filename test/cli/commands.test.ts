@@ -21,6 +21,8 @@ interface Run {
   code: Promise<number>;
   stdin: PassThrough;
   stdout: () => string;
+  /** stdout chunks as they arrive, to wait on. */
+  output: Recorder<string>;
   stderr: () => string;
   /** stderr lines as they arrive, to wait on. */
   lines: Recorder<string>;
@@ -33,7 +35,11 @@ function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): 
   const stdin = new PassThrough();
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  const stdout = new PassThrough().on("data", (b: Buffer) => out.push(b));
+  const output = new Recorder<string>();
+  const stdout = new PassThrough().on("data", (b: Buffer) => {
+    out.push(b);
+    output.push(b.toString());
+  });
   const lines = new Recorder<string>();
   const stderr = new PassThrough().on("data", (b: Buffer) => {
     err.push(b);
@@ -56,6 +62,7 @@ function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): 
     code,
     stdin,
     stdout: () => Buffer.concat(out).toString(),
+    output,
     stderr: () => Buffer.concat(err).toString(),
     lines,
     ready: ready.promise,
@@ -290,6 +297,34 @@ describe("devicestream CLI", () => {
     r.stdin.end("SSH-2.0-test\r\n");
     expect(await withDeadline(r.code, 15_000, "connect exits")).toBe(EXIT.ok);
     expect(r.stdout()).toBe("SSH-2.0-test\r\n");
+  });
+
+  it("SIGINT / SIGTERM end an open connect (0, its stream closed) and echo --bytes (7, no result)", async () => {
+    const from = agent.lines.items.length;
+    const since = (l: readonly string[], pattern: RegExp) => l.slice(from).filter((x) => pattern.test(x));
+    // stdin stays open: without the interrupt, connect would run on.
+    const connect = run(["connect", "Cli-Agent", "echo"]);
+    connect.stdin.write("before the interrupt\n");
+    await connect.output.waitFor((o) => o.join("") === "before the interrupt\n", "the echo");
+    connect.stop();
+    expect({
+      code: await withDeadline(connect.code, 15_000, "connect exits"),
+      err: connect.stderr(),
+    }).toEqual({
+      code: EXIT.ok,
+      err: "",
+    });
+    await agent.lines.waitFor(
+      (l) => since(l, /closed: Normal \(interrupted\)/).length === 1,
+      "its stream closed",
+    );
+
+    const measure = run(["echo", "Cli-Agent", "--bytes", "1G"]);
+    await agent.lines.waitFor((l) => since(l, / 'echo' open$/).length === 2, "the measurement's stream");
+    measure.stop();
+    expect(await withDeadline(measure.code, 15_000, "echo exits")).toBe(EXIT.streamFailed);
+    expect(measure.stderr()).toMatch(/^devicestream: interrupted before the echo completed/);
+    expect(measure.stdout()).toBe("");
   });
 
   it("streams show, endpoints and sas", async () => {

@@ -51,9 +51,12 @@ function serviceEnv(): NodeJS.ProcessEnv {
 
 /** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-allow-host`, ws:// only locally. */
 async function startAgent(deviceId: string, maps: string[]): Promise<Child> {
-  return cli(["device", ...(await stack().agentArgs(deviceId)), "--max-channels", "64", ...maps], {
-    IOTHUB_DEVICE_CONNECTION_STRING: "",
-  });
+  return cli(
+    ["device", ...(await stack().agentArgs(deviceId)), "--max-channels", "64", "--verbose", ...maps],
+    {
+      IOTHUB_DEVICE_CONNECTION_STRING: "",
+    },
+  );
 }
 
 const proxy = `ProxyCommand=${process.execPath} ${CLI_JS} connect %n ssh`;
@@ -89,9 +92,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   try {
-    // SIGTERM closes the agent's streams (GoingAway). Known defect (reported, shared/cli): after an
-    // SSH session the agent keeps the sshd socket half-open and does not exit, so no exit code is
-    // asserted here; killAll() below ends it.
+    // Stopped by the last test; here only if a test failed before it.
     if (agent) await stop(agent, "SIGTERM", 5_000).catch(() => undefined);
   } finally {
     await killAll();
@@ -204,6 +205,15 @@ describe("lifecycle with real processes", () => {
     expect(r.stderr()).toMatch(/unknown stream name 'telnet'; this device serves: ssh, files/);
   });
 
+  it("echo to a device that rejects it exits 6 by itself, with nothing left open", async () => {
+    // stdin stays open: it must not be what keeps the command, or lets it go.
+    const r = cli(["echo", DEVICE, "--bytes", "1k", "--verbose"], serviceEnv());
+    const exit = await withDeadline(r.exit, 30_000, "echo to exit");
+    expect({ ...exit, stderr: r.stderr() }).toMatchObject({ code: EXIT.rejected, signal: null });
+    expect(r.stderr()).toMatch(/unknown stream name 'echo'/);
+    expect(r.stderr()).toMatch(/^devicestream: debug: nothing left open$/m);
+  });
+
   it("a device that never answers times out, and the record says TimedOut", async () => {
     const device = await stack().device(SILENT);
     device.onDeviceMethod("deviceStream", () => undefined); // receives, never responds
@@ -244,5 +254,24 @@ describe("lifecycle with real processes", () => {
     expect(record.closeCode).toBeDefined();
     expect(record.closeReason).toEqual(expect.any(String));
     console.log(`e2e: killed agent -> record ${record.closeCode}: ${record.closeReason}`);
+  });
+});
+
+describe("stopping the agent", () => {
+  // Last: every SSH session above went through this agent, and one is live when it is stopped.
+  it("SIGTERM ends a live SSH session with GoingAway and the agent exits 0 by itself, with nothing left open", async () => {
+    const session = start("ssh", sshArgs(`${USER}@${DEVICE}`, "echo live; cat"), {
+      env: { ...process.env, ...serviceEnv() },
+    });
+    await session.waitFor(/live/, "the SSH session");
+    const started = Date.now();
+    // Promptly: within systemd's TimeoutStopSec=15 (docs/devicestream.service).
+    const exit = await stop(agent, "SIGTERM", 15_000);
+    console.log(`e2e: agent stopped ${Date.now() - started} ms after SIGTERM`);
+    expect({ ...exit, stderr: agent.stderr() }).toMatchObject({ code: EXIT.ok, signal: null });
+    expect(agent.stderr()).toMatch(/stream \S+ closed: GoingAway/);
+    expect(agent.stderr()).toMatch(/^devicestream: debug: nothing left open$/m);
+    expect((await withDeadline(session.exit, 30_000, "ssh to end")).code).not.toBe(0);
+    expect(session.stderr()).toMatch(/GoingAway/);
   });
 });

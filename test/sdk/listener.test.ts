@@ -177,6 +177,43 @@ describe("DeviceStreamListener", () => {
     await listener.close();
   });
 
+  it("close waits for a request still joining its relay, which closes that relay and answers 503", async () => {
+    const host = new FakeHost();
+    const joining = deferred();
+    const joined = deferred();
+    const relayClosing = deferred();
+    const relayClosed = deferred();
+    const events: string[] = [];
+    const connector: RelayConnector = async () => {
+      joining.resolve();
+      await joined.promise;
+      const { b } = createMemoryRelay();
+      return Object.assign(b, {
+        reportBytesWith: () => undefined,
+        close: (reason: string) => {
+          events.push(`relay closed: ${reason}`);
+          relayClosing.resolve();
+        },
+        whenClosed: () => relayClosed.promise.then(() => void events.push("relay socket gone")),
+      });
+    };
+    const { listener } = listen(host, { connectRelay: connector });
+    const answer = host.call(offer("joining"));
+    await withDeadline(joining.promise, 5_000, "the request to join its relay");
+    const closing = listener.close().then(() => void events.push("listener closed"));
+    joined.resolve();
+    await withDeadline(relayClosing.promise, 5_000, "the joined relay to be closed");
+    expect(events).toEqual(["relay closed: refused"]); // close() still waits for its socket
+    relayClosed.resolve();
+    expect(await answer).toEqual({
+      status: 503,
+      payload: { reason: expect.stringMatching(/shutting down/) },
+    });
+    await closing;
+    expect(events).toEqual(["relay closed: refused", "relay socket gone", "listener closed"]);
+    expect(listener.streams.size).toBe(0);
+  });
+
   it("a throwing callback answers 500 without its text; the detail stays local", async () => {
     const host = new FakeHost();
     const { listener } = listen(host, {

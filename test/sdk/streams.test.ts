@@ -5,6 +5,8 @@
  * checks of emulator internals run locally only (`target.local`, `localOnly`).
  */
 import { randomBytes } from "node:crypto";
+import { Agent } from "node:http";
+import { type NetConnectOpts, type Socket, connect as netConnect } from "node:net";
 import type { Client } from "azure-iot-device";
 import { relayGroup } from "../../shared/streams/model";
 import { DEFAULT_TUNNEL_OPTIONS, encodeFrame, type TunnelCloseInfo } from "../../shared/tunnel";
@@ -30,6 +32,18 @@ async function echoDevice(deviceId: string, extra: Partial<ListenOptions> = {}) 
     stream.on("channel", echo);
   });
   return { client, listener, streams };
+}
+
+/** An HTTP agent for relay WebSockets that keeps every socket it opens, to check they end. */
+function recordingAgent(): { agent: Agent; sockets: Socket[] } {
+  const sockets: Socket[] = [];
+  const agent = new Agent();
+  agent.createConnection = (options) => {
+    const socket = netConnect(options as NetConnectOpts);
+    sockets.push(socket);
+    return socket;
+  };
+  return { agent, sockets };
 }
 
 /** The relay's disconnect reasons (local only: the emulator reports them in process). */
@@ -262,10 +276,40 @@ describe("streams through the SDKs", () => {
         void response.send(200, { accepted: true });
       });
     });
-    const err = await rejection(s.client().openStream(deviceId, "x", { handshakeTimeoutInMs: 5000 }));
+    const { agent, sockets } = recordingAgent();
+    const err = await rejection(
+      s.client({ relayAgent: agent }).openStream(deviceId, "x", { handshakeTimeoutInMs: 5000 }),
+    );
     expect(err).toMatchObject({ name: "StreamsError", code: "HandshakeTimeout" });
+    // Rejected only once its relay socket is gone: a command failing here leaves nothing open.
+    expect(sockets.map((socket) => socket.closed)).toEqual([true]);
     // The SDK closed the half-open stream: the control plane ends the silent device's connection.
     await withDeadline(bare[0]!.closed, scaled(15_000), "silent device disconnected");
+  });
+
+  it("the listener's close resolves once its streams' relay sockets are closed, not just the tunnels", async () => {
+    const s = stack();
+    const relays: RelayConnection[] = [];
+    const deviceId = s.deviceId("Closing-Dev");
+    const client = await s.device(deviceId);
+    const listener = s.listen(client, {
+      onRequest: () => ({ accept: true }),
+      connectRelay: async (options) => {
+        const relay = await connectRelay(options);
+        relays.push(relay);
+        return relay;
+      },
+    });
+    listener.on("stream", (stream) => stream.on("channel", echo));
+    const stream = await s.client().openStream(deviceId, "echo");
+    expect(relays).toHaveLength(1);
+    let socketClosed = false;
+    void relays[0]!.whenClosed().then(() => (socketClosed = true));
+    await listener.close("GoingAway");
+    expect(socketClosed).toBe(true);
+    expect((await withDeadline(stream.whenClosed(), scaled(15_000), "service side ends")).reason).toBe(
+      "GoingAway",
+    );
   });
 
   it("DELETE closes a live stream on both sides with a reason", async () => {

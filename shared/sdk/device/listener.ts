@@ -13,7 +13,11 @@ import { type StreamOffer, parseOffer } from "./offer";
 import type { TunnelTuning } from "../service";
 
 /** A joined relay: a tunnel transport that reports its byte count when it closes deliberately. */
-export type RelayTransport = TunnelTransport & { reportBytesWith(reporter: () => number): void };
+export type RelayTransport = TunnelTransport & {
+  reportBytesWith(reporter: () => number): void;
+  /** Resolves once the connection itself is gone (its socket closed), not just the tunnel. */
+  whenClosed?(): Promise<void>;
+};
 export type RelayConnector = (options: RelayConnectOptions) => Promise<RelayTransport>;
 
 /** What the application is asked; the relay credentials are never shown to it. */
@@ -79,6 +83,7 @@ export class IncomingStream extends EventEmitter<IncomingStreamEvents> {
   constructor(
     request: StreamRequest,
     private readonly session: TunnelSession,
+    private readonly relay: RelayTransport,
   ) {
     super();
     this.streamId = request.streamId;
@@ -101,9 +106,14 @@ export class IncomingStream extends EventEmitter<IncomingStreamEvents> {
     return this.session.openChannelCount;
   }
 
-  close(reason: "Normal" | "GoingAway" = "Normal", message = ""): Promise<TunnelCloseInfo> {
+  /** Ends the stream and waits until its relay socket is closed too. */
+  async close(reason: "Normal" | "GoingAway" = "Normal", message = ""): Promise<TunnelCloseInfo> {
     this.session.close(reason, message);
-    return this.ended;
+    const info = await this.ended;
+    // The tunnel ends at once, its socket only after the relay's close handshake: an agent that
+    // stopped before that would leave the socket (and its close timer) holding the process.
+    await this.relay.whenClosed?.();
+    return info;
   }
 
   whenClosed(): Promise<TunnelCloseInfo> {
@@ -125,8 +135,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   private readonly maxChannels: number;
   private readonly active = new Map<string, IncomingStream>();
   private readonly answers = new Map<string, Promise<Answer>>();
-  /** Accepted by the application and joining the relay: they count against maxStreams already. */
-  private joining = 0;
+  private readonly accepting = new Set<Promise<Answer>>();
   private closed = false;
 
   constructor(
@@ -157,10 +166,14 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     return this.active;
   }
 
-  /** Refuses new requests and closes every open stream. */
+  /** Refuses new requests, closes every open stream and waits for their relay sockets to close. */
   async close(reason: "Normal" | "GoingAway" = "GoingAway"): Promise<void> {
     this.closed = true;
-    await Promise.all([...this.active.values()].map((s) => s.close(reason)));
+    // A request still joining its relay sees `closed` once joined, and closes that relay itself.
+    await Promise.all([
+      ...[...this.active.values()].map((s) => s.close(reason)),
+      Promise.allSettled(this.accepting),
+    ]);
   }
 
   private handle(payload: unknown): Promise<Answer> {
@@ -185,16 +198,24 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     // expired token itself, and the answer then says why.
     const full = () =>
       this.refuse(429, `the device has ${this.maxStreams} streams open or opening, its limit`, id);
-    if (this.active.size + this.joining >= this.maxStreams) return full();
+    if (this.active.size + this.accepting.size >= this.maxStreams) return full();
     const request: StreamRequest = { streamId: id, name: offer.name, data: offer.data };
     const decision = await this.options.onRequest(request);
     if (!decision.accept) return this.refuse(403, decision.reason, id);
-    // Checked again after the application's await, and held while joining: parallel requests must
-    // not all pass the check above and then exceed the limit together.
-    if (this.active.size + this.joining >= this.maxStreams) return full();
+    // Checked again after the application's await; streams joining their relay count already, so
+    // parallel requests cannot all pass the check and then exceed the limit together.
+    if (this.active.size + this.accepting.size >= this.maxStreams) return full();
+    // close() waits for this: a relay joined while the listener closes is closed again, not left open.
+    const accepting = this.accept(offer, request, decision.data);
+    this.accepting.add(accepting);
+    return accepting.finally(() => this.accepting.delete(accepting));
+  }
+
+  /** Joins the stream's relay and starts its tunnel, unless the listener closed meanwhile. */
+  private async accept(offer: StreamOffer, request: StreamRequest, data: unknown): Promise<Answer> {
+    const id = offer.streamId;
     const { agent, proxyEnv, ...policy } = this.options.relay;
     let relay;
-    this.joining++;
     try {
       const proxy = agent ?? safeProxy(offer.relay.url, proxyEnv);
       relay = await (this.options.connectRelay ?? connectRelay)({
@@ -211,11 +232,10 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
         `cannot join the relay: ${(err as Error).message}`,
         id,
       );
-    } finally {
-      this.joining--;
     }
     if (this.closed) {
       relay.close("refused");
+      await relay.whenClosed?.();
       return this.refuse(503, "the device is shutting down", id);
     }
     const session = new TunnelSession({
@@ -225,14 +245,14 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
       maxChannels: this.maxChannels,
     });
     relay.reportBytesWith(() => session.stats.bytesSent);
-    const stream = new IncomingStream(request, session);
+    const stream = new IncomingStream(request, session, relay);
     this.active.set(id, stream);
     session.once("close", () => this.active.delete(id));
     session.start();
     this.emit("stream", stream);
     return {
       status: 200,
-      payload: { accepted: true, ...(decision.data !== undefined ? { data: decision.data } : {}) },
+      payload: { accepted: true, ...(data !== undefined ? { data } : {}) },
     };
   }
 

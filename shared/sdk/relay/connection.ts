@@ -30,6 +30,12 @@ interface RelayEvents {
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
+/**
+ * How long a deliberate close waits for the relay's half of the close handshake before the socket
+ * is destroyed. ws waits 30 s by default, which would hold a stopping agent or a failed command
+ * that long when the relay is unreachable; a relay that is up answers in milliseconds.
+ */
+export const RELAY_CLOSE_TIMEOUT_MS = 5_000;
 
 /** Opens the WebSocket and resolves once the relay said `connected`. */
 export async function connectRelay(options: RelayConnectOptions): Promise<RelayConnection> {
@@ -43,6 +49,8 @@ export async function connectRelay(options: RelayConnectOptions): Promise<RelayC
     headers: { authorization: `Bearer ${options.token}` },
     ...(options.agent ? { agent: options.agent } : {}),
     perMessageDeflate: false,
+    // In ws since 8.19; @types/ws does not declare it yet.
+    ...({ closeTimeout: RELAY_CLOSE_TIMEOUT_MS } as WebSocket.ClientOptions),
     // One frame per macrotask: whatever a frame resolves (an opened channel) gets its listeners
     // attached before the next frame (say, that channel's RESET) is processed.
     allowSynchronousEvents: false,
@@ -193,7 +201,7 @@ export class RelayConnection
     this.ws.terminate();
   }
 
-  /** Resolves when the socket is fully closed. */
+  /** Resolves when the socket is fully closed (at most RELAY_CLOSE_TIMEOUT_MS after close()). */
   whenClosed(): Promise<void> {
     return this.ended;
   }

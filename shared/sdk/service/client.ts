@@ -162,6 +162,9 @@ export class StreamsClient {
     try {
       await session.waitReady();
     } catch (err) {
+      // The failed session has closed the relay; the caller gets the error once its socket is gone,
+      // so a command that fails here ends with nothing of its own still open.
+      await relay.whenClosed();
       const code = err instanceof TunnelError ? err.code : "InternalError";
       throw new StreamsError(
         abortSignal?.aborted ? "Aborted" : code,
