@@ -15,6 +15,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 import type { Duplex } from "node:stream";
 import { Client } from "azure-iot-device";
@@ -61,6 +62,7 @@ async function runChild(role: Role): Promise<void> {
       return { type: "rss", rss: process.memoryUsage().rss };
     },
     timings: () => ({ type: "timings", timings: Object.fromEntries(timings), payloadBytes }),
+    cpu: () => ({ type: "cpu", micros: cpuMicros() }),
   };
   process.on("message", (m: Msg) => {
     void (async () => {
@@ -218,6 +220,11 @@ async function startChild(role: Role): Promise<Child> {
 }
 
 const ms = (from: number): number => performance.now() - from;
+
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
 
 interface Setup {
   total: number;
@@ -437,6 +444,20 @@ const suite: BenchSuite = async ({ quick }) => {
     });
 
     // ---- new streams per second, sustained ----
+    // CPU time per piece over the loop and the teardown it leaves: on a small machine, the sum says
+    // how many streams/s the cores can carry, and the split says which piece to make cheaper.
+    const everyPiece = { store: store!, relay: relay!, hub: hub!, "control plane": control!, agent: agent! };
+    const cpuOf = async (): Promise<Record<string, number>> => ({
+      ...Object.fromEntries(
+        await Promise.all(
+          Object.entries(everyPiece).map(
+            async ([k, c]) => [k, Number((await c.call({ type: "cpu" })).micros)] as const,
+          ),
+        ),
+      ),
+      "service SDK (this process)": cpuMicros(),
+    });
+    const cpuBefore = await cpuOf();
     const seconds = quick ? 5 : 30;
     let opened = 0;
     let errors = 0;
@@ -458,6 +479,8 @@ const suite: BenchSuite = async ({ quick }) => {
       }),
     );
     const sustainedSeconds = ms(sustainedStart) / 1000;
+    await relay!.call({ type: "settled" });
+    const cpuAfter = await cpuOf();
     const healthStart = performance.now();
     let healthCount = 0;
     await Promise.all(
@@ -477,6 +500,20 @@ const suite: BenchSuite = async ({ quick }) => {
       target: ">= 100 /s",
       note: `${errors} errors${firstError ? ` (first: ${firstError.slice(0, 80)})` : ""}`,
     });
+    const cpuMs = Object.keys(cpuAfter).map(
+      (k) => [k, (cpuAfter[k]! - cpuBefore[k]!) / 1000 / Math.max(1, opened)] as const,
+    );
+    const cpuTotal = cpuMs.reduce((sum, [, v]) => sum + v, 0);
+    rows.push({
+      group: "setup",
+      name: "CPU per new stream, all pieces (sustained loop and its teardown)",
+      value: cpuTotal,
+      unit: "ms",
+      note: `${os.cpus().length} cores carry at most ${((os.cpus().length * 1000) / cpuTotal).toFixed(0)} streams/s at this cost`,
+    });
+    for (const [piece, v] of cpuMs) {
+      rows.push({ group: "setup", name: `  CPU per new stream, ${piece}`, value: v, unit: "ms", note: "" });
+    }
 
     // ---- 200 channels on one stream ----
     const channelsN = 200;
