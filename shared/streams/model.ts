@@ -1,4 +1,5 @@
 /** The stream record and its vocabulary; storage-agnostic. */
+import { randomBytes } from "node:crypto";
 
 export const STREAM_STATES = [
   "Requested",
@@ -81,6 +82,19 @@ export function relayUserId(streamId: string, side: Side): string {
 }
 
 const STREAM_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+/**
+ * Stream ids are command-line arguments (`devicestream streams close DEVICE ID`), where one that
+ * starts with "-" reads as an option; base64url starts one id in 64 that way.
+ */
+export function argumentSafeId(id: string): string {
+  return id.startsWith("-") ? `A${id.slice(1)}` : id;
+}
+
+/** 128 random bits, base64url. */
+export function newStreamId(): string {
+  return argumentSafeId(randomBytes(16).toString("base64url"));
+}
 
 export function isStreamId(value: string): boolean {
   return STREAM_ID.test(value);

@@ -3,7 +3,7 @@
  * events, close, and the housekeeping sweep. Decisions come from ./transitions; this file reads,
  * decides, writes with the ETag it read, and on a conflict reads again and decides again.
  */
-import { randomBytes, createHash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { ApiError, Errors } from "../errors";
 import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
 import type { Logger } from "../log";
@@ -23,7 +23,9 @@ import {
   type Side,
   type StreamRecord,
   type StreamState,
+  argumentSafeId,
   isActive,
+  newStreamId,
   parseRelayUserId,
   relayGroup,
   relayUserId,
@@ -550,16 +552,14 @@ export class StreamService {
   }
 }
 
-function newStreamId(): string {
-  return randomBytes(16).toString("base64url");
-}
-
 /** The same caller repeating the same request id reaches the same stream. */
 function repeatableStreamId(input: CreateStreamInput): string {
-  return createHash("sha256")
-    .update(JSON.stringify([input.openedBy, input.deviceId, input.moduleId ?? null, input.repeatabilityId]))
-    .digest("base64url")
-    .slice(0, 22);
+  return argumentSafeId(
+    createHash("sha256")
+      .update(JSON.stringify([input.openedBy, input.deviceId, input.moduleId ?? null, input.repeatabilityId]))
+      .digest("base64url")
+      .slice(0, 22),
+  );
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
