@@ -87,6 +87,8 @@ const PRESENCE_CHECK_MS = 5 * 60_000;
 const MAX_CONFLICT_RETRIES = 20;
 const TOO_MANY_STREAMS_RETRY_SECONDS = 5;
 const THROTTLED_RETRY_SECONDS = 10;
+/** Instances' clocks may disagree by this much about when retention ends. */
+const CLOCK_SKEW_MS = 60_000;
 /** A few KiB each; enough for every stream of a busy instance's last minutes. */
 const RECENT_RECORDS = 4096;
 
@@ -424,6 +426,17 @@ export class StreamService {
     };
   }
 
+  /**
+   * Whether a remembered record is still the stored one whatever other instances did: terminal
+   * records never change state again, and until retention ends none can have been purged and
+   * created anew under the same id (a reused Repeatability-Request-ID).
+   */
+  private finalInMemory(record: StreamRecord): boolean {
+    if (isActive(record.state)) return false;
+    const closedAt = record.closedAt ?? record.createdAt;
+    return this.now() < closedAt + this.retentionMs() - CLOCK_SKEW_MS;
+  }
+
   private retentionMs(): number {
     return this.deps.limits.retentionHours * 3600_000;
   }
@@ -491,9 +504,8 @@ export class StreamService {
       if (!current) return undefined;
       const decision = decide(current.value, this.now());
       if (!decision.next) {
-        // Terminal records never change state again, so "nothing to do" holds even when cached; on
-        // an active one another instance may have moved on, and an answer must not rest on that.
-        if (fromCache && isActive(current.value.state)) {
+        // An answer must not rest on a remembered record another instance may have moved on from.
+        if (fromCache && !this.finalInMemory(current.value)) {
           current = undefined;
           fromCache = false;
           attempt--;

@@ -306,6 +306,29 @@ describe("StreamService instances sharing one table", () => {
   });
 });
 
+describe("StreamService instances and reused stream ids", () => {
+  it("a stream id created anew after retention is not taken for its closed predecessor", async () => {
+    const a = setup({ retentionHours: 0 });
+    const b = setup({ retentionHours: 0 }, undefined, { tableName: a.tableName });
+    const [serviceA, serviceB] = await Promise.all([a.ready, b.ready]);
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    b.signaller.answer = joiningDevice(() => serviceB, b.relay);
+    const first = await create(serviceA, "reused", { repeatabilityId: "req-9" });
+    const id = first.record.streamId;
+    expect(await serviceA.close("reused", id, "policy:admin")).toBe(true); // A remembers it Closed
+    // Retention 0: the sweeper may purge it at once; then the same request id makes the same id.
+    await new TableStreamStore(
+      TableClient.fromConnectionString(azurite().connectionString, a.tableName, {
+        allowInsecureConnection: true,
+      }),
+    ).purge("reused", id);
+    const second = await create(serviceB, "reused", { repeatabilityId: "req-9" });
+    expect(second.record).toMatchObject({ streamId: id, state: "Accepted" });
+    // The service side's connect event reaches A, which must not answer from its memory.
+    expect(await serviceA.onConnect(relayUserId(id, "service"), "svc-new")).toMatchObject({ accept: true });
+  });
+});
+
 describe("StreamService table operations", () => {
   it("a stream's whole life on one instance reads nothing back and takes ten writes", async () => {
     const counts = new Map<string, number>();
