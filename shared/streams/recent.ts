@@ -32,8 +32,4 @@ export class RecentRecords {
   delete(streamId: string): void {
     this.byStream.delete(streamId);
   }
-
-  get size(): number {
-    return this.byStream.size;
-  }
 }

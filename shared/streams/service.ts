@@ -59,8 +59,6 @@ export interface StreamServiceDeps {
   limits: StreamLimits;
   methodName: string;
   now?: () => number;
-  /** How many recently written records this instance remembers (see ./recent); 0 turns it off. */
-  recentRecords?: number;
 }
 
 export interface CreateStreamInput {
@@ -101,7 +99,7 @@ export class StreamService {
 
   constructor(private readonly deps: StreamServiceDeps) {
     this.now = deps.now ?? Date.now;
-    this.recent = new RecentRecords(deps.recentRecords ?? RECENT_RECORDS);
+    this.recent = new RecentRecords(RECENT_RECORDS);
   }
 
   // ---- create ---------------------------------------------------------------------------------

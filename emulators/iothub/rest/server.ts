@@ -78,7 +78,7 @@ function send(
 /**
  * The service-facing HTTPS endpoint: reads and parses the request, hands it to one handler, and is
  * the only place that turns a thrown HubHttpError (or anything else) into an HTTP answer. Upgrade
- * requests go to the optional upgrade handler (without one they are refused).
+ * requests go to the upgrade handler.
  */
 export class HubRestServer {
   private server?: Server;
@@ -87,7 +87,7 @@ export class HubRestServer {
     private readonly tls: { key: string; cert: string },
     private readonly handler: HubRequestHandler,
     private readonly log: EmulatorLog,
-    private readonly upgrades?: UpgradeHandler,
+    private readonly upgrades: UpgradeHandler,
   ) {}
 
   async start(host: string, port: number): Promise<number> {
@@ -97,14 +97,9 @@ export class HubRestServer {
         void this.handle(req, res);
       },
     );
-    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.upgrades) {
-        this.upgrades.upgrade(req, socket, head);
-        return;
-      }
-      socket.on("error", () => undefined);
-      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
-    });
+    server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.upgrades.upgrade(req, socket, head),
+    );
     server.on("error", (err: Error) => this.log(`https server error: ${err.message}`));
     server.on("tlsClientError", (err, socket) => {
       this.log(`https TLS handshake failed from ${socket.remoteAddress ?? "?"}: ${err.message}`);
@@ -122,7 +117,7 @@ export class HubRestServer {
     const closed = once(server, "close");
     server.close();
     server.closeAllConnections();
-    this.upgrades?.close();
+    this.upgrades.close();
     await closed;
   }
 
