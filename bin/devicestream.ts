@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** `devicestream`: see docs/cli.md. */
 import { setImmediate as turn } from "node:timers/promises";
-import { openHandles } from "../shared/cli/handles";
-import { runCli } from "../shared/cli/program";
+import { openHandles } from "../client/cli/handles";
+import { runCli } from "../client/cli/program";
 
 const controller = new AbortController();
 for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -7,9 +7,9 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import { dirname, join } from "node:path";
-import { startAgent, type Target } from "../shared/cli/agent";
-import { openDeviceClient, type AgentClient } from "../shared/cli/deviceClient";
-import type { DeviceStreamListener } from "../shared/sdk/device";
+import { startAgent, type Target } from "../client/cli/agent";
+import { openDeviceClient, type AgentClient } from "../client/cli/deviceClient";
+import type { DeviceStreamListener } from "../client/sdk/device";
 import type { IotHubEmulator } from "../emulators/iothub";
 import { listen } from "./ports";
 

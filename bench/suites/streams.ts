@@ -29,9 +29,9 @@ import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import { IotHubDirectMethodInvoker, createIotHubClients } from "../../shared/iothub";
 import { silentLogger } from "../../shared/log";
-import { DeviceStreamListener } from "../../shared/sdk/device";
-import { connectRelay } from "../../shared/sdk/relay";
-import { type DeviceStream, StreamsClient } from "../../shared/sdk/service";
+import { DeviceStreamListener } from "../../client/sdk/device";
+import { connectRelay } from "../../client/sdk/relay";
+import { type DeviceStream, StreamsClient } from "../../client/sdk/service";
 import { DIRECT_METHOD_PAYLOAD_ROW } from "../capacity";
 import { percentile } from "../stats";
 import type { BenchRow, BenchSuite } from "../types";
@@ -144,7 +144,7 @@ async function runChild(role: Role): Promise<void> {
       client.on("error", () => undefined);
       await client.setOptions({ ca: String(m.caPem) });
       await client.open();
-      // The agent's echo target (shared/cli/agent.ts), with the relay join timed.
+      // The agent's echo target (client/cli/agent.ts), with the relay join timed.
       const listener = new DeviceStreamListener(client, {
         relay: { allowedHosts: [String(m.relayHost)], allowInsecure: true },
         maxStreams: Number(m.maxStreams),

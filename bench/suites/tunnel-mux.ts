@@ -14,7 +14,7 @@ import {
   createMemoryRelay,
   decodeFrame,
   encodeData,
-} from "../../shared/tunnel";
+} from "../../client/tunnel";
 import type { BenchOptions, BenchRow, BenchSuite } from "../types";
 
 const MiB = 1024 * 1024;

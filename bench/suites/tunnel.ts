@@ -22,11 +22,11 @@ import { startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import { silentLogger } from "../../shared/log";
-import { startAgent } from "../../shared/cli/agent";
-import { Forwarder } from "../../shared/cli/forward";
-import { DeviceStreamListener } from "../../shared/sdk/device";
-import { type RelayConnection, connectRelay } from "../../shared/sdk/relay";
-import { StreamsClient } from "../../shared/sdk/service";
+import { startAgent } from "../../client/cli/agent";
+import { Forwarder } from "../../client/cli/forward";
+import { DeviceStreamListener } from "../../client/sdk/device";
+import { type RelayConnection, connectRelay } from "../../client/sdk/relay";
+import { StreamsClient } from "../../client/sdk/service";
 import { percentile } from "../stats";
 import type { BenchRow, BenchSuite } from "../types";
 

@@ -12,7 +12,7 @@ import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
-import { decodeDownstream, encodeUpstream, PROTOBUF_SUBPROTOCOL } from "../../shared/webpubsub/codec";
+import { decodeDownstream, encodeUpstream, PROTOBUF_SUBPROTOCOL } from "../../client/webpubsub/codec";
 import { startWebPubSubEmulator } from "../../emulators/webpubsub";
 import type { BenchOptions, BenchRow, BenchSuite } from "../types";
 

@@ -7,7 +7,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { STATUS_CODES } from "node:http";
 import WebSocket, { WebSocketServer } from "ws";
-import { decodeUpstream, ProtocolDecodeError } from "../../shared/webpubsub/codec";
+import { decodeUpstream, ProtocolDecodeError } from "../../client/webpubsub/codec";
 import { ClientConnection } from "./connection";
 import type { ConnectRequest } from "./events";
 import { isKnownSubprotocol, parseJsonUpstream, protocolFor } from "./frames";

@@ -5,7 +5,7 @@
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import WebSocket from "ws";
-import type { DownstreamMessage } from "../../shared/webpubsub/codec";
+import type { DownstreamMessage } from "../../client/webpubsub/codec";
 import { controlFrame, frameBytes, type Frame, type OutboundMessage, type Protocol } from "./frames";
 
 export interface QueueLimits {

@@ -7,7 +7,7 @@
 import { createHmac, randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
-import type { MessageData } from "../../shared/webpubsub/codec";
+import type { MessageData } from "../../client/webpubsub/codec";
 import { toFaultInjector, type EventFault, type FaultInjector, type NonBlockingEventInfo } from "./faults";
 import type { EventHandlerSetting, ResolvedOptions } from "./options";
 

@@ -11,7 +11,7 @@ import {
   type DownstreamMessage,
   type MessageData,
   type UpstreamMessage,
-} from "../../shared/webpubsub/codec";
+} from "../../client/webpubsub/codec";
 
 export const JSON_SUBPROTOCOL = "json.webpubsub.azure.v1";
 export const JSON_RELIABLE_SUBPROTOCOL = "json.reliable.webpubsub.azure.v1";

@@ -3,7 +3,7 @@
  * message does; how connections end. The client endpoint and the REST API only translate to it.
  */
 import { EventEmitter } from "node:events";
-import type { MessageData, UpstreamMessage } from "../../shared/webpubsub/codec";
+import type { MessageData, UpstreamMessage } from "../../client/webpubsub/codec";
 import { ClientConnection } from "./connection";
 import type { EventDispatcher, EventSubject } from "./events";
 import { OutboundMessage } from "./frames";

@@ -10,11 +10,11 @@ import {
   parseTransport,
   parseTtl,
   parseTunnelKeepalive,
-} from "../../shared/cli/args";
-import { readDevstackEnv, requireConnectionString, settings } from "../../shared/cli/config";
-import { identityOf, webSocketHost } from "../../shared/cli/deviceClient";
-import { EXIT, exitCodeFor } from "../../shared/cli/exitCodes";
-import { parseConnectionString, StreamsError } from "../../shared/sdk/service";
+} from "../../client/cli/args";
+import { readDevstackEnv, requireConnectionString, settings } from "../../client/cli/config";
+import { identityOf, webSocketHost } from "../../client/cli/deviceClient";
+import { EXIT, exitCodeFor } from "../../client/cli/exitCodes";
+import { parseConnectionString, StreamsError } from "../../client/sdk/service";
 
 describe("parseAllow", () => {
   it.each([

@@ -6,9 +6,9 @@ import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import { once } from "node:events";
 import { PassThrough } from "node:stream";
 import { tmpdir } from "node:os";
-import { openHandles } from "../../shared/cli/handles";
-import { type CliIo, runCli } from "../../shared/cli/program";
-import { EXIT } from "../../shared/cli/exitCodes";
+import { openHandles } from "../../client/cli/handles";
+import { type CliIo, runCli } from "../../client/cli/program";
+import { EXIT } from "../../client/cli/exitCodes";
 
 describe("openHandles", () => {
   it("names a listening server and a connected socket by address, and forgets them once closed", async () => {

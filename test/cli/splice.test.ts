@@ -2,8 +2,8 @@
 import { once } from "node:events";
 import { type AddressInfo, type Socket, connect, createServer } from "node:net";
 import type { Readable } from "node:stream";
-import { splice } from "../../shared/cli/splice";
-import { type TunnelChannel, TunnelSession, createMemoryRelay } from "../../shared/tunnel";
+import { splice } from "../../client/cli/splice";
+import { type TunnelChannel, TunnelSession, createMemoryRelay } from "../../client/tunnel";
 import { withDeadline } from "../helpers/events";
 
 /** A connected socket pair (client, server side), both allowing half-open. */

@@ -5,7 +5,7 @@
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { once } from "node:events";
-import { EXIT } from "../../shared/cli/exitCodes";
+import { EXIT } from "../../client/cli/exitCodes";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
 import { withDeadline } from "../helpers/events";
 import { cli, ensureBuilt, killAll } from "./support";

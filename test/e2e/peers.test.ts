@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
-import { EXIT } from "../../shared/cli/exitCodes";
+import { EXIT } from "../../client/cli/exitCodes";
 import { withDeadline } from "../helpers/events";
 import { type StreamsTarget, scaled, startTarget } from "../sdk/target";
 import {

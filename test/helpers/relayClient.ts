@@ -4,7 +4,7 @@
  */
 import { once } from "node:events";
 import WebSocket from "ws";
-import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../shared/webpubsub";
+import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../client/webpubsub";
 import { Recorder, deferred, withDeadline } from "./events";
 
 export interface RelayTestClient {

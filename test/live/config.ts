@@ -6,7 +6,7 @@
  */
 import type { TokenCredential } from "@azure/core-auth";
 import type { IotHubConnection } from "../../shared/iothub";
-import { parseConnectionString } from "../../shared/sdk/service/connectionString";
+import { parseConnectionString } from "../../client/sdk/service/connectionString";
 
 /** Set by `npm run test:live` (jest.live.config.js); anything else runs the in-process stack. */
 export const TARGET_VARIABLE = "DEVICESTREAMS_TARGET";

@@ -11,10 +11,10 @@ import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import type { Registry } from "azure-iothub";
 import { createIotHubClients } from "../../shared/iothub";
-import { DeviceStreamListener } from "../../shared/sdk/device";
-import { StreamsClient } from "../../shared/sdk/service";
-import { type AuthorizationSource, authorizationSource } from "../../shared/sdk/service/credentials";
-import { parseConnectionString } from "../../shared/sdk/service/connectionString";
+import { DeviceStreamListener } from "../../client/sdk/device";
+import { StreamsClient } from "../../client/sdk/service";
+import { type AuthorizationSource, authorizationSource } from "../../client/sdk/service/credentials";
+import { parseConnectionString } from "../../client/sdk/service/connectionString";
 import type { StreamsTarget } from "../sdk/target";
 import { type LiveConfig, lazyDefaultCredential } from "./config";
 

@@ -1,6 +1,6 @@
 /** StreamsClient's REST layer through its fetch seam: paths, auth, error mapping, paging rules. */
 import type { AccessToken, TokenCredential } from "@azure/core-auth";
-import { StreamsClient, StreamsError } from "../../shared/sdk/service";
+import { StreamsClient, StreamsError } from "../../client/sdk/service";
 import { rejection } from "../emulators/iothub/helpers";
 
 const KEY = Buffer.alloc(32, 1).toString("base64");

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
-import { API_VERSION } from "../../shared/sdk/service";
+import { API_VERSION } from "../../client/sdk/service";
 import type { StreamsTarget } from "./target";
 
 export const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");

@@ -1,11 +1,11 @@
 /** DeviceStreamListener against a fake method host and an in-memory relay: answers, caps, idempotency. */
-import { createMemoryRelay, TunnelSession, type MemoryRelayEndpoint } from "../../shared/tunnel";
+import { createMemoryRelay, TunnelSession, type MemoryRelayEndpoint } from "../../client/tunnel";
 import {
   DeviceStreamListener,
   type DeviceStreamListenerOptions,
   type MethodHost,
   type RelayConnector,
-} from "../../shared/sdk/device";
+} from "../../client/sdk/device";
 import { deferred, withDeadline } from "../helpers/events";
 
 type Handler = Parameters<NonNullable<MethodHost["onDeviceMethod"]>>[1];

@@ -1,10 +1,10 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
-import { checkRelayUrl, connectRelay } from "../../shared/sdk/relay";
-import { PROTOBUF_SUBPROTOCOL, decodeUpstream, encodeDownstream } from "../../shared/webpubsub";
+import { checkRelayUrl, connectRelay } from "../../client/sdk/relay";
+import { PROTOBUF_SUBPROTOCOL, decodeUpstream, encodeDownstream } from "../../client/webpubsub";
 import { Recorder, withDeadline } from "../helpers/events";
-import { proxyAgentFor } from "../../shared/sdk/relay/proxy";
+import { proxyAgentFor } from "../../client/sdk/relay/proxy";
 
 describe("relay URL policy", () => {
   const policy = { allowedHosts: ["relay.example.com", "*.webpubsub.azure.com", "127.0.0.1:8080"] };

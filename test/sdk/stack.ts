@@ -17,8 +17,8 @@ import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub
 import { type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
-import { DeviceStreamListener, type DeviceStreamListenerOptions } from "../../shared/sdk/device";
-import { StreamsClient, type StreamsClientOptions } from "../../shared/sdk/service";
+import { DeviceStreamListener, type DeviceStreamListenerOptions } from "../../client/sdk/device";
+import { StreamsClient, type StreamsClientOptions } from "../../client/sdk/service";
 import { KEYS, POLICIES } from "../helpers/controlPlane";
 import { recordingLogger } from "../helpers/logger";
 

@@ -5,10 +5,10 @@
  * live target does not have.
  */
 import type { Client, ModuleClient } from "azure-iot-device";
-import type { DeviceStreamListener, DeviceStreamListenerOptions } from "../../shared/sdk/device";
-import type { StreamsClient, StreamsClientOptions } from "../../shared/sdk/service";
-import { authorizationSource } from "../../shared/sdk/service/credentials";
-import { parseConnectionString } from "../../shared/sdk/service/connectionString";
+import type { DeviceStreamListener, DeviceStreamListenerOptions } from "../../client/sdk/device";
+import type { StreamsClient, StreamsClientOptions } from "../../client/sdk/service";
+import { authorizationSource } from "../../client/sdk/service/credentials";
+import { parseConnectionString } from "../../client/sdk/service/connectionString";
 import { liveConfigFromEnv, liveRequested, targetKind } from "../live/config";
 import { startLiveTarget } from "../live/target";
 import { loopbackConfig } from "../live/loopback";

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { type TunnelChannel, TunnelError } from "../../shared/tunnel";
+import { type TunnelChannel, TunnelError } from "../../client/tunnel";
 import {
   DEVICE_HELLO_DEFAULTS,
   RawPeer,
@@ -12,7 +12,7 @@ import {
   whenClosed,
   writeChunked,
 } from "./helpers";
-import { createMemoryRelay, TunnelSession } from "../../shared/tunnel";
+import { createMemoryRelay, TunnelSession } from "../../client/tunnel";
 
 jest.setTimeout(15_000);
 

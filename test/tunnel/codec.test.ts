@@ -8,8 +8,8 @@ import {
   encodeData,
   encodeFrame,
   isTunnelError,
-} from "../../shared/tunnel";
-import { utf8Limited } from "../../shared/tunnel/codec";
+} from "../../client/tunnel";
+import { utf8Limited } from "../../client/tunnel/codec";
 
 const hello: Frame = {
   type: "hello",

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import type { Readable } from "node:stream";
-import { DEFAULT_TUNNEL_OPTIONS, type TunnelChannel } from "../../shared/tunnel";
+import { DEFAULT_TUNNEL_OPTIONS, type TunnelChannel } from "../../client/tunnel";
 import { createTunnel, digest, echoChannels, randomBytes, sha256, writeChunked } from "./helpers";
 
 jest.setTimeout(30_000);

@@ -7,7 +7,7 @@ import {
   TunnelSession,
   createMemoryRelay,
   encodeFrame,
-} from "../../shared/tunnel";
+} from "../../client/tunnel";
 import { DEVICE_HELLO_DEFAULTS, RawPeer, createTunnel, randomBytes, writeChunked } from "./helpers";
 
 jest.setTimeout(15_000);

@@ -12,7 +12,7 @@ import {
   TunnelSession,
   type TunnelSessionOptions,
   createMemoryRelay,
-} from "../../shared/tunnel";
+} from "../../client/tunnel";
 
 type SideOptions = Partial<Omit<TunnelSessionOptions, "role" | "transport">>;
 

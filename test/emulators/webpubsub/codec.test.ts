@@ -9,7 +9,7 @@ import {
   ProtocolDecodeError,
   type DownstreamMessage,
   type UpstreamMessage,
-} from "../../../shared/webpubsub";
+} from "../../../client/webpubsub";
 
 describe("protobuf client-protocol codec", () => {
   const bytes = Buffer.from([0, 1, 2, 250, 255]);

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import WebSocket from "ws";
-import { decodeDownstream, PROTOBUF_SUBPROTOCOL } from "../../../shared/webpubsub";
+import { decodeDownstream, PROTOBUF_SUBPROTOCOL } from "../../../client/webpubsub";
 import { serviceClient, startEmulator, startEventHandler } from "./helpers";
 
 describe("keepalive and shutdown", () => {

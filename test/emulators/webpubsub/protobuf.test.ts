@@ -6,7 +6,7 @@ import {
   encodeUpstream,
   PROTOBUF_SUBPROTOCOL,
   type DownstreamMessage,
-} from "../../../shared/webpubsub";
+} from "../../../client/webpubsub";
 import type { WebPubSubEmulator } from "../../../emulators/webpubsub";
 import { rawClient, serviceClient, startEmulator, type RawClient } from "./helpers";
 

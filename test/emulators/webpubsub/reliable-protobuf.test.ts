@@ -3,7 +3,7 @@ import {
   encodeUpstream,
   PROTOBUF_RELIABLE_SUBPROTOCOL,
   PROTOBUF_SUBPROTOCOL,
-} from "../../../shared/webpubsub";
+} from "../../../client/webpubsub";
 import type { WebPubSubEmulator } from "../../../emulators/webpubsub";
 import { rawClient, serviceClient, startEmulator, type RawClient } from "./helpers";
 

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Agent } from "node:http";
-import { relayGroup } from "../../streams/model";
+import { relayGroup } from "../../../shared/streams/model";
 import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
 import { type RelayConnectOptions, type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
 import type { TunnelTransport } from "../../tunnel";

@@ -4,7 +4,7 @@
  */
 import type { Readable, Writable } from "node:stream";
 import { Command, CommanderError, Option } from "commander";
-import { mintSasToken } from "../auth";
+import { mintSasToken } from "../../shared/auth";
 import {
   type DeviceStream,
   type StreamInfo,

@@ -7,7 +7,7 @@
 import { readFileSync } from "node:fs";
 import type { Command } from "commander";
 import type { Device } from "azure-iothub";
-import { createIotHubClients } from "../iothub";
+import { createIotHubClients } from "../../shared/iothub";
 import { UsageError } from "./args";
 import type { Settings } from "./config";
 

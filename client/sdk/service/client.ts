@@ -3,7 +3,7 @@
  * the Azure SDK shape (docs/sdk.md).
  */
 import type { Agent } from "node:http";
-import { relayGroup } from "../../streams/model";
+import { relayGroup } from "../../../shared/streams/model";
 import { TunnelError, TunnelSession, type TunnelSessionOptions } from "../../tunnel";
 import { RelayError, connectRelay, proxyAgentFor } from "../relay";
 import { parseConnectionString } from "./connectionString";
