@@ -5,7 +5,9 @@ import { openHandles } from "../client/cli/handles";
 import { runCli } from "../client/cli/program";
 
 const controller = new AbortController();
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
+// SIGHUP too: OpenSSH sends it to its ProxyCommand (`connect`) when the session ends, and Node's
+// default would kill the process before it closed its stream, which then ends as an abnormal 1006.
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.once(signal, () => controller.abort());
 }
 runCli(process.argv.slice(2), {

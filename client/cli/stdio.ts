@@ -9,10 +9,20 @@ import type { DeviceStream } from "../sdk/service";
 /**
  * stdin → channel, channel → stdout, with half-close: stdin's end sends FIN, and the device's FIN
  * ends stdout. Resolves when the channel is closed; rejects with the channel's error.
+ *
+ * A reader that goes away (EPIPE: OpenSSH does not wait for its ProxyCommand) ends the exchange like
+ * a FIN from our side: nothing more can be delivered, so the channel ends normally instead of the
+ * process dying on an unhandled error.
  */
 export function pipeStdio(channel: Duplex, stdin: Readable, stdout: Writable): Promise<void> {
   stdin.pipe(channel);
   channel.pipe(stdout, { end: false });
+  stdout.on("error", () => {
+    channel.unpipe(stdout);
+    stdin.unpipe(channel);
+    channel.resume();
+    if (!channel.writableEnded) channel.end();
+  });
   return new Promise((resolve, reject) => {
     channel.once("error", (err) => {
       stdin.unpipe(channel);

@@ -692,7 +692,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       this.transport.off("message", this.onMessage);
       this.transport.off("close", this.onTransportClose);
       if (notifyPeer && this.mayTalk) this.sendStream({ type: "close", reason, message });
-      this.transport.close(reason);
+      this.transport.close(reason, byPeer);
     }
     const err = this.closedError();
     // Channels end without an error only when this application closed the stream itself.

@@ -9,10 +9,13 @@
  * - "message" delivers one received relay message, in order. The session keeps views into it, so the
  *   transport must not reuse the memory afterwards.
  * - "close" is emitted once, when the connection ends for any reason, including a local `close`.
+ * - `close(reason, answeringPeer)`: with `answeringPeer`, the peer sent CLOSE and is leaving the relay
+ *   itself. The transport may then let the peer leave first (bounded), so that the relay and the
+ *   control plane see the side that ended the stream leave first and record it as the closer.
  */
 export interface TunnelTransport {
   send(frame: Uint8Array): void;
-  close(reason: string): void;
+  close(reason: string, answeringPeer?: boolean): void;
   on(event: "message", listener: (frame: Uint8Array) => void): unknown;
   on(event: "close", listener: (reason: string) => void): unknown;
   off(event: "message", listener: (frame: Uint8Array) => void): unknown;

@@ -36,6 +36,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
  * that long when the relay is unreachable; a relay that is up answers in milliseconds.
  */
 export const RELAY_CLOSE_TIMEOUT_MS = 5_000;
+/** How long the side answering a CLOSE waits for the peer to leave the relay before it leaves itself. */
+export const RELAY_LINGER_MS = 2_000;
 
 /** Opens the WebSocket and resolves once the relay said `connected`. */
 export async function connectRelay(options: RelayConnectOptions): Promise<RelayConnection> {
@@ -179,9 +181,22 @@ export class RelayConnection
     );
   }
 
-  /** Reports the byte count (best effort), then closes the WebSocket normally. */
-  close(reason: string): void {
+  /**
+   * Reports the byte count (best effort), then closes the WebSocket normally. Answering the peer's
+   * CLOSE, it first gives the peer up to RELAY_LINGER_MS to leave: the control plane records the
+   * first side to leave as the closer and then ends the other connection itself, so the stream's
+   * record names the side that really ended it instead of whichever socket closed first.
+   */
+  close(reason: string, answeringPeer = false): void {
     if (this.closed) return;
+    this.report();
+    this.finish(reason);
+    if (!answeringPeer) return this.ws.close(1000, reason.slice(0, 120));
+    const linger = setTimeout(() => this.ws.close(1000, reason.slice(0, 120)), RELAY_LINGER_MS);
+    void this.ended.then(() => clearTimeout(linger));
+  }
+
+  private report(): void {
     if (this.ws.readyState === WebSocket.OPEN && this.reporter) {
       const bytesSent = this.reporter();
       this.ws.send(
@@ -192,8 +207,6 @@ export class RelayConnection
         }),
       );
     }
-    this.ws.close(1000, reason.slice(0, 120));
-    this.finish(reason);
   }
 
   /** Cuts the socket without a close handshake, as a dying process would (tests, fault handling). */
