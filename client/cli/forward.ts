@@ -1,10 +1,13 @@
 /**
  * `devicestream forward`: a local TCP listener whose connections each become a channel. By default
- * all connections share one stream, opened on first use and re-opened after it ends; with
- * `perConnection` each connection gets its own stream, as IoT Hub device streams do.
+ * connections share streams through a ChannelPool (one stream, opened on first use and re-opened
+ * after it ends; a connection beyond the device's channels per stream waits for one, and another
+ * stream opens only when that wait drags on); with `perConnection` each connection gets its own
+ * stream, as IoT Hub device streams do.
  */
 import { type AddressInfo, type Server, type Socket, createServer } from "node:net";
-import type { DeviceStream, OpenStreamOptions, StreamsClient } from "../sdk/service";
+import { ChannelPool, type DeviceStream, type OpenStreamOptions, type StreamsClient } from "../sdk/service";
+import type { TunnelCloseInfo } from "../tunnel";
 import type { HostPort } from "./args";
 import { splice } from "./splice";
 
@@ -19,7 +22,7 @@ export interface ForwardOptions {
 
 export class Forwarder {
   private server: Server | undefined;
-  private shared: Promise<DeviceStream> | undefined;
+  private readonly pool: ChannelPool;
   private readonly streams = new Set<DeviceStream>();
   private readonly sockets = new Set<Socket>();
   private readonly log: (line: string) => void;
@@ -29,6 +32,16 @@ export class Forwarder {
     private readonly options: ForwardOptions,
   ) {
     this.log = options.log ?? (() => undefined);
+    this.pool = new ChannelPool(client, {
+      deviceId: options.deviceId,
+      name: options.name,
+      ...(options.openOptions ? { openOptions: options.openOptions } : {}),
+    });
+    this.pool.on("opened", (stream) => this.opened(stream));
+    this.pool.on("closed", (stream, info) => this.ended(stream, info));
+    this.pool.on("saturated", (detail) =>
+      this.log(`'${options.deviceId}' is at capacity: ${detail}; new connections wait for a free channel`),
+    );
   }
 
   /** Starts listening; resolves with the bound address (port 0 picks one). */
@@ -49,7 +62,7 @@ export class Forwarder {
     const server = this.server;
     this.server = undefined;
     for (const socket of this.sockets) socket.destroy();
-    await Promise.all([...this.streams].map((s) => s.close("GoingAway")));
+    await Promise.all([this.pool.close("GoingAway"), ...[...this.streams].map((s) => s.close("GoingAway"))]);
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -59,37 +72,16 @@ export class Forwarder {
     socket.on("error", () => undefined);
     const label = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     try {
-      let stream = this.options.perConnection ? await this.open() : await this.sharedStream();
+      const stream = this.options.perConnection ? await this.open() : undefined;
       if (!this.server) throw new Error("forwarder closed");
-      let channel;
-      try {
-        channel = await stream.openChannel(label);
-      } catch (err) {
-        // The shared stream ended while this connection arrived: a fresh one serves it.
-        if (this.options.perConnection || !stream.closed) throw err;
-        stream = await this.sharedStream();
-        channel = await stream.openChannel(label);
-      }
+      const channel = stream ? await stream.openChannel(label) : await this.pool.openChannel(label);
       const err = await splice(socket, channel);
       if (err) this.log(`connection ${label}: ${err.message}`);
-      if (this.options.perConnection) await stream.close();
+      if (stream) await stream.close();
     } catch (err) {
       this.log(`connection ${label}: ${err instanceof Error ? err.message : String(err)}`);
       socket.destroy();
     }
-  }
-
-  /** The shared stream; a new one when there is none or the last one ended. */
-  private sharedStream(): Promise<DeviceStream> {
-    if (!this.shared) {
-      const opening = this.open();
-      this.shared = opening;
-      opening.then(
-        (stream) => stream.once("close", () => this.shared === opening && (this.shared = undefined)),
-        () => this.shared === opening && (this.shared = undefined),
-      );
-    }
-    return this.shared;
   }
 
   private async open(): Promise<DeviceStream> {
@@ -99,11 +91,19 @@ export class Forwarder {
       this.options.openOptions,
     );
     this.streams.add(stream);
-    this.log(`stream ${stream.streamId} to '${this.options.deviceId}' open`);
-    stream.once("close", ({ reason, message }) => {
+    this.opened(stream);
+    stream.once("close", (info) => {
       this.streams.delete(stream);
-      this.log(`stream ${stream.streamId} closed: ${reason}${message ? ` (${message})` : ""}`);
+      this.ended(stream, info);
     });
     return stream;
+  }
+
+  private opened(stream: DeviceStream): void {
+    this.log(`stream ${stream.streamId} to '${this.options.deviceId}' open`);
+  }
+
+  private ended(stream: DeviceStream, { reason, message }: TunnelCloseInfo): void {
+    this.log(`stream ${stream.streamId} closed: ${reason}${message ? ` (${message})` : ""}`);
   }
 }

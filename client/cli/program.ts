@@ -182,7 +182,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       "--max-channels <n>",
       "channels per stream",
       (v) => parsePositiveInt(v, "--max-channels", 100_000),
-      16,
+      100,
     )
     .option("--method-name <name>", "direct method name", "deviceStream")
     .option(

@@ -66,6 +66,13 @@ interface SessionEvents {
   close: [info: TunnelCloseInfo];
 }
 
+/** How long an openChannel waits for a free channel slot before ChannelLimit. */
+export const DEFAULT_CHANNEL_WAIT_MS = 30_000;
+
+function channelLimitError(capacity: number): TunnelError {
+  return new TunnelError("ChannelLimit", `all ${capacity} channels the device accepts per stream are in use`);
+}
+
 export const DEFAULT_TUNNEL_OPTIONS = {
   streamWindowBytes: 2 * 1024 * 1024,
   streamWindowMessages: 256,
@@ -139,6 +146,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
 
   private readonly channels = new Map<number, TunnelChannel>();
   private readonly opening = new Map<number, Opening>();
+  /** openChannel calls waiting for one of the device's channel slots, in arrival order. */
+  private readonly slotWaiters: Array<{ wake: () => void }> = [];
   /** Highest channel id opened so far; lower ids that are not in `channels` are finished. */
   private highestChannelId = 0;
   /** Channels with something to send, in turn order. */
@@ -203,15 +212,28 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     return this.readyPromise;
   }
 
-  /** Service: opens a channel to the device's mapped target; resolves on ACCEPT, rejects on REFUSE. */
-  async openChannel(label = ""): Promise<TunnelChannel> {
+  /** The most channels the device accepts at once (its HELLO); undefined before the handshake. */
+  get channelCapacity(): number | undefined {
+    return this.peer?.maxChannels;
+  }
+
+  /**
+   * Service: opens a channel to the device's mapped target; resolves on ACCEPT, rejects on REFUSE.
+   * When the device's channel limit is reached, the request waits (first come, first served) up to
+   * `waitInMs` for a channel to finish, then rejects with ChannelLimit: a connection pool or a
+   * parallel download briefly above the limit queues instead of failing.
+   */
+  async openChannel(label = "", waitInMs = DEFAULT_CHANNEL_WAIT_MS): Promise<TunnelChannel> {
     if (this.role !== "service")
       throw new TunnelError("ProtocolError", "only the service side opens channels");
     await this.readyPromise;
-    if (this.closeInfo) throw this.closedError();
-    const peer = this.peer!;
-    if (this.channels.size >= peer.maxChannels) {
-      throw new TunnelError("ChannelLimit", `the device accepts at most ${peer.maxChannels} channels`);
+    const waitUntil = performance.now() + waitInMs;
+    for (;;) {
+      if (this.closeInfo) throw this.closedError();
+      if (this.channels.size < this.peer!.maxChannels && this.slotWaiters.length === 0) break;
+      await this.waitForSlot(waitUntil - performance.now());
+      if (this.closeInfo) throw this.closedError();
+      if (this.channels.size < this.peer!.maxChannels) break;
     }
     if (this.highestChannelId >= 0xffffffff) throw new TunnelError("ChannelLimit", "channel ids exhausted");
     const channel = this.createChannel(++this.highestChannelId, label);
@@ -647,6 +669,26 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private retire(channel: TunnelChannel): void {
     channel.retired = true;
     this.channels.delete(channel.id);
+    this.slotWaiters.shift()?.wake();
+  }
+
+  /** Resolves when a channel finishes (its slot goes to the first waiter); rejects after `ms`. */
+  private waitForSlot(ms: number): Promise<void> {
+    const capacity = this.peer!.maxChannels;
+    if (ms <= 0) return Promise.reject(channelLimitError(capacity));
+    return new Promise<void>((resolve, reject) => {
+      const waiter = {
+        wake: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      };
+      const timer = setTimeout(() => {
+        this.slotWaiters.splice(this.slotWaiters.indexOf(waiter), 1);
+        reject(channelLimitError(capacity));
+      }, ms);
+      this.slotWaiters.push(waiter);
+    });
   }
 
   // ---------------------------------------------------------------- keepalive and shutdown
@@ -694,6 +736,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       if (notifyPeer && this.mayTalk) this.sendStream({ type: "close", reason, message });
       this.transport.close(reason, byPeer);
     }
+    // Waiters see the stream closed when they wake.
+    for (const waiter of this.slotWaiters.splice(0)) waiter.wake();
     const err = this.closedError();
     // Channels end without an error only when this application closed the stream itself.
     const channelError = byApplication ? undefined : err;

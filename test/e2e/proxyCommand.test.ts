@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { EXIT } from "../../client/cli/exitCodes";
 import { type Stack, startStack } from "../sdk/stack";
 import { localTarget } from "../sdk/target";
-import { withDeadline } from "../helpers/events";
+import { Recorder, withDeadline } from "../helpers/events";
 import {
   CLI_JS,
   type Child,
@@ -36,6 +36,7 @@ let dir: string;
 beforeAll(async () => {
   await ensureBuilt();
   stack = await startStack();
+  stack.wps.lifecycle.on("disconnected", (info) => left.push(info.userId ?? ""));
   dir = await mkdtemp(join(tmpdir(), "e2e-proxy-"));
   sshd = await startSshd();
   const agentArgs = await localTarget(stack).agentArgs(DEVICE);
@@ -60,11 +61,22 @@ const serviceEnv = () => ({ DEVICESTREAM_CONNECTION_STRING: stack.connectionStri
 const proxy = `ProxyCommand=${process.execPath} ${CLI_JS} connect %n ssh`;
 const sshArgs = (...rest: string[]) => [...sshd.clientOptions, "-o", proxy, ...rest];
 
-/** Waits for the agent to log the stream's end, then for the relay's events about it to be handled. */
+/** Relay connections that left, by user id (`<streamId>.<side>`). */
+const left = new Recorder<string>();
+
+/**
+ * Waits for the agent to log the stream's end and for both of its relay connections to leave: each
+ * side's byte report travels before its leave on the same socket, so once the relay's events are
+ * handled, the record is final.
+ */
 async function ended(streamId: string) {
   const [, how] = await agent.waitFor(
     new RegExp(`stream ${streamId} closed: (\\w+)`),
     `the agent to log the end of ${streamId}`,
+  );
+  await left.waitFor(
+    (ids) => ids.filter((id) => id.startsWith(`${streamId}.`)).length === 2,
+    `both relay connections of ${streamId} to leave`,
   );
   await stack.wps.eventsSettled();
   return { how, record: await stack.client().getStream(DEVICE, streamId) };

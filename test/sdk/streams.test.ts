@@ -146,7 +146,7 @@ describe("streams through the SDKs", () => {
     "50 concurrent channels over one stream, one reader stalled: the rest flow, all intact, no SlowClient",
     async () => {
       const s = stack();
-      await echoDevice(s.deviceId("Many-Dev"), { maxChannelsPerStream: 64 });
+      await echoDevice(s.deviceId("Many-Dev"));
       const stream = await s.client().openStream(s.deviceId("Many-Dev"), "echo");
       const before = disconnects.items.length;
       const othersDone = deferred();

@@ -190,11 +190,13 @@ describe("tunnel channels", () => {
     echoChannels(tunnel.device);
     const a = await tunnel.service.openChannel();
     await tunnel.service.openChannel();
-    await expect(tunnel.service.openChannel()).rejects.toMatchObject({ code: "ChannelLimit" });
+    // A full stream: a request waits for a slot, and fails with ChannelLimit when its wait runs out.
+    await expect(tunnel.service.openChannel("", 50)).rejects.toMatchObject({ code: "ChannelLimit" });
+    const waiting = tunnel.service.openChannel();
     a.end("bye");
     await digest(a);
     await whenClosed(a);
-    const c = await tunnel.service.openChannel();
+    const c = await waiting;
     expect(c.id).toBe(3);
   });
 

@@ -54,7 +54,7 @@ export interface DeviceStreamListenerOptions {
   methodName?: string;
   /** Streams open at once; more are refused with a reason (default 10). */
   maxStreams?: number;
-  /** Channels per stream; more are refused with ChannelLimit (default 16). */
+  /** Channels per stream; more are refused with ChannelLimit (default 100: connection pools and parallel downloads open dozens). */
   maxChannelsPerStream?: number;
   tunnel?: TunnelTuning;
   /** Seam for tests: how the relay is joined. */
@@ -145,7 +145,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     super();
     this.methodName = options.methodName ?? "deviceStream";
     this.maxStreams = positive("maxStreams", options.maxStreams ?? 10);
-    this.maxChannels = positive("maxChannelsPerStream", options.maxChannelsPerStream ?? 16);
+    this.maxChannels = positive("maxChannelsPerStream", options.maxChannelsPerStream ?? 100);
     if (options.relay.allowedHosts.length === 0) {
       throw new TypeError("relay.allowedHosts must name the relay host(s) this device may join");
     }

@@ -61,9 +61,18 @@ export class DeviceStream extends EventEmitter<DeviceStreamEvents> {
     return this.session.openChannelCount;
   }
 
-  /** Opens a channel; rejects with a TunnelError (code = reason) when refused or the stream ended. */
-  openChannel(label = ""): Promise<Duplex> {
-    return this.session.openChannel(label);
+  /** The most channels the device accepts at once on this stream (from its HELLO). */
+  get channelCapacity(): number {
+    return this.session.channelCapacity ?? 0;
+  }
+
+  /**
+   * Opens a channel; rejects with a TunnelError (code = reason) when refused or the stream ended.
+   * On a full stream it waits up to `waitInMs` (default 30 s) for a channel to finish, in order of
+   * arrival, then rejects with `ChannelLimit`.
+   */
+  openChannel(label = "", options: { waitInMs?: number } = {}): Promise<Duplex> {
+    return this.session.openChannel(label, options.waitInMs);
   }
 
   /** Ends the stream (the device's channels see the reason) and waits for the relay socket to close. */

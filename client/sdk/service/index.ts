@@ -2,6 +2,7 @@ export { API_VERSION, StreamsClient, type StreamsClientOptions, type TunnelTunin
 export { type ParsedConnectionString, parseConnectionString } from "./connectionString";
 export { type SasKeyCredential, type StreamsCredential } from "./credentials";
 export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
+export { ChannelPool, type ChannelPoolOptions } from "./pool";
 export { StreamsError, isStreamsError } from "./errors";
 export type {
   Endpoints,
