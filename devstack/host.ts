@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { HttpRequest, InvocationContext } from "@azure/functions";
-import { Errors, type ApiError } from "../shared/errors";
-import { errorResponse, toErrorResponse } from "../shared/http/respond";
+import { toErrorResponse } from "../shared/http/respond";
 import { ROUTE_PREFIX, type HttpRouteDef, type RouteTable } from "../shared/http/routeTypes";
 import { flattenHeaders, readBody, sendWire, toWireResponse, type WireResponse } from "./httpAdapter";
 import { createLogger, type Logger } from "../shared/log";
@@ -22,6 +21,8 @@ export interface LocalHostOptions {
   routePrefix?: string;
   logger?: Logger;
   maxBodyBytes?: number;
+  /** Route as the real host is reported to: see RouteMatcher.match. Default: on, the stricter of the two. */
+  decodeBeforeRoute?: boolean;
 }
 
 export interface LocalHost {
@@ -110,11 +111,11 @@ export class LocalFunctionsHost implements LocalHost {
     let functionName: string | undefined;
     let wire: WireResponse;
     try {
-      const match = this.matcher.match(method, pathname);
-      if (match.kind === "notFound") {
-        wire = await this.errorWire(Errors.routeNotFound(method, pathname));
-      } else if (match.kind === "methodNotAllowed") {
-        wire = await this.errorWire(Errors.methodNotAllowed(method, match.allow));
+      const match = this.matcher.match(method, pathname, {
+        decodeBeforeRoute: this.options.decodeBeforeRoute ?? true,
+      });
+      if (match.kind !== "found") {
+        wire = notFoundWire();
       } else {
         functionName = match.def.name;
         wire = await this.invoke(match.def, match.params, req, method, pathAndQuery);
@@ -185,10 +186,6 @@ export class LocalFunctionsHost implements LocalHost {
     }
   }
 
-  private errorWire(err: ApiError): Promise<WireResponse> {
-    return toWireResponse(errorResponse(err));
-  }
-
   /** The URL handlers see carries the Host the client used, like in Azure; a bogus one is replaced. */
   private origin(req: IncomingMessage): string {
     const host = req.headers.host;
@@ -196,6 +193,15 @@ export class LocalFunctionsHost implements LocalHost {
       ? `http://${host}`
       : this.url;
   }
+}
+
+/**
+ * What the Functions host answers when no function takes the request: an unknown path, a method
+ * the route does not list, and HEAD on a GET-only route all get 404 with an empty body, never a
+ * 405 (azure-functions-host #10098, #11625).
+ */
+function notFoundWire(): WireResponse {
+  return { status: 404, headers: new Map(), body: Buffer.alloc(0) };
 }
 
 /** Function names identify functions (and timers' schedules) in a Functions app, so they must be unique. */

@@ -30,10 +30,7 @@ export interface CompiledRoute<T> {
   readonly precedence: readonly number[];
 }
 
-export type RouteMatch<T> =
-  | { kind: "found"; def: T; params: Record<string, string> }
-  | { kind: "notFound" }
-  | { kind: "methodNotAllowed"; allow: string[] };
+export type RouteMatch<T> = { kind: "found"; def: T; params: Record<string, string> } | { kind: "notFound" };
 
 export class RouteTemplateError extends Error {
   override readonly name = "RouteTemplateError";
@@ -86,6 +83,16 @@ function splitPath(path: string): string[] {
   return trimmed === "" ? [] : trimmed.split("/");
 }
 
+/** RFC 3986 §5.2.4 on split segments: `.` goes, `..` takes the segment before it (never past the root). */
+function removeDotSegments(parts: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const part of parts) {
+    if (part === "..") out.pop();
+    else if (part !== ".") out.push(part);
+  }
+  return out;
+}
+
 /**
  * Decodes one path segment. Invalid escapes stay as they are (as in ASP.NET) instead of failing the
  * request: a device ID such as `Dev%1` sent unencoded still reaches the handler.
@@ -115,13 +122,14 @@ function comparePrecedence(a: readonly number[], b: readonly number[]): number {
 function matchSegments(
   segments: readonly Segment[],
   parts: readonly string[],
+  decode: (raw: string) => string,
 ): Record<string, string> | null {
   const params: Record<string, string> = {};
   for (let i = 0; i < segments.length; i++) {
     const segment = segments[i]!;
     const part = parts[i];
     if (segment.kind === "catchAll") {
-      const rest = parts.slice(i).map(decodeSegment).join("/");
+      const rest = parts.slice(i).map(decode).join("/");
       if (rest !== "") params[segment.name] = rest;
       return params;
     }
@@ -130,10 +138,10 @@ function matchSegments(
       return null;
     }
     if (segment.kind === "literal") {
-      if (decodeSegment(part).toLowerCase() !== segment.text) return null;
+      if (decode(part).toLowerCase() !== segment.text) return null;
       continue;
     }
-    const value = decodeSegment(part);
+    const value = decode(part);
     if (!segment.constraints.every((ok) => ok(value))) return null;
     params[segment.name] = value;
   }
@@ -148,7 +156,8 @@ interface MethodRoute {
 
 /**
  * The routing decision for one request: the most specific template that matches the path and
- * accepts the method wins; a path that matches only under other methods is a 405.
+ * accepts the method wins. A path that matches only under other methods (HEAD on a GET route
+ * included) is not found, as on the Functions host (azure-functions-host #10098, #11625).
  */
 export class RouteMatcher<T extends MethodRoute = HttpRouteDef> {
   private readonly routes: CompiledRoute<T>[];
@@ -161,22 +170,29 @@ export class RouteMatcher<T extends MethodRoute = HttpRouteDef> {
     this.routes = compiled.sort((a, b) => comparePrecedence(a.precedence, b.precedence));
   }
 
-  match(method: string, pathname: string): RouteMatch<T> {
-    const parts = splitPath(pathname);
+  /**
+   * `.` and `..` segments are removed first, after decoding as Kestrel does (dotnet/aspnetcore,
+   * Kestrel's PathNormalizer.cs). `decodeBeforeRoute`: percent-decode the whole path before that,
+   * as the real Functions host has been reported to do (azure-functions-host #3998, #5619, #9290;
+   * Azure-Functions #2506): `%2F` then separates segments, `%2E%2E` climbs, and segments are not
+   * decoded a second time. Otherwise each segment is decoded after the split, as ASP.NET routing does.
+   */
+  match(method: string, pathname: string, options: { decodeBeforeRoute?: boolean } = {}): RouteMatch<T> {
+    const decode = options.decodeBeforeRoute ? (raw: string) => raw : decodeSegment;
+    const parts = removeDotSegments(
+      splitPath(options.decodeBeforeRoute ? decodeSegment(pathname) : pathname),
+    );
     for (let i = 0; i < this.prefix.length; i++) {
-      if (decodeSegment(parts[i] ?? "").toLowerCase() !== this.prefix[i]) return { kind: "notFound" };
+      if (decode(parts[i] ?? "").toLowerCase() !== this.prefix[i]) return { kind: "notFound" };
     }
     const rest = parts.slice(this.prefix.length);
     const upper = method.toUpperCase();
-    const allow = new Set<string>();
     for (const route of this.routes) {
-      const params = matchSegments(route.segments, rest);
-      if (!params) continue;
-      if (route.def.methods.some((m) => m.toUpperCase() === upper))
-        return { kind: "found", def: route.def, params };
-      for (const m of route.def.methods) allow.add(m.toUpperCase());
+      if (!route.def.methods.some((m) => m.toUpperCase() === upper)) continue;
+      const params = matchSegments(route.segments, rest, decode);
+      if (params) return { kind: "found", def: route.def, params };
     }
-    return allow.size > 0 ? { kind: "methodNotAllowed", allow: [...allow].sort() } : { kind: "notFound" };
+    return { kind: "notFound" };
   }
 }
 

@@ -37,12 +37,6 @@ export const Errors = {
     new ApiError(401, "Unauthenticated", message, { "WWW-Authenticate": "Bearer, SharedAccessSignature" }),
   forbidden: (message: string) => new ApiError(403, "Forbidden", message),
   notFound: (code: string, message: string) => new ApiError(404, code, message),
-  routeNotFound: (method: string, path: string) =>
-    new ApiError(404, "RouteNotFound", `No route matches ${method} ${path}.`),
-  methodNotAllowed: (method: string, allowed: readonly string[]) =>
-    new ApiError(405, "MethodNotAllowed", `${method} is not allowed here. Allowed: ${allowed.join(", ")}.`, {
-      Allow: allowed.join(", "),
-    }),
   conflict: (code: string, message: string, details?: Record<string, unknown>) =>
     new ApiError(409, code, message, {}, details),
   payloadTooLarge: (message: string) => new ApiError(413, "RequestBodyTooLarge", message),

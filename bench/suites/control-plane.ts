@@ -5,7 +5,9 @@
  * IoT Hub. Baseline: the same host answering GET /api/health, in the same run.
  */
 import { performance } from "node:perf_hooks";
+import { encodeIdSegment } from "../../common/ids";
 import { startAzuriteTable } from "../../devstack/azurite";
+import { API_VERSIONS } from "../../shared/api/schemas";
 import { startLocalHost } from "../../devstack/host";
 import { createServices } from "../../shared/app";
 import { mintSasToken } from "../../shared/auth";
@@ -76,11 +78,14 @@ const suite: BenchSuite = async ({ quick }) => {
   const rows: BenchRow[] = [];
   try {
     const create = async (i: number, prefix: string) => {
-      const res = await fetch(`${host.url}/api/devices/bench-${prefix}-${i}/streams?api-version=2026-11-01`, {
-        method: "POST",
-        headers: { authorization: auth, "content-type": "application/json" },
-        body: '{"name":"ssh"}',
-      });
+      const res = await fetch(
+        `${host.url}/api/devices/${encodeIdSegment(`bench-${prefix}-${i}`)}/streams?api-version=${API_VERSIONS[0]}`,
+        {
+          method: "POST",
+          headers: { authorization: auth, "content-type": "application/json" },
+          body: '{"name":"ssh"}',
+        },
+      );
       await res.arrayBuffer();
       if (res.status !== 201) throw new Error(`create answered ${res.status}`);
     };

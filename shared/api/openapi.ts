@@ -2,7 +2,7 @@
 import { z } from "zod";
 import type { RouteTable } from "../http/routeTypes";
 import { ROUTE_PREFIX } from "../http/routeTypes";
-import { API_VERSIONS, errorBody } from "./schemas";
+import { API_VERSIONS, errorBody, pathParams } from "./schemas";
 
 const schemaOf = (schema: z.ZodType, io: "input" | "output") =>
   z.toJSONSchema(schema, { io, unrepresentable: "any", target: "draft-2020-12" });
@@ -15,7 +15,14 @@ export function buildOpenApi(table: RouteTable, version: string): Record<string,
       const path = `/${ROUTE_PREFIX}/${route.route}`.replace(/\{([^}:?*]+)[^}]*\}/g, "{$1}");
       const parameters: Record<string, unknown>[] = [];
       for (const m of path.matchAll(/\{([^}]+)\}/g)) {
-        parameters.push({ name: m[1], in: "path", required: true, schema: { type: "string" } });
+        const name = m[1]!;
+        const known = (pathParams as Record<string, z.ZodType | undefined>)[name];
+        parameters.push({
+          name,
+          in: "path",
+          required: true,
+          schema: known ? schemaOf(known, "input") : { type: "string" },
+        });
       }
       if (doc.versioned) {
         parameters.push({
@@ -69,7 +76,7 @@ export function buildOpenApi(table: RouteTable, version: string): Record<string,
       title: "device-streams control plane",
       version,
       description:
-        "Open TCP tunnels to IoT devices by device ID. Every route but health, this document and the relay handshake needs a SAS token or an Entra ID bearer token.",
+        "Open TCP tunnels to IoT devices by device ID. Every route but health, this document and the relay handshake needs a SAS token or an Entra ID bearer token. Device and module IDs travel in paths as the base64url encoding (RFC 4648 §5, no padding) of their UTF-8 bytes, e.g. `Demo-Device-01` as `RGVtby1EZXZpY2UtMDE`, so that no ID (`..`, `%2F`, `#`, `?`) can change a path; bodies carry them in plain text.",
     },
     servers: [{ url: "/" }],
     components: {

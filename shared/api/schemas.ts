@@ -3,16 +3,40 @@
  * generated from them, so the two cannot disagree.
  */
 import { z } from "zod";
+import { ID_RULE, ID_SEGMENT_PATTERN, NOT_CANONICAL, decodeIdSegment } from "../../common/ids";
 import { CLOSE_CODES, STREAM_STATES } from "../streams/model";
 
-export const API_VERSIONS = ["2026-11-01"] as const;
+/** 2026-12-01: `{deviceId}` and `{moduleId}` path segments became base64url (docs/decisions.md §2). */
+export const API_VERSIONS = ["2026-12-01"] as const;
 
-/** IoT Hub's device and module id alphabet (case-sensitive, up to 128 characters). */
-export const identityId = z
+/**
+ * A `{deviceId}` or `{moduleId}` path segment: the base64url encoding of an IoT Hub ID, decoded to
+ * the plain ID the handlers work with (common/ids.ts).
+ */
+export const identitySegment = z
   .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9\-.+%_#*?!(),:=@$']+$/, "letters, digits and - . + % _ # * ? ! ( ) , : = @ $ '");
+  .regex(ID_SEGMENT_PATTERN, NOT_CANONICAL)
+  .transform((segment, ctx) => {
+    const decoded = decodeIdSegment(segment);
+    if (decoded.ok) return decoded.id;
+    ctx.addIssue({ code: "custom", message: decoded.problem });
+    return z.NEVER;
+  })
+  .describe(
+    `The base64url encoding (RFC 4648 §5, no padding) of the ID's UTF-8 bytes; the ID is ${ID_RULE}.`,
+  );
+
+export const streamIdParam = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{16,64}$/, "a stream id")
+  .describe("The control plane's stream ID, as returned when the stream was opened.");
+
+/** Every path parameter of the API, by name: the handlers parse with these and the OpenAPI document shows them. */
+export const pathParams = {
+  deviceId: identitySegment,
+  moduleId: identitySegment,
+  streamId: streamIdParam,
+} as const;
 
 export const streamName = z
   .string()

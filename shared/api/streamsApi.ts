@@ -1,13 +1,14 @@
 /** HTTP handlers of the stream API. Each: authenticate, authorize, validate, act, shape. */
 import type { HttpRequest, HttpResponseInit } from "@azure/functions";
 import { z } from "zod";
+import { encodeIdSegment } from "../../common/ids";
 import { Errors } from "../errors";
 import { json } from "../http/respond";
 import { parseParam, parseQuery, readJson, requireApiVersion } from "../http/request";
 import type { StreamRecord } from "../streams/model";
 import type { StreamService } from "../streams/service";
 import type { AccessControl } from "./access";
-import { API_VERSIONS, createStreamBody, identityId, listQuery, streamList, streamView } from "./schemas";
+import { API_VERSIONS, createStreamBody, listQuery, pathParams, streamList, streamView } from "./schemas";
 
 export interface StreamsApiDeps {
   service: StreamService;
@@ -43,7 +44,6 @@ export function toView(r: StreamRecord): View {
   return view as View;
 }
 
-const STREAM_ID = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, "a stream id");
 /** Room for the JSON envelope around the bounded `data`. */
 const BODY_OVERHEAD_BYTES = 1024;
 const REPEATABILITY_ID = z
@@ -58,9 +58,11 @@ export class StreamsApi {
   async create(request: HttpRequest): Promise<HttpResponseInit> {
     requireApiVersion(request, API_VERSIONS);
     const caller = await this.deps.access.authenticate(request);
-    const deviceId = parseParam(request, "deviceId", identityId);
+    const deviceId = parseParam(request, "deviceId", pathParams.deviceId);
     const moduleId =
-      request.params.moduleId !== undefined ? parseParam(request, "moduleId", identityId) : undefined;
+      request.params.moduleId !== undefined
+        ? parseParam(request, "moduleId", pathParams.moduleId)
+        : undefined;
     const body = await readJson(request, createStreamBody, this.deps.maxDataBytes + BODY_OVERHEAD_BYTES);
     this.deps.access.authorize(caller, "open", {
       deviceId,
@@ -107,7 +109,7 @@ export class StreamsApi {
   async list(request: HttpRequest): Promise<HttpResponseInit> {
     requireApiVersion(request, API_VERSIONS);
     const caller = await this.deps.access.authenticate(request);
-    const deviceId = parseParam(request, "deviceId", identityId);
+    const deviceId = parseParam(request, "deviceId", pathParams.deviceId);
     const query = parseQuery(request, listQuery);
     this.deps.access.authorize(caller, "list", { deviceId });
     const page = await this.deps.service.list(deviceId, {
@@ -139,7 +141,7 @@ export class StreamsApi {
   async closeAll(request: HttpRequest): Promise<HttpResponseInit> {
     requireApiVersion(request, API_VERSIONS);
     const caller = await this.deps.access.authenticate(request);
-    const deviceId = parseParam(request, "deviceId", identityId);
+    const deviceId = parseParam(request, "deviceId", pathParams.deviceId);
     this.deps.access.authorize(caller, "close", { deviceId });
     for (const state of ["Requested", "Accepted", "Established"] as const) {
       let continuationToken: string | undefined;
@@ -163,8 +165,8 @@ export class StreamsApi {
   private async findForCaller(request: HttpRequest, action: "show" | "close") {
     requireApiVersion(request, API_VERSIONS);
     const caller = await this.deps.access.authenticate(request);
-    const deviceId = parseParam(request, "deviceId", identityId);
-    const streamId = parseParam(request, "streamId", STREAM_ID);
+    const deviceId = parseParam(request, "deviceId", pathParams.deviceId);
+    const streamId = parseParam(request, "streamId", pathParams.streamId);
     this.deps.access.authorize(caller, action, { deviceId });
     const record = await this.deps.service.get(deviceId, streamId);
     const target = record ? targetOf(record) : undefined;
@@ -189,5 +191,5 @@ function streamLocation(request: HttpRequest, deviceId: string, streamId: string
   const url = new URL(request.url);
   const base = url.pathname.replace(/\/devices\/.*$/, "");
   const version = url.searchParams.get("api-version") ?? API_VERSIONS[0];
-  return `${url.origin}${base}/devices/${encodeURIComponent(deviceId)}/streams/${streamId}?api-version=${version}`;
+  return `${url.origin}${base}/devices/${encodeIdSegment(deviceId)}/streams/${streamId}?api-version=${version}`;
 }

@@ -353,7 +353,7 @@ describe("devicestream CLI", () => {
     });
     const token = sas.stdout().trim();
     expect(token).toMatch(/^SharedAccessSignature sr=127\.0\.0\.1&sig=[^&]+&se=\d+&skn=service$/);
-    const res = await fetch(`${stack().host.url}/api/endpoints?api-version=2026-11-01`, {
+    const res = await fetch(`${stack().host.url}/api/endpoints?api-version=2026-12-01`, {
       headers: { authorization: token },
     });
     expect(res.status).toBe(200);

@@ -62,6 +62,7 @@ describe("RouteMatcher", () => {
     ["GET", "/api/files", "files", {}],
     ["GET", "/api/files/a/b%2Fc/d", "files", { path: "a/b/c/d" }],
     ["OPTIONS", "/api/relay/events", "relay", {}],
+    ["GET", "/api/x/../devices/dev1/./streams", "listStreams", { deviceId: "dev1" }],
   ])("%s %s → %s %j", (method, path, name, params) => {
     expect(matcher.match(method, path)).toEqual({
       kind: "found",
@@ -79,16 +80,54 @@ describe("RouteMatcher", () => {
     ["GET", "/api/things"],
     ["GET", "/api/pages/seven"],
     ["GET", "/apix/health"],
+    ["GET", "/api/devices/../streams"],
   ])("%s %s is not found", (method, path) => {
     expect(matcher.match(method, path)).toEqual({ kind: "notFound" });
   });
 
   it.each([
-    ["PUT", "/api/devices/d/streams", ["DELETE", "GET", "POST"]],
-    ["POST", "/api/devices/d/streams/s", ["DELETE", "GET"]],
-    ["GET", "/api/relay/events", ["OPTIONS", "POST"]],
-  ])("%s %s is not allowed; Allow %j", (method, path, allow) => {
-    expect(matcher.match(method, path)).toEqual({ kind: "methodNotAllowed", allow });
+    ["PUT", "/api/devices/d/streams"],
+    ["POST", "/api/devices/d/streams/s"],
+    ["GET", "/api/relay/events"],
+    ["HEAD", "/api/health"],
+    ["HEAD", "/api/devices/d/streams"],
+  ])(
+    "%s %s, a method the route does not list, is not found (no 405 on the Functions host)",
+    (method, path) => {
+      expect(matcher.match(method, path)).toEqual({ kind: "notFound" });
+    },
+  );
+
+  describe("decode before route", () => {
+    const decoding = { decodeBeforeRoute: true };
+    it.each([
+      // %2F becomes a separator, so the path has one segment more and routes elsewhere or nowhere.
+      ["GET", "/api/devices/a%2Fb/streams", "notFound", undefined],
+      ["GET", "/api/files/a%2Fb", "found", { path: "a/b" }],
+      // One decode only: %2525 reaches the handler as %25, not as %.
+      ["GET", "/api/devices/a%2525/streams", "found", { deviceId: "a%25" }],
+      ["GET", "/api/devices/a%23b%3Fc/streams", "found", { deviceId: "a#b?c" }],
+      ["GET", "/api/%64evices/d/streams", "found", { deviceId: "d" }],
+      // Dot segments are removed after decoding, as Kestrel does: %2E%2E climbs.
+      ["GET", "/api/devices/%2E%2E/streams", "notFound", undefined],
+      ["GET", "/api/devices/d/streams/%2e%2e/streams", "found", { deviceId: "d" }],
+      ["GET", "/api/devices/d/./streams", "found", { deviceId: "d" }],
+      // Base64url has nothing to decode: the segment arrives as sent, case kept.
+      ["GET", "/api/devices/Li4/streams", "found", { deviceId: "Li4" }],
+      ["POST", "/api/devices/Li4/modules/JTJGLi4/streams", "found", { deviceId: "Li4", moduleId: "JTJGLi4" }],
+    ])("%s %s is %s %j", (method, path, kind, params) => {
+      const match = matcher.match(method, path, decoding);
+      expect(match.kind).toBe(kind);
+      if (match.kind === "found") expect(match.params).toEqual(params);
+    });
+
+    it("differs from decoding after the split exactly where an escape is a separator", () => {
+      expect(matcher.match("GET", "/api/devices/a%2Fb/streams")).toMatchObject({
+        kind: "found",
+        params: { deviceId: "a/b" },
+      });
+      expect(matcher.match("GET", "/api/devices/a%2Fb/streams", decoding)).toEqual({ kind: "notFound" });
+    });
   });
 
   it("serves an empty route prefix", () => {

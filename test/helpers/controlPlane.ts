@@ -10,8 +10,6 @@ import { loadConfig } from "../../shared/config";
 import type { HttpRouteDef, RouteTable } from "../../shared/http/routeTypes";
 import { ROUTE_PREFIX } from "../../shared/http/routeTypes";
 import { silentLogger } from "../../shared/log";
-import { Errors } from "../../shared/errors";
-import { errorResponse } from "../../shared/http/respond";
 import { type AppServices, createRouteTable } from "../../shared/routes";
 import { RouteMatcher } from "../../devstack/routes";
 import { useAzurite } from "./azurite";
@@ -85,15 +83,9 @@ export async function dispatch(
 ): Promise<CallResult> {
   const matcher = new RouteMatcher<HttpRouteDef>(table.http, ROUTE_PREFIX);
   const url = new URL(path, "http://localhost:7071");
-  const match = matcher.match(method, url.pathname);
-  if (match.kind !== "found") {
-    // What the host answers for a path no route serves.
-    const error =
-      match.kind === "notFound"
-        ? Errors.routeNotFound(method, url.pathname)
-        : Errors.methodNotAllowed(method, match.allow);
-    return read(errorResponse(error));
-  }
+  const match = matcher.match(method, url.pathname, { decodeBeforeRoute: true });
+  // What the Functions host answers when no function takes the request (devstack/host.ts).
+  if (match.kind !== "found") return read({ status: 404 });
   const headers: Record<string, string> = { ...(init.headers ?? {}) };
   if (init.auth !== null && headers.authorization === undefined) headers.authorization = init.auth ?? sas();
   let body: string | Buffer | undefined;

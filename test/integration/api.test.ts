@@ -4,9 +4,11 @@ import { WPS_KEY, dispatch, sas, useControlPlane } from "../helpers/controlPlane
 import { joiningDevice } from "../helpers/fakes";
 import { createRouteTable } from "../../shared/routes";
 import { lazyServices } from "../../shared/app";
+import { encodeIdSegment } from "../../common/ids";
 
 const plane = useControlPlane();
-const V = "api-version=2026-11-01";
+const V = "api-version=2026-12-01";
+const dev = encodeIdSegment;
 
 beforeEach(() => {
   const p = plane();
@@ -30,7 +32,7 @@ const open = (
   device: string,
   body: unknown = { name: "ssh" },
   init: { auth?: string | null; headers?: Record<string, string> } = {},
-) => plane().call("POST", `/api/devices/${encodeURIComponent(device)}/streams?${V}`, { body, ...init });
+) => plane().call("POST", `/api/devices/${dev(device)}/streams?${V}`, { body, ...init });
 
 describe("POST /api/devices/{deviceId}/streams", () => {
   it("opens a stream and returns the service's relay credential apart from the URL", async () => {
@@ -48,7 +50,7 @@ describe("POST /api/devices/{deviceId}/streams", () => {
     expect(body.relay.url).not.toContain("token");
     expect(Date.parse(body.expiresAt) - Date.parse(body.createdAt)).toBe(20_000);
     expect(res.headers.get("location")).toBe(
-      `http://localhost:7071/api/devices/Dev%23A%3F1/streams/${body.streamId}?api-version=2026-11-01`,
+      `http://localhost:7071/api/devices/${dev("Dev#A?1")}/streams/${body.streamId}?api-version=2026-12-01`,
     );
     const call = plane().signaller.calls[0]!;
     expect(call.target).toEqual({ deviceId: "Dev#A?1" });
@@ -56,9 +58,13 @@ describe("POST /api/devices/{deviceId}/streams", () => {
   });
 
   it("opens a stream to a module identity", async () => {
-    const res = await plane().call("POST", `/api/devices/gateway/modules/agent/streams?${V}`, {
-      body: { name: "ssh" },
-    });
+    const res = await plane().call(
+      "POST",
+      `/api/devices/${dev("gateway")}/modules/${dev("agent")}/streams?${V}`,
+      {
+        body: { name: "ssh" },
+      },
+    );
     expect(res.status).toBe(201);
     expect(res.json()).toMatchObject({ deviceId: "gateway", moduleId: "agent" });
     expect(plane().signaller.calls[0]!.target).toEqual({ deviceId: "gateway", moduleId: "agent" });
@@ -82,6 +88,49 @@ describe("POST /api/devices/{deviceId}/streams", () => {
   it("400 for a device id IoT Hub would not accept, naming it", async () => {
     const error = expectError(await open("bad id"), 400, "InvalidRequestBody");
     expect(error.field).toBe("deviceId");
+    expect(error.message).toMatch(
+      /^deviceId: must decode to 1-128 ASCII letters, digits or - : \. \+ % _ # \* \? ! \( \) , = @ ; \$ '$/,
+    );
+  });
+
+  it.each([
+    ["a plain ID (the path form of api-version 2026-11-01)", "Demo-Device-01"],
+    ["padding", "Li4="],
+    ["standard base64's '+'", "Pz8+"],
+    ["non-zero unused bits", "Li5"],
+  ])("400 for a deviceId segment with %s, naming the parameter", async (_what, segment) => {
+    const res = await plane().call("POST", `/api/devices/${encodeURIComponent(segment)}/streams?${V}`, {
+      body: { name: "ssh" },
+    });
+    const error = expectError(res, 400, "InvalidRequestBody");
+    expect(error.field).toBe("deviceId");
+    expect(error.message).toMatch(/^deviceId: must/);
+    expect(plane().signaller.calls).toHaveLength(0);
+  });
+
+  it("400 for a moduleId segment that is not canonical base64url, naming it", async () => {
+    const res = await plane().call("POST", `/api/devices/${dev("gateway")}/modules/Li4=/streams?${V}`, {
+      body: { name: "ssh" },
+    });
+    expect(expectError(res, 400, "InvalidRequestBody").field).toBe("moduleId");
+  });
+
+  it.each([".", "..", "%2F", ";", "a#b?c"])(
+    "carries the device ID %p to the device unchanged",
+    async (id) => {
+      const res = await open(id);
+      expect(res.status).toBe(201);
+      expect(res.json().deviceId).toBe(id);
+      expect(plane().signaller.calls[0]!.target).toEqual({ deviceId: id });
+    },
+  );
+
+  it("carries the module ID '..' to that module, never to the device", async () => {
+    const res = await plane().call("POST", `/api/devices/${dev("gw")}/modules/${dev("..")}/streams?${V}`, {
+      body: { name: "ssh" },
+    });
+    expect(res.status).toBe(201);
+    expect(plane().signaller.calls[0]!.target).toEqual({ deviceId: "gw", moduleId: ".." });
   });
 
   it("400 for invalid JSON, 415 for another content type, 413 for a huge body", async () => {
@@ -100,12 +149,12 @@ describe("POST /api/devices/{deviceId}/streams", () => {
 
   it("400 without or with an unknown api-version", async () => {
     expectError(
-      await plane().call("POST", "/api/devices/dev1/streams", { body: { name: "ssh" } }),
+      await plane().call("POST", `/api/devices/${dev("dev1")}/streams`, { body: { name: "ssh" } }),
       400,
       "MissingApiVersionParameter",
     );
     expectError(
-      await plane().call("POST", "/api/devices/dev1/streams?api-version=2019-01-01", {
+      await plane().call("POST", `/api/devices/${dev("dev1")}/streams?api-version=2026-11-01`, {
         body: { name: "ssh" },
       }),
       400,
@@ -157,7 +206,10 @@ describe("GET, DELETE and the audit trail", () => {
     await open("Dev-audit", { name: "ssh" });
     await open("Dev-audit", { name: "web" });
 
-    const shown = await plane().call("GET", `/api/devices/Dev-audit/streams/${created.streamId}?${V}`);
+    const shown = await plane().call(
+      "GET",
+      `/api/devices/${dev("Dev-audit")}/streams/${created.streamId}?${V}`,
+    );
     expect(shown.status).toBe(200);
     expect(shown.text).not.toMatch(/token|relay/i);
     expect(shown.json()).toMatchObject({
@@ -167,7 +219,7 @@ describe("GET, DELETE and the audit trail", () => {
     });
 
     const seen: string[] = [];
-    let next: string | undefined = `/api/devices/Dev-audit/streams?${V}&maxPageSize=1`;
+    let next: string | undefined = `/api/devices/${dev("Dev-audit")}/streams?${V}&maxPageSize=1`;
     while (next) {
       const page = await plane().call("GET", next);
       expect(page.status).toBe(200);
@@ -179,22 +231,25 @@ describe("GET, DELETE and the audit trail", () => {
 
     // A policy that may only see `web` streams sees only those, and gets 404 for the others.
     const filtered = (
-      await plane().call("GET", `/api/devices/Dev-audit/streams?${V}`, { auth: sas("webOnly") })
+      await plane().call("GET", `/api/devices/${dev("Dev-audit")}/streams?${V}`, { auth: sas("webOnly") })
     ).json();
     expect(filtered.value.map((s: { name: string }) => s.name)).toEqual(["web", "web"]);
 
     expectError(
-      await plane().call("DELETE", `/api/devices/Dev-audit/streams/${created.streamId}?${V}`, {
+      await plane().call("DELETE", `/api/devices/${dev("Dev-audit")}/streams/${created.streamId}?${V}`, {
         auth: sas("reader"),
       }),
       403,
       "Forbidden",
     );
-    const del = await plane().call("DELETE", `/api/devices/Dev-audit/streams/${created.streamId}?${V}`);
+    const del = await plane().call(
+      "DELETE",
+      `/api/devices/${dev("Dev-audit")}/streams/${created.streamId}?${V}`,
+    );
     expect(del.status).toBe(204);
     expect(plane().relay.closed.map((c) => c.group)).toContain(`stream.${created.streamId}`);
     const closed = (
-      await plane().call("GET", `/api/devices/Dev-audit/streams/${created.streamId}?${V}`)
+      await plane().call("GET", `/api/devices/${dev("Dev-audit")}/streams/${created.streamId}?${V}`)
     ).json();
     expect(closed).toMatchObject({
       state: "Closed",
@@ -203,24 +258,26 @@ describe("GET, DELETE and the audit trail", () => {
       closedAt: expect.any(String),
     });
 
-    expect((await plane().call("DELETE", `/api/devices/Dev-audit/streams?${V}`)).status).toBe(204);
-    const active = (await plane().call("GET", `/api/devices/Dev-audit/streams?${V}&state=Accepted`)).json();
+    expect((await plane().call("DELETE", `/api/devices/${dev("Dev-audit")}/streams?${V}`)).status).toBe(204);
+    const active = (
+      await plane().call("GET", `/api/devices/${dev("Dev-audit")}/streams?${V}&state=Accepted`)
+    ).json();
     expect(active.value).toEqual([]);
   });
 
   it("404 StreamNotFound for an unknown stream, 400 for a malformed id or state filter", async () => {
     expectError(
-      await plane().call("GET", `/api/devices/dev1/streams/AAAAAAAAAAAAAAAAAAAAAA?${V}`),
+      await plane().call("GET", `/api/devices/${dev("dev1")}/streams/AAAAAAAAAAAAAAAAAAAAAA?${V}`),
       404,
       "StreamNotFound",
     );
     expectError(
-      await plane().call("GET", `/api/devices/dev1/streams/not*an*id?${V}`),
+      await plane().call("GET", `/api/devices/${dev("dev1")}/streams/not*an*id?${V}`),
       400,
       "InvalidRequestBody",
     );
     const error = expectError(
-      await plane().call("GET", `/api/devices/dev1/streams?${V}&state=Open`),
+      await plane().call("GET", `/api/devices/${dev("dev1")}/streams?${V}&state=Open`),
       400,
       "InvalidRequestBody",
     );
@@ -284,7 +341,9 @@ describe("relay events (Web PubSub CloudEvents)", () => {
       body: { reason: "client closed" },
     });
     expect(disconnected.status).toBe(204);
-    const shown = (await plane().call("GET", `/api/devices/Dev-events/streams/${streamId}?${V}`)).json();
+    const shown = (
+      await plane().call("GET", `/api/devices/${dev("Dev-events")}/streams/${streamId}?${V}`)
+    ).json();
     expect(shown).toMatchObject({ state: "Closed", closedBy: "service", closeReason: "client closed" });
   });
 
@@ -296,7 +355,9 @@ describe("relay events (Web PubSub CloudEvents)", () => {
       body: { bytesSent: 5_000_000_000 },
     });
     expect(res.status).toBe(204);
-    const shown = (await plane().call("GET", `/api/devices/Dev-bytes/streams/${streamId}?${V}`)).json();
+    const shown = (
+      await plane().call("GET", `/api/devices/${dev("Dev-bytes")}/streams/${streamId}?${V}`)
+    ).json();
     expect(shown.bytesFromDevice).toBe(5_000_000_000);
   });
 });
@@ -319,6 +380,18 @@ describe("service routes", () => {
       expect.arrayContaining(["201", "404", "409", "429", "504"]),
     );
     expect(doc.paths["/api/health"].get.security).toEqual([]);
+    const params = doc.paths["/api/devices/{deviceId}/modules/{moduleId}/streams"].post.parameters;
+    for (const name of ["deviceId", "moduleId"]) {
+      expect(params.find((p: { name: string }) => p.name === name)).toMatchObject({
+        in: "path",
+        schema: {
+          type: "string",
+          pattern: "^[A-Za-z0-9_-]{1,171}$",
+          description: expect.stringMatching(/base64url/),
+        },
+      });
+    }
+    expect(doc.info.description).toMatch(/`Demo-Device-01` as `RGVtby1EZXZpY2UtMDE`/);
   });
 
   it("requires authentication for the endpoints document", async () => {
@@ -327,7 +400,7 @@ describe("service routes", () => {
     expect(res).toEqual({
       relay: { endpoint: "ws://relay.test/client/hubs/streams", hub: "streams" },
       iotHub: { hostName: "localhost:8443", methodName: "deviceStream" },
-      apiVersions: ["2026-11-01"],
+      apiVersions: ["2026-12-01"],
     });
   });
 

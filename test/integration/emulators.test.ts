@@ -5,6 +5,7 @@
  * injection of non-blocking events, which the state machine must survive.
  */
 import type { Client } from "azure-iot-device";
+import { encodeIdSegment } from "../../common/ids";
 import type { LocalHost } from "../../devstack/host";
 import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
@@ -20,7 +21,7 @@ import { withDeadline } from "../helpers/events";
 import { type LogEntry, recordingLogger } from "../helpers/logger";
 import { type RelayTestClient, connectRelay } from "../helpers/relayClient";
 
-const V = "api-version=2026-11-01";
+const V = "api-version=2026-12-01";
 
 interface Stack {
   azurite: AzuriteTable;
@@ -93,7 +94,7 @@ async function deviceThatAccepts(deviceId: string, relays: RelayTestClient[]): P
 }
 
 async function openStream(deviceId: string) {
-  const res = await fetch(`${stack.host.url}/api/devices/${encodeURIComponent(deviceId)}/streams?${V}`, {
+  const res = await fetch(`${stack.host.url}/api/devices/${encodeIdSegment(deviceId)}/streams?${V}`, {
     method: "POST",
     headers: { authorization: sas(), "content-type": "application/json" },
     body: JSON.stringify({ name: "ssh", handshakeTimeoutSeconds: 15 }),
@@ -103,7 +104,7 @@ async function openStream(deviceId: string) {
 
 async function state(deviceId: string, streamId: string) {
   const res = await fetch(
-    `${stack.host.url}/api/devices/${encodeURIComponent(deviceId)}/streams/${streamId}?${V}`,
+    `${stack.host.url}/api/devices/${encodeIdSegment(deviceId)}/streams/${streamId}?${V}`,
     {
       headers: { authorization: sas() },
     },
@@ -159,10 +160,13 @@ describe("the control plane on the emulators", () => {
 
   it("DELETE closes both relay connections of a live stream at once", async () => {
     const { streamId, device, service } = await establish("Emu-delete");
-    const res = await fetch(`${stack.host.url}/api/devices/Emu-delete/streams/${streamId}?${V}`, {
-      method: "DELETE",
-      headers: { authorization: sas() },
-    });
+    const res = await fetch(
+      `${stack.host.url}/api/devices/${encodeIdSegment("Emu-delete")}/streams/${streamId}?${V}`,
+      {
+        method: "DELETE",
+        headers: { authorization: sas() },
+      },
+    );
     expect(res.status).toBe(204);
     await withDeadline(Promise.all([device.closed, service.closed]), 15_000, "both sides closed");
     expect(await state("Emu-delete", streamId)).toMatchObject({ state: "Closed", closedBy: "api" });

@@ -3,11 +3,12 @@
  * every answer is a 4xx with an Azure-style error body (or a success for an input that happens to
  * be valid), never a 5xx, and the control plane keeps serving.
  */
+import { encodeIdSegment } from "../../common/ids";
 import { signConnectionId } from "../../shared/auth";
 import { WPS_KEY, sas, useControlPlane } from "../helpers/controlPlane";
 
 const plane = useControlPlane();
-const V = "api-version=2026-11-01";
+const V = "api-version=2026-12-01";
 
 /** mulberry32: small, seeded, good enough to pick cases reproducibly. */
 function rng(seed: number) {
@@ -82,6 +83,8 @@ function httpSafe(headers: Record<string, string>): Record<string, string> {
 
 function expectClientError(res: { status: number; text: string; headers: Headers }, what: string) {
   if (res.status >= 500) throw new Error(`${what} gave ${res.status}: ${res.text.slice(0, 300)}`);
+  // No function takes a path that decoding turned into another route: the host's empty 404.
+  if (res.status === 404 && res.text === "") return;
   if (res.status >= 400) {
     const body = JSON.parse(res.text) as { error?: { code?: unknown; message?: unknown } };
     expect(typeof body.error?.code).toBe("string");
@@ -97,7 +100,18 @@ describe("fuzzing the control plane", () => {
 
   it("answers malformed stream requests with 4xx", async () => {
     for (let i = 0; i < 200; i++) {
-      const device = pick(["dev1", "Dev%23x", "a%20b", encodeURIComponent(junkString()) || "x", "%E0%A4%A"]);
+      const device = pick([
+        encodeIdSegment("dev1"),
+        encodeIdSegment(junkString()) || "x",
+        "Li4=",
+        "Pz8+",
+        "Li5",
+        "dev1",
+        "Dev%23x",
+        "a%20b",
+        encodeURIComponent(junkString()) || "x",
+        "%E0%A4%A",
+      ]);
       const headers: Record<string, string> = {
         "content-type": pick([
           "application/json",
@@ -165,7 +179,9 @@ describe("fuzzing the control plane", () => {
 
   it("still serves a valid request afterwards", async () => {
     plane().signaller.answer = async () => ({ status: 200, payload: { accepted: true } });
-    const res = await plane().call("POST", `/api/devices/after-fuzz/streams?${V}`, { body: { name: "ssh" } });
+    const res = await plane().call("POST", `/api/devices/${encodeIdSegment("after-fuzz")}/streams?${V}`, {
+      body: { name: "ssh" },
+    });
     expect(res.status).toBe(201);
   });
 });

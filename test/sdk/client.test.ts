@@ -35,13 +35,14 @@ const client = (fetch: typeof globalThis.fetch) =>
   );
 
 describe("StreamsClient REST layer", () => {
-  it("URL-encodes case-sensitive ids, adds api-version, signs with a cached SAS for the host", async () => {
+  it("carries case-sensitive ids as base64url, adds api-version, signs with a cached SAS for the host", async () => {
     const { calls, fetch } = fakeFetch(() => ({ status: 200, body: JSON.stringify({ streamId: "s" }) }));
     const c = client(fetch);
-    await c.getStream("Dev/With Space#", "s 1");
-    await c.getStream("Dev", "s");
-    expect(calls[0]!.url.pathname).toBe("/api/devices/Dev%2FWith%20Space%23/streams/s%201");
-    expect(calls[0]!.url.searchParams.get("api-version")).toBe("2026-11-01");
+    await c.getStream("Dev#A?1", "s_1-x");
+    await c.getStream("dev#a?1", "s");
+    expect(calls[0]!.url.pathname).toBe("/api/devices/RGV2I0E_MQ/streams/s_1-x");
+    expect(calls[1]!.url.pathname).toBe("/api/devices/ZGV2I2E_MQ/streams/s");
+    expect(calls[0]!.url.searchParams.get("api-version")).toBe("2026-12-01");
     expect(calls[0]!.headers.authorization).toMatch(
       /^SharedAccessSignature sr=cp\.example\.com&sig=.+&skn=service$/,
     );
@@ -83,7 +84,7 @@ describe("StreamsClient REST layer", () => {
     const pages: Record<string, string> = {
       first: JSON.stringify({
         value: [{ streamId: "a" }],
-        nextLink: "https://cp.example.com/api/devices/D/streams?continuationToken=2&api-version=2026-11-01",
+        nextLink: "https://cp.example.com/api/devices/RA/streams?continuationToken=2&api-version=2026-12-01",
       }),
       second: JSON.stringify({ value: [{ streamId: "b" }], nextLink: "https://evil.example.com/steal" }),
     };
@@ -120,8 +121,8 @@ describe("StreamsClient REST layer", () => {
     await c.closeAllStreams("D");
     expect(calls[0]).toMatchObject({ method: "DELETE", headers: { authorization: "Bearer entra-token" } });
     expect(calls.map((x) => `${x.method} ${x.url.pathname}`)).toEqual([
-      "DELETE /api/devices/D/streams/s",
-      "DELETE /api/devices/D/streams",
+      "DELETE /api/devices/RA/streams/s",
+      "DELETE /api/devices/RA/streams",
     ]);
     expect(scopes).toEqual(["api://cp/.default", "api://cp/.default"]);
     expect(() => new StreamsClient("https://cp.example.com", credential)).toThrow(/scope/);
@@ -132,6 +133,9 @@ describe("StreamsClient REST layer", () => {
     const c = client(fetch);
     await expect(c.openStream("D", "ssh", { handshakeTimeoutInMs: 100 })).rejects.toThrow(RangeError);
     await expect(c.openStream("", "ssh")).rejects.toThrow(/deviceId/);
+    await expect(c.openStream("D", "ssh", { moduleId: "" })).rejects.toThrow(/moduleId/);
+    await expect(c.getStream("D", "..")).rejects.toThrow(/streamId must be a stream ID/);
+    await expect(c.closeStream("D", "s/../..")).rejects.toThrow(/streamId must be a stream ID/);
     expect(() => new StreamsClient("not a url", { policyName: "p", key: KEY })).toThrow(/not a URL/);
     expect(calls).toEqual([]);
   });

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type { Duplex } from "node:stream";
+import { encodeIdSegment } from "../../common/ids";
 import { API_VERSION } from "../../client/sdk/service";
 import type { StreamsTarget } from "./target";
 
@@ -46,7 +47,7 @@ export async function roundTrip(
 /** POSTs a stream directly, to get at its relay credentials as an attacker or a test would. */
 export async function createRaw(target: StreamsTarget, deviceId: string, name: string) {
   const res = await fetch(
-    `${target.endpoint}/api/devices/${encodeURIComponent(deviceId)}/streams?api-version=${API_VERSION}`,
+    `${target.endpoint}/api/devices/${encodeIdSegment(deviceId)}/streams?api-version=${API_VERSION}`,
     {
       method: "POST",
       headers: { authorization: await target.authorization(), "content-type": "application/json" },

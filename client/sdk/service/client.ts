@@ -3,6 +3,7 @@
  * the Azure SDK shape (docs/sdk.md).
  */
 import type { Agent } from "node:http";
+import { encodeIdSegment } from "../../../common/ids";
 import { relayGroup } from "../../../shared/streams/model";
 import { TunnelError, TunnelSession, type TunnelSessionOptions } from "../../tunnel";
 import { RelayError, connectRelay, proxyAgentFor } from "../relay";
@@ -18,7 +19,8 @@ import type {
   StreamInfo,
 } from "./models";
 
-export const API_VERSION = "2026-11-01";
+/** 2026-12-01: device and module IDs travel in paths as base64url (docs/decisions.md §2). */
+export const API_VERSION = "2026-12-01";
 
 export type TunnelTuning = Omit<TunnelSessionOptions, "role" | "transport" | "acceptChannel" | "maxChannels">;
 
@@ -180,16 +182,12 @@ export class StreamsClient {
   }
 
   async getStream(deviceId: string, streamId: string, options: OperationOptions = {}): Promise<StreamInfo> {
-    return this.request<StreamInfo>(
-      "GET",
-      `${streamsPath(deviceId)}/${encodeURIComponent(streamId)}`,
-      options,
-    );
+    return this.request<StreamInfo>("GET", streamPath(deviceId, streamId), options);
   }
 
   /** Closes a stream; both relay connections end at once. */
   async closeStream(deviceId: string, streamId: string, options: OperationOptions = {}): Promise<void> {
-    await this.request("DELETE", `${streamsPath(deviceId)}/${encodeURIComponent(streamId)}`, options);
+    await this.request("DELETE", streamPath(deviceId, streamId), options);
   }
 
   /** Closes every stream of a device. */
@@ -271,13 +269,26 @@ export class StreamsClient {
   }
 }
 
+/**
+ * IDs travel as base64url segments (common/ids.ts), so no ID, not even `..` or `%2F`, can change
+ * the path; the control plane judges whether the ID is legal. An empty ID would leave an empty
+ * segment, which routes elsewhere.
+ */
 function streamsPath(deviceId: string, moduleId?: string): string {
   if (deviceId.length === 0) throw new TypeError("deviceId must not be empty");
-  // Device ids are case-sensitive and may hold characters that are special in URLs.
-  const device = `/api/devices/${encodeURIComponent(deviceId)}`;
+  if (moduleId !== undefined && moduleId.length === 0) throw new TypeError("moduleId must not be empty");
+  const device = `/api/devices/${encodeIdSegment(deviceId)}`;
   return moduleId === undefined
     ? `${device}/streams`
-    : `${device}/modules/${encodeURIComponent(moduleId)}/streams`;
+    : `${device}/modules/${encodeIdSegment(moduleId)}/streams`;
+}
+
+/** Stream IDs are the control plane's own alphabet and go into the path as they are, so nothing else may. */
+function streamPath(deviceId: string, streamId: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(streamId)) {
+    throw new TypeError("streamId must be a stream ID: letters, digits, '_' and '-'");
+  }
+  return `${streamsPath(deviceId)}/${streamId}`;
 }
 
 function safeHost(url: string): string | undefined {

@@ -148,9 +148,11 @@ export class HubRestServer {
         }
       }
       const url = new URL(req.url ?? "/", "https://emulator");
+      // Segments from the path as sent: url.pathname has folded `.` and `..`, which are legal IDs.
+      const rawPath = (req.url ?? "/").split("?")[0] ?? "/";
       const reply = await this.handler({
         method: req.method ?? "GET",
-        segments: decodeSegments(url.pathname),
+        segments: decodeSegments(rawPath),
         path: url.pathname,
         query: url.searchParams,
         headers: req.headers,
