@@ -15,7 +15,7 @@ export interface JsonBounds {
 }
 
 /**
- * Documented with the API (docs/api.md). 32 levels and 4,096 members hold any request `data` a
+ * Documented with the API (README.md, REST API). 32 levels and 4,096 members hold any request `data` a
  * device protocol needs, and keep the work per request linear in the body size.
  */
 export const JSON_BOUNDS: JsonBounds = { maxDepth: 32, maxMembers: 4096 };
