@@ -1,9 +1,16 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { HttpRequest, InvocationContext } from "@azure/functions";
+import { InvocationContext } from "@azure/functions";
 import { toErrorResponse } from "../shared/http/respond";
 import { ROUTE_PREFIX, type HttpRouteDef, type RouteTable } from "../shared/http/routeTypes";
-import { flattenHeaders, readBody, sendWire, toWireResponse, type WireResponse } from "./httpAdapter";
+import {
+  flattenHeaders,
+  requestBody,
+  sendWire,
+  streamingRequest,
+  toWireResponse,
+  type WireResponse,
+} from "./httpAdapter";
 import { createLogger, type Logger } from "../shared/log";
 import { functionsLogHandler } from "./log";
 import { listen } from "./ports";
@@ -133,8 +140,8 @@ export class LocalFunctionsHost implements LocalHost {
       return;
     }
 
-    // A body we refused was never read, so the connection cannot carry another request.
-    const closeConnection = this.closing !== undefined || (wire.status === 413 && !req.complete);
+    // A body left unread (refused, or not needed) would have to be drained first: close instead.
+    const closeConnection = this.closing !== undefined || !req.complete;
     try {
       sendWire(res, wire, closeConnection);
     } catch (err) {
@@ -158,17 +165,16 @@ export class LocalFunctionsHost implements LocalHost {
     method: string,
     pathAndQuery: string,
   ): Promise<WireResponse> {
-    const body = await readBody(req, this.options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
     const invocationId = randomUUID();
     const logFields = { function: def.name, invocationId };
-    const request = new HttpRequest({
+    // As on Azure with HTTP streaming (functions/index.ts): the handler runs before the body is
+    // read, and reads it itself, with its own limit.
+    const request = streamingRequest({
       method,
       url: `${this.origin(req)}${pathAndQuery}`,
       headers: flattenHeaders(req.headers),
       params,
-      // `query` is left to HttpRequest, which parses it from the URL and so keeps repeated keys.
-      // GET and HEAD cannot carry a body in a fetch Request; the worker drops it too.
-      ...(method === "GET" || method === "HEAD" ? {} : { body: { bytes: body } }),
+      body: requestBody(req, this.options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES),
     });
     const context = new InvocationContext({
       invocationId,
@@ -182,7 +188,12 @@ export class LocalFunctionsHost implements LocalHost {
     try {
       return await toWireResponse(await def.handler(request, context));
     } catch (err) {
-      return toWireResponse(toErrorResponse(err, (message) => this.logger.log("error", message, logFields)));
+      // A handler reading the body of a client that went away fails with it; that is no error of
+      // ours (handle() logs the abort).
+      const log = req.destroyed
+        ? undefined
+        : (message: string) => this.logger.log("error", message, logFields);
+      return toWireResponse(toErrorResponse(err, log));
     }
   }
 

@@ -4,7 +4,8 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from "node:http";
-import { HttpResponse, type Cookie } from "@azure/functions";
+import { ReadableStream } from "node:stream/web";
+import { HttpRequest, HttpResponse, type Cookie, type HttpRequestInit } from "@azure/functions";
 import { Errors } from "../shared/errors";
 
 /**
@@ -19,22 +20,58 @@ export interface WireResponse {
   body: Buffer;
 }
 
-/** Reads the whole request body, refusing anything above `maxBytes` with a 413 ApiError. */
-export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+/**
+ * The request body as the handler gets it with HTTP streaming on: unread, pulled as the handler
+ * reads. `maxBytes` is the host's own limit (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT): a larger declared
+ * `Content-Length` is refused before the handler runs, and a chunked body fails with the same 413
+ * once it passes the limit. Routes apply their own, smaller limits (shared/http/body.ts).
+ */
+export function requestBody(req: IncomingMessage, maxBytes: number): AsyncIterable<Uint8Array> {
   const declared = Number(req.headers["content-length"]);
   if (Number.isFinite(declared) && declared > maxBytes) throw tooLarge(maxBytes);
-  const chunks: Buffer[] = [];
+  return limited(req, maxBytes);
+}
+
+async function* limited(req: IncomingMessage, maxBytes: number): AsyncGenerator<Uint8Array> {
   let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Stopping early must not destroy the request: that would take the connection, and the 413
+  // with it. The host closes the connection after answering instead.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     total += chunk.length;
     if (total > maxBytes) throw tooLarge(maxBytes);
-    chunks.push(chunk);
+    yield chunk;
   }
-  return Buffer.concat(chunks, total);
 }
 
 function tooLarge(maxBytes: number) {
   return Errors.payloadTooLarge(`The request body exceeds the limit of ${maxBytes} bytes.`);
+}
+
+export interface StreamingRequestInit {
+  method: string;
+  url: string;
+  headers: Record<string, string>;
+  params: Record<string, string>;
+  body?: AsyncIterable<Uint8Array>;
+}
+
+/**
+ * An HttpRequest built the way the worker builds it with HTTP streaming on: `createStreamRequest`
+ * in @azure/functions (src/http/HttpRequest.ts) wraps the unread body in a fetch `Request`
+ * (`duplex: "half"`) and passes it as `nativeRequest`, an init field the public typings leave out.
+ * `request.body` is then a stream and `arrayBuffer()`/`json()` read it on demand.
+ */
+export function streamingRequest(init: StreamingRequestInit): HttpRequest {
+  const { method, url, headers, params, body } = init;
+  // GET and HEAD cannot carry a body in a fetch Request; the worker drops it too.
+  const withBody = body !== undefined && method !== "GET" && method !== "HEAD";
+  const nativeRequest = new Request(url, {
+    method,
+    headers,
+    ...(withBody ? { body: ReadableStream.from(body), duplex: "half" } : {}),
+  });
+  // `query` is left to HttpRequest, which parses it from the URL and so keeps repeated keys.
+  return new HttpRequest({ method, url, headers, params, nativeRequest } as HttpRequestInit);
 }
 
 /** Node joins repeated request headers itself; only set-cookie stays an array. */

@@ -7,6 +7,14 @@ import { app } from "@azure/functions";
 import { lazyServices } from "../shared/app";
 import { createRouteTable } from "../shared/routes";
 
+// Without HTTP streaming the host buffers every request body whole (up to
+// FUNCTIONS_REQUEST_BODY_SIZE_LIMIT, 100 MB by default) before any handler can refuse it, on the
+// anonymous relay-events route too. With it, `request.body` is the unread stream, and each route
+// reads at most its own limit (shared/http/body.ts). Needs @azure/functions >= 4.3.0 and Functions
+// runtime >= 4.28 (learn.microsoft.com/azure/azure-functions/node-http-stream); `setup` throws
+// on an older host. devstack/host.ts serves requests the same way.
+app.setup({ enableHttpStream: true });
+
 const table = createRouteTable(lazyServices(() => process.env));
 
 for (const route of table.http) {

@@ -198,6 +198,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     // platform with keyVaultReferenceIdentity (needs Key Vault Secrets User on the vault).
     SERVICE_SAS_POLICIES: empty(sasPoliciesSecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${sasPoliciesSecretUri})'
     LOG_LEVEL: logLevel
+    // Backstop for the routes' own body limits (shared/http/body.ts; the largest is 1 MiB, relay
+    // events): the host refuses anything larger before the worker. Its effect on Flex Consumption
+    // is unverified (docs/deploy.md).
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: '2097152'
   }
 }
 

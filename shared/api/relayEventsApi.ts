@@ -8,6 +8,8 @@ import { z } from "zod";
 import { Errors } from "../errors";
 import type { StreamService } from "../streams/service";
 import type { RelayEventAuthenticator } from "../auth";
+import { readBody, refuseDeclaredOver } from "../http/body";
+import { parseJson } from "../http/json";
 import { errorResponse } from "../http/respond";
 
 export interface RelayEventsDeps {
@@ -25,7 +27,15 @@ export const RELAY_EVENT_SUBSCRIPTION = {
   userEventPattern: "report",
 } as const;
 
-const MAX_EVENT_BYTES = 64 * 1024;
+/**
+ * The largest event body Web PubSub delivers. A user event (`report`) carries one client message,
+ * and Web PubSub's messages and WebSocket frames are at most 1 MB (docs/webpubsub-protocol.md §5;
+ * learn.microsoft.com/azure/azure-web-pubsub/concept-service-internals: "maximum size 1 MB"). A
+ * `connect` event carries the client's handshake (claims, query, headers), which the service
+ * bounds far below that; `disconnected` carries a short reason. 1 MiB, the larger reading of
+ * "1 MB", refuses nothing Web PubSub can send and bounds what anyone else can.
+ */
+export const MAX_EVENT_BYTES = 1024 * 1024;
 const disconnectedBody = z.object({ reason: z.string().max(4096).optional() }).loose();
 const reportBody = z.object({ bytesSent: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }).loose();
 
@@ -38,6 +48,9 @@ export class RelayEventsApi {
   }
 
   async post(request: HttpRequest): Promise<HttpResponseInit> {
+    // The route is anonymous: refuse a declared size first, and read no byte of a body before the
+    // caller has proven it is Web PubSub (the signature covers the connection id, not the body).
+    refuseDeclaredOver(request, MAX_EVENT_BYTES);
     const type = request.headers.get("ce-type");
     const connectionId = request.headers.get("ce-connectionid");
     const hub = request.headers.get("ce-hub");
@@ -49,7 +62,7 @@ export class RelayEventsApi {
       throw Errors.badRequest("UnknownHub", `Events of hub '${hub}' are not handled here.`);
     }
     const userId = request.headers.get("ce-userid") ?? undefined;
-    const body = await readBody(request);
+    const body = (await readBody(request, MAX_EVENT_BYTES)).toString("utf8");
 
     switch (type) {
       case "azure.webpubsub.sys.connect": {
@@ -81,17 +94,11 @@ export class RelayEventsApi {
   }
 }
 
-async function readBody(request: HttpRequest): Promise<string> {
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > MAX_EVENT_BYTES)
-    throw Errors.payloadTooLarge(`Events are limited to ${MAX_EVENT_BYTES} bytes.`);
-  return bytes.toString("utf8");
-}
-
+/** The event's JSON, or `fallback` when it is empty, malformed, or too deep or wide to look at. */
 function parseJsonOr(text: string, fallback: unknown): unknown {
   if (text.trim() === "") return fallback;
   try {
-    return JSON.parse(text);
+    return parseJson(text);
   } catch {
     return fallback;
   }

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { encodeIdSegment } from "../../common/ids";
 import { Errors } from "../errors";
 import { json } from "../http/respond";
+import { refuseDeclaredOver } from "../http/body";
 import { parseParam, parseQuery, readJson, requireApiVersion } from "../http/request";
 import type { StreamRecord } from "../streams/model";
 import type { StreamService } from "../streams/service";
@@ -44,8 +45,13 @@ export function toView(r: StreamRecord): View {
   return view as View;
 }
 
-/** Room for the JSON envelope around the bounded `data`. */
+/** Room for the JSON envelope around the bounded `data`: the name, the options, the punctuation. */
 const BODY_OVERHEAD_BYTES = 1024;
+
+/** The body limit of stream creation: the request data cap (STREAMS_MAX_DATA_BYTES) plus the envelope. */
+export function createBodyLimit(maxDataBytes: number): number {
+  return maxDataBytes + BODY_OVERHEAD_BYTES;
+}
 const REPEATABILITY_ID = z
   .string()
   .min(1)
@@ -56,6 +62,9 @@ export class StreamsApi {
   constructor(private readonly deps: StreamsApiDeps) {}
 
   async create(request: HttpRequest): Promise<HttpResponseInit> {
+    const bodyLimit = createBodyLimit(this.deps.maxDataBytes);
+    // A declared size over the limit costs nothing to refuse, not even the authentication.
+    refuseDeclaredOver(request, bodyLimit);
     requireApiVersion(request, API_VERSIONS);
     const caller = await this.deps.access.authenticate(request);
     const deviceId = parseParam(request, "deviceId", pathParams.deviceId);
@@ -63,7 +72,7 @@ export class StreamsApi {
       request.params.moduleId !== undefined
         ? parseParam(request, "moduleId", pathParams.moduleId)
         : undefined;
-    const body = await readJson(request, createStreamBody, this.deps.maxDataBytes + BODY_OVERHEAD_BYTES);
+    const body = await readJson(request, createStreamBody, bodyLimit);
     this.deps.access.authorize(caller, "open", {
       deviceId,
       ...(moduleId !== undefined ? { moduleId } : {}),

@@ -46,10 +46,12 @@ export class EntraAuthenticator implements Authenticator<EntraPrincipal> {
       : [];
     const grants = roles.flatMap((r) => this.grants.get(r) ?? []);
     if (grants.length === 0) {
-      // The identity is proven; it just has no business here. That is a 403, not a 401.
+      // The identity is proven; it just has no business here. That is a 403, not a 401. The
+      // configured role names stay out of the body: they would map the deployment for any tenant
+      // member; the administrator who assigns roles knows them (ENTRA_ROLES).
       return {
         kind: "forbidden",
-        reason: `The token carries none of the app roles this service grants (${[...this.grants.keys()].join(", ")}).`,
+        reason: "The token carries none of the app roles this service grants.",
       };
     }
     return {

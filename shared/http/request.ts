@@ -2,6 +2,8 @@
 import type { HttpRequest } from "@azure/functions";
 import type { z } from "zod";
 import { Errors } from "../errors";
+import { readBody, type BodySource } from "./body";
+import { parseJson } from "./json";
 
 export function requireApiVersion(request: HttpRequest, supported: readonly string[]): string {
   const version = request.query.get("api-version");
@@ -17,8 +19,9 @@ export function validationError(error: z.ZodError, root?: string) {
   return Errors.invalidField(field, issue?.message ?? "invalid");
 }
 
+/** A JSON body: at most `maxBytes` (./body.ts), depth and width bounded (./json.ts), then validated. */
 export async function readJson<T extends z.ZodType>(
-  request: HttpRequest,
+  request: BodySource,
   schema: T,
   maxBytes: number,
 ): Promise<z.output<T>> {
@@ -26,15 +29,7 @@ export async function readJson<T extends z.ZodType>(
   if (!/^application\/json\b/i.test(type)) {
     throw Errors.unsupportedMediaType("Send the body as application/json.");
   }
-  const bytes = Buffer.from(await request.arrayBuffer());
-  if (bytes.length > maxBytes)
-    throw Errors.payloadTooLarge(`The body is ${bytes.length} bytes; the limit is ${maxBytes}.`);
-  let value: unknown;
-  try {
-    value = JSON.parse(bytes.toString("utf8"));
-  } catch {
-    throw Errors.badRequest("InvalidJson", "The body is not valid JSON.");
-  }
+  const value = parseJson((await readBody(request, maxBytes)).toString("utf8"));
   const parsed = schema.safeParse(value);
   if (!parsed.success) throw validationError(parsed.error);
   return parsed.data;
