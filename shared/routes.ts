@@ -83,7 +83,7 @@ export function createRouteTable(getServices: () => Promise<AppServices>): Route
           responses: {
             201: { description: "The device accepted and is on the relay.", schema: createdStream },
             ...errors,
-            404: { description: "DeviceNotFound or DeviceNotOnline." },
+            404: { description: "DeviceNotFound, ModuleNotFound or DeviceNotOnline." },
             409: { description: "StreamRejected by the device, with its reason and data." },
             429: { description: "TooManyStreams for this device, or Throttled by IoT Hub; see Retry-After." },
             503: { description: "An upstream service failed." },

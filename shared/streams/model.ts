@@ -26,6 +26,7 @@ export type Closer = Side | "control-plane" | "api";
 export const CLOSE_CODES = [
   "StreamRejected",
   "DeviceNotFound",
+  "ModuleNotFound",
   "DeviceNotOnline",
   "DeviceTimeout",
   "Throttled",

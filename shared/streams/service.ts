@@ -589,6 +589,8 @@ function classifySignalError(err: unknown): SignalFailure {
   switch (kind) {
     case "DeviceNotFound":
       return { state: "Failed", code: "DeviceNotFound", message: "the device is not registered in IoT Hub" };
+    case "ModuleNotFound":
+      return { state: "Failed", code: "ModuleNotFound", message: "the module is not registered in IoT Hub" };
     case "DeviceNotOnline":
       return {
         state: "DeviceOffline",
@@ -615,6 +617,11 @@ export function errorForEnded(record: StreamRecord): ApiError {
       });
     case "DeviceNotFound":
       return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);
+    case "ModuleNotFound":
+      return Errors.notFound(
+        "ModuleNotFound",
+        `Module '${record.moduleId ?? ""}' of device '${record.deviceId}' is not registered in IoT Hub.`,
+      );
     case "DeviceNotOnline":
       return Errors.notFound("DeviceNotOnline", `Device '${record.deviceId}' is not connected to IoT Hub.`);
     case "DeviceTimeout":

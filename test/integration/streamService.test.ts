@@ -189,6 +189,7 @@ describe("StreamService on Azurite", () => {
 
   it.each([
     ["DeviceNotFound", 404, "DeviceNotFound", "Failed"],
+    ["ModuleNotFound", 404, "ModuleNotFound", "Failed"],
     ["DeviceNotOnline", 404, "DeviceNotOnline", "DeviceOffline"],
     ["Timeout", 504, "DeviceTimeout", "TimedOut"],
     ["Throttled", 429, "Throttled", "Failed"],
