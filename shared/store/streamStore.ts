@@ -42,6 +42,10 @@ export class SlotsExhaustedError extends Error {
 export class StreamExistsError extends Error {
   override readonly name = "StreamExistsError";
 }
+/** A continuation token this store did not issue; the message says what is wrong, never echoes it. */
+export class InvalidContinuationTokenError extends Error {
+  override readonly name = "InvalidContinuationTokenError";
+}
 
 export interface Page<T> {
   items: T[];
@@ -80,6 +84,12 @@ export interface StreamStore {
 }
 
 const INDEX_SHARDS = 8;
+/**
+ * Table queries may answer an empty page with a continuation token (the service stops at 5 s or
+ * a partition boundary). list() reads on past such pages, up to this many, then returns what it
+ * has with the token so that one request's work stays bounded.
+ */
+export const MAX_PAGES_PER_LIST = 10;
 const STREAM_PREFIX = "s~";
 const SLOT_PREFIX = "slot~";
 
@@ -154,6 +164,32 @@ function fromEntity(e: Record<string, unknown>): StreamRecord {
     if (v !== undefined && v !== null) r[k] = Number(typeof v === "object" && "value" in v ? v.value : v);
   }
   return r;
+}
+
+/**
+ * The Tables SDK's token is base64 of `{"nextPartitionKey","nextRowKey"?}` and it decodes whatever
+ * it is given with JSON.parse, so a malformed one would surface as a 500 from inside the SDK.
+ * Keys the service hands out are printable ASCII (ours are escaped by encodeKey; Azure's are its own
+ * opaque ASCII forms).
+ */
+function checkContinuationToken(token: string): void {
+  const fail = (why: string): never => {
+    throw new InvalidContinuationTokenError(`not a continuation token this service issued (${why})`);
+  };
+  const bytes = Buffer.from(token, "base64");
+  if (token.length === 0 || bytes.toString("base64") !== token) fail("not canonical base64");
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("latin1"));
+  } catch {
+    fail("not JSON");
+  }
+  const isKey = (v: unknown) => typeof v === "string" && /^[\x20-\x7e]{1,1024}$/.test(v);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail("not an object");
+  const fields = value as Record<string, unknown>;
+  if (!isKey(fields.nextPartitionKey)) fail("no next partition key");
+  if (fields.nextRowKey !== undefined && !isKey(fields.nextRowKey)) fail("bad next row key");
+  if (Object.keys(fields).some((k) => k !== "nextPartitionKey" && k !== "nextRowKey")) fail("unknown fields");
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -343,21 +379,25 @@ export class TableStreamStore implements StreamStore {
   }
 
   async list(deviceId: string, options: ListOptions): Promise<Page<StreamRecord>> {
+    if (options.continuationToken !== undefined) checkContinuationToken(options.continuationToken);
     const pk = encodeKey(deviceId);
     const filter = options.state
       ? odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"} and state eq ${options.state}`
       : odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"}`;
+    // The SDK's page iterator follows the service's continuation tokens by itself.
     const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({
       maxPageSize: options.pageSize,
       ...(options.continuationToken ? { continuationToken: options.continuationToken } : {}),
     });
-    const first = await pages.next();
-    if (first.done) return { items: [] };
-    const page = first.value as TableEntityResult<Record<string, unknown>>[] & { continuationToken?: string };
-    return {
-      items: page.map(fromEntity),
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    };
+    let read = 0;
+    for await (const raw of pages) {
+      const page = raw as TableEntityResult<Record<string, unknown>>[] & { continuationToken?: string };
+      const { continuationToken } = page;
+      if (page.length > 0 || !continuationToken || ++read >= MAX_PAGES_PER_LIST) {
+        return { items: page.map(fromEntity), ...(continuationToken ? { continuationToken } : {}) };
+      }
+    }
+    return { items: [] };
   }
 
   async *due(now: number): AsyncIterable<IndexEntry> {

@@ -11,6 +11,7 @@ import type { Relay } from "../relay/relay";
 import {
   EtagConflictError,
   type IndexEntry,
+  InvalidContinuationTokenError,
   type Page,
   SlotsExhaustedError,
   StreamExistsError,
@@ -291,7 +292,14 @@ export class StreamService {
     deviceId: string,
     options: { state?: StreamState; pageSize: number; continuationToken?: string },
   ): Promise<Page<StreamRecord>> {
-    return this.deps.store.list(deviceId, options);
+    try {
+      return await this.deps.store.list(deviceId, options);
+    } catch (err) {
+      if (err instanceof InvalidContinuationTokenError) {
+        throw Errors.invalidField("query.continuationToken", `${err.message}; list again without it`);
+      }
+      throw err;
+    }
   }
 
   /** Closes a stream by API; false when it was not active. */

@@ -226,6 +226,26 @@ describe("GET, DELETE and the audit trail", () => {
     );
     expect(error.field).toBe("query.state");
   });
+
+  it.each([
+    ["not base64", "abc"],
+    ["base64 of null", Buffer.from("null").toString("base64")],
+    ["base64 of a number", Buffer.from("42").toString("base64")],
+    ["base64 of text", Buffer.from("hello").toString("base64")],
+    ["an object without a partition key", Buffer.from('{"nextRowKey":"s~x"}').toString("base64")],
+    ["a key that is not a string", Buffer.from('{"nextPartitionKey":{"a":1}}').toString("base64")],
+    ["an extra field", Buffer.from('{"nextPartitionKey":"p","x":1}').toString("base64")],
+    ["control characters", Buffer.from('{"nextPartitionKey":"p\\u0000"}').toString("base64")],
+    ["base64url instead of base64", Buffer.from('{"nextPartitionKey":"p>>?"}').toString("base64url")],
+  ])("400 naming continuationToken for %s, never a 500", async (_label, token) => {
+    const res = await plane().call(
+      "GET",
+      `/api/devices/dev1/streams?${V}&continuationToken=${encodeURIComponent(token)}`,
+    );
+    const error = expectError(res, 400, "InvalidRequestBody");
+    expect(error.field).toBe("query.continuationToken");
+    expect(error.message).toMatch(/^query\.continuationToken: not a continuation token/);
+  });
 });
 
 describe("relay events (Web PubSub CloudEvents)", () => {

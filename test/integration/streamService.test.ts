@@ -1,7 +1,7 @@
 import { TableClient } from "@azure/data-tables";
 import { ApiError } from "../../shared/errors";
 import { DirectMethodError } from "../../shared/iothub";
-import { TableStreamStore } from "../../shared/store/streamStore";
+import { MAX_PAGES_PER_LIST, TableStreamStore } from "../../shared/store/streamStore";
 import { relayGroup, relayUserId } from "../../shared/streams/model";
 import { StreamService, type StreamLimits } from "../../shared/streams/service";
 import { useAzurite } from "../helpers/azurite";
@@ -327,6 +327,68 @@ describe("StreamService instances and reused stream ids", () => {
     expect(second.record).toMatchObject({ streamId: id, state: "Accepted" });
     // The service side's connect event reaches A, which must not answer from its memory.
     expect(await serviceA.onConnect(relayUserId(id, "service"), "svc-new")).toMatchObject({ accept: true });
+  });
+});
+
+/**
+ * A table whose stream queries first answer `empty` empty pages, each with a continuation token,
+ * as Table Storage may; then one page with every matching entity. Tokens have the SDK's form.
+ */
+function emptyPagesFirst(table: TableClient, empty: number, served: { pages: number }): TableClient {
+  const token = (next: number) =>
+    Buffer.from(JSON.stringify({ nextPartitionKey: "fake", nextRowKey: String(next) })).toString("base64");
+  return new Proxy(table, {
+    get(target, key, receiver) {
+      if (key !== "listEntities") return Reflect.get(target, key, receiver) as unknown;
+      return (options: Parameters<TableClient["listEntities"]>[0]) => {
+        const real = target.listEntities(options);
+        return Object.assign(real, {
+          byPage: async function* (settings?: { continuationToken?: string }) {
+            const given = settings?.continuationToken;
+            let next = given ? Number(JSON.parse(Buffer.from(given, "base64").toString()).nextRowKey) : 0;
+            for (; next < empty; next++) {
+              served.pages++;
+              yield Object.assign([], { continuationToken: token(next + 1) });
+            }
+            const all = [];
+            for await (const e of real) all.push(e);
+            served.pages++;
+            yield Object.assign(all, { continuationToken: undefined });
+          },
+        });
+      };
+    },
+  });
+}
+
+describe("StreamService listing over empty pages", () => {
+  it("reads on past empty pages that carry a continuation token", async () => {
+    const served = { pages: 0 };
+    const t = setup({}, undefined, { wrap: (table) => emptyPagesFirst(table, 3, served) });
+    const service = await t.ready;
+    await create(service, "sparse");
+    const page = await service.list("sparse", { pageSize: 10 });
+    expect(page.items).toHaveLength(1);
+    expect(page.continuationToken).toBeUndefined();
+    expect(served.pages).toBe(4);
+  });
+
+  it("stops after a bounded number of empty pages and hands back a token that resumes", async () => {
+    const served = { pages: 0 };
+    const empty = MAX_PAGES_PER_LIST + 2;
+    const t = setup({}, undefined, { wrap: (table) => emptyPagesFirst(table, empty, served) });
+    const service = await t.ready;
+    await create(service, "sparser");
+    const first = await service.list("sparser", { pageSize: 10 });
+    expect(first.items).toEqual([]);
+    expect(first.continuationToken).toEqual(expect.any(String));
+    expect(served.pages).toBe(MAX_PAGES_PER_LIST);
+    const second = await service.list("sparser", {
+      pageSize: 10,
+      continuationToken: first.continuationToken!,
+    });
+    expect(second.items).toHaveLength(1);
+    expect(second.continuationToken).toBeUndefined();
   });
 });
 
