@@ -31,6 +31,7 @@ import {
   relayGroup,
   relayUserId,
 } from "./model";
+import { readDeviceAnswer } from "./answer";
 import { RecentRecords } from "./recent";
 import {
   type Decision,
@@ -70,6 +71,8 @@ export interface CreateStreamInput {
   data?: string;
   handshakeTimeoutSeconds: number;
   openedBy: string;
+  /** The caller's share of the device's slots: a stable key for the caller, and its limit. */
+  caller: { key: string; maxStreams: number };
   repeatabilityId?: string;
 }
 
@@ -126,11 +129,16 @@ export class StreamService {
 
     let created: Versioned<StreamRecord>;
     try {
-      created = await store.create(record, limits.maxPerDevice);
+      created = await store.create(record, {
+        maxPerDevice: limits.maxPerDevice,
+        caller: { key: input.caller.key, max: input.caller.maxStreams },
+      });
     } catch (err) {
       if (err instanceof SlotsExhaustedError) {
         throw Errors.tooManyStreams(
-          `Device '${input.deviceId}' already has ${limits.maxPerDevice} active streams; close one or retry later.`,
+          err.scope === "caller"
+            ? `Caller '${input.openedBy}' already holds ${input.caller.maxStreams} active streams on device '${input.deviceId}', its limit there; close one or retry later.`
+            : `Device '${input.deviceId}' already has ${limits.maxPerDevice} active streams; close one or retry later.`,
           TOO_MANY_STREAMS_RETRY_SECONDS,
         );
       }
@@ -185,40 +193,45 @@ export class StreamService {
       throw errorForEnded(closed);
     }
 
-    const body = isObject(answer) ? answer : {};
-    const responseData = body.data !== undefined ? JSON.stringify(body.data) : undefined;
-    if (status >= 200 && status < 300 && body.accepted === true) {
-      const outcome = await this.mutate(
-        input.deviceId,
-        streamId,
-        (r, t) => decideAccepted(r, t, responseData),
-        {
-          side: "device",
-        },
-      );
-      if (!outcome || !outcome.result.ok) {
-        const current = outcome?.record ?? created.value;
-        throw errorForEnded(current);
-      }
-      return {
-        record: outcome.record,
-        relay: serviceRelay,
-        expiresAt: record.handshakeDeadline,
-        ...(body.data !== undefined ? { deviceResponse: body.data } : {}),
-      };
+    return this.settle(created.value, serviceRelay, status, answer);
+  }
+
+  /** The device answered the direct method: the stream is accepted, rejected, or failed. */
+  private async settle(
+    record: StreamRecord,
+    serviceRelay: { url: string; token: string },
+    status: number,
+    payload: unknown,
+  ): Promise<CreatedStream> {
+    const answer = readDeviceAnswer(status, payload);
+    if (answer.kind === "unusable") {
+      const reason = `the device's answer is unusable: ${answer.problem}`;
+      const closed = await this.failHandshake(record, "Failed", "InvalidDeviceResponse", reason);
+      throw errorForEnded(closed);
     }
-    const reason =
-      typeof body.reason === "string" && body.reason !== ""
-        ? body.reason
-        : `the device answered status ${status} without accepting`;
-    const closed = await this.failHandshake(
-      created.value,
-      "Rejected",
-      "StreamRejected",
-      reason,
-      responseData,
+    if (answer.kind === "rejected") {
+      const closed = await this.failHandshake(
+        record,
+        "Rejected",
+        "StreamRejected",
+        answer.reason,
+        answer.dataJson,
+      );
+      throw errorForEnded(closed);
+    }
+    const outcome = await this.mutate(
+      record.deviceId,
+      record.streamId,
+      (r, t) => decideAccepted(r, t, answer.dataJson),
+      { side: "device" },
     );
-    throw errorForEnded(closed);
+    if (!outcome || !outcome.result.ok) throw errorForEnded(outcome?.record ?? record);
+    return {
+      record: outcome.record,
+      relay: serviceRelay,
+      expiresAt: record.handshakeDeadline,
+      ...(answer.data !== undefined ? { deviceResponse: answer.data } : {}),
+    };
   }
 
   /** A create repeated with the same Repeatability-Request-ID. */
@@ -580,10 +593,6 @@ function repeatableStreamId(input: CreateStreamInput): string {
   );
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 interface SignalFailure {
   state: HandshakeFailure;
   code: CloseCode;
@@ -638,6 +647,10 @@ export function errorForEnded(record: StreamRecord): ApiError {
       return Errors.throttled("IoT Hub is throttling direct methods; retry later.", THROTTLED_RETRY_SECONDS);
     case "UpstreamError":
       return Errors.upstreamUnavailable(`An upstream service failed: ${reason}`);
+    case "InvalidDeviceResponse":
+      return Errors.invalidDeviceResponse(
+        `Device '${record.deviceId}' answered the stream request badly: ${reason}`,
+      );
     default:
       return Errors.conflict("StreamClosed", `The stream ended during the handshake: ${reason}`, {
         state: record.state,

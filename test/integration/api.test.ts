@@ -143,19 +143,50 @@ describe("POST /api/devices/{deviceId}/streams", () => {
     expect(error).toMatchObject({ reason: "unknown stream name", data: { known: ["web"] } });
   });
 
-  it("429 TooManyStreams with Retry-After past the per-device limit", async () => {
-    for (let i = 0; i < 4; i++) expect((await open("full")).status).toBe(201);
-    const res = await open("full");
-    expectError(res, 429, "TooManyStreams");
+  it("429 TooManyStreams with Retry-After past the per-device limit, whoever holds the streams", async () => {
+    // Two callers, each within its own share (2 of the device's 4: STREAMS_MAX_PER_CALLER's default).
+    const webOnly = { auth: sas("webOnly") };
+    for (const init of [{}, {}, webOnly, webOnly]) {
+      expect((await open("Dev-full", { name: "web" }, init)).status).toBe(201);
+    }
+    const res = await open("Dev-full", { name: "web" }, webOnly);
+    const error = expectError(res, 429, "TooManyStreams");
+    expect(error.message).toMatch(/^Device 'Dev-full' already has 4 active streams/);
     expect(res.headers.get("retry-after")).toBe("5");
+  });
+
+  it("429 TooManyStreams past the caller's share of a device: an echo-only caller cannot lock ssh out", async () => {
+    const echoOnly = { auth: sas("echoOnly") };
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
+    const refused = await open("Dev-shared", { name: "echo" }, echoOnly);
+    const error = expectError(refused, 429, "TooManyStreams");
+    expect(error.message).toMatch(
+      /^Caller 'echo-only' already holds 2 active streams on device 'Dev-shared'/,
+    );
+    expect(refused.headers.get("retry-after")).toBe("5");
+    // The device still has room for everyone else.
+    expect((await open("Dev-shared", { name: "ssh" })).status).toBe(201);
+    expect((await open("Dev-shared", { name: "ssh" })).status).toBe(201);
+    // The gateway's policy raises its own share (maxStreamsPerDevice) up to the device's limit.
+    const gateway = { auth: sas("gateway") };
+    for (let i = 0; i < 4; i++) expect((await open("Dev-gw", { name: "ssh" }, gateway)).status).toBe(201);
+    expect(
+      expectError(await open("Dev-gw", { name: "ssh" }, gateway), 429, "TooManyStreams").message,
+    ).toMatch(/^Device 'Dev-gw' already has 4/);
+    // Closing frees the caller's share with the device's slot.
+    const mine = (await plane().call("GET", `/api/devices/Dev-shared/streams?${V}`, echoOnly)).json();
+    const first = mine.value.find((s: { name: string }) => s.name === "echo").streamId as string;
+    await plane().call("DELETE", `/api/devices/Dev-shared/streams/${first}?${V}`, echoOnly);
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
   });
 });
 
 describe("GET, DELETE and the audit trail", () => {
   it("shows a stream without any relay credential, lists with paging, closes", async () => {
     const created = (await open("Dev-audit", { name: "web" })).json();
-    await open("Dev-audit", { name: "ssh" });
-    await open("Dev-audit", { name: "web" });
+    expect((await open("Dev-audit", { name: "ssh" })).status).toBe(201);
+    expect((await open("Dev-audit", { name: "web" }, { auth: sas("webOnly") })).status).toBe(201);
 
     const shown = await plane().call("GET", `/api/devices/Dev-audit/streams/${created.streamId}?${V}`);
     expect(shown.status).toBe(200);

@@ -77,6 +77,7 @@ const create = (service: StreamService, deviceId = "Dev#1?x'(y)", extra: object 
     name: "ssh",
     handshakeTimeoutSeconds: 30,
     openedBy: "policy:service",
+    caller: { key: "sas:service", maxStreams: 4 },
     ...extra,
   });
 
@@ -188,6 +189,54 @@ describe("StreamService on Azurite", () => {
   });
 
   it.each([
+    ["data of 70,000 characters", { accepted: true, data: "x".repeat(70_000) }, /data is 70002 UTF-16/],
+    ["a reason of 40,000 characters", { accepted: false, reason: "r".repeat(40_000) }, /reason is 40000/],
+    ["rejection data of 70,000 characters", { reason: "no", data: { a: "x".repeat(70_000) } }, /data is/],
+    [
+      "data nested 60,000 levels deep",
+      { accepted: true, data: JSON.parse(`${"[".repeat(60_000)}${"]".repeat(60_000)}`) as unknown },
+      /nested too deeply/,
+    ],
+  ])(
+    "a device answer with %s fails the stream cleanly with 502 and frees its slot",
+    async (_label, payload, why) => {
+      const t = setup({ maxPerDevice: 1 });
+      const service = await t.ready;
+      t.signaller.answer = async () => ({ status: 200, payload });
+      const err = await expectApiError(create(service, "hostile"), 502, "InvalidDeviceResponse");
+      expect(err.message).toMatch(why);
+      const [stored] = (await service.list("hostile", { pageSize: 10 })).items;
+      expect(stored).toMatchObject({
+        state: "Failed",
+        closeCode: "InvalidDeviceResponse",
+        closedBy: "control-plane",
+      });
+      expect(stored!.closeReason).toMatch(why);
+      expect(stored!.responseData).toBeUndefined();
+      expect(t.relay.closed.map((c) => c.group)).toEqual([relayGroup(stored!.streamId)]);
+      // The one slot is free again: the next request reaches the device.
+      t.signaller.answer = async () => ({ status: 200, payload: { accepted: true } });
+      expect((await create(service, "hostile")).record.state).toBe("Accepted");
+    },
+  );
+
+  it("stores device data up to what a table string property holds, 32,768 UTF-16 units of JSON", async () => {
+    const t = setup();
+    const service = await t.ready;
+    // ASCII: Azurite corrupts multi-byte characters that straddle a 64 KiB boundary of the body.
+    const data = "x".repeat(32_766); // its JSON text, with the quotes, is exactly 32,768 units
+    t.signaller.answer = async () => ({ status: 200, payload: { accepted: true, data } });
+    const created = await create(service, "roomy");
+    expect(created.deviceResponse).toBe(data);
+    expect((await service.get("roomy", created.record.streamId))?.responseData).toBe(JSON.stringify(data));
+    t.signaller.answer = async () => ({ status: 200, payload: { accepted: true, data: `${data}x` } });
+    await expectApiError(create(service, "roomy"), 502, "InvalidDeviceResponse");
+    t.signaller.answer = async () => ({ status: 409, payload: { reason: "r".repeat(1024) } });
+    const rejected = await expectApiError(create(service, "roomy"), 409, "StreamRejected");
+    expect(rejected.details?.reason).toHaveLength(1024);
+  });
+
+  it.each([
     ["DeviceNotFound", 404, "DeviceNotFound", "Failed"],
     ["ModuleNotFound", 404, "ModuleNotFound", "Failed"],
     ["DeviceNotOnline", 404, "DeviceNotOnline", "DeviceOffline"],
@@ -265,6 +314,35 @@ describe("StreamService instances sharing one table", () => {
     const [serviceA, serviceB] = await Promise.all([a.ready, b.ready]);
     return { a, b, serviceA, serviceB };
   }
+
+  it("hold each caller's share of a device under parallel creates on both, and free it when a stream ends", async () => {
+    const { a, b, serviceA, serviceB } = await pair({ maxPerDevice: 6 });
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    b.signaller.answer = joiningDevice(() => serviceB, b.relay);
+    const echo = { openedBy: "echo-only", caller: { key: "sas:echo-only", maxStreams: 2 } };
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        create(i % 2 ? serviceA : serviceB, "fair", { name: "echo", ...echo }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected").map((r) => r.reason as ApiError);
+    expect(ok).toHaveLength(2);
+    for (const err of refused) {
+      expect(err).toMatchObject({ statusCode: 429, code: "TooManyStreams" });
+      expect(err.message).toMatch(/^Caller 'echo-only' already holds 2 active streams on device 'fair'/);
+    }
+    // Everyone else still has the rest of the device: 4 more, then the device's own limit.
+    for (let i = 0; i < 4; i++) await create(i % 2 ? serviceA : serviceB, "fair");
+    const full = await expectApiError(create(serviceA, "fair"), 429, "TooManyStreams");
+    expect(full.message).toMatch(/^Device 'fair' already has 6/);
+    // A stream that ends frees its caller slot with its device slot, in the same transaction.
+    const first = (ok[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof create>>>).value;
+    expect(await serviceB.close("fair", first.record.streamId, "policy:admin")).toBe(true);
+    expect((await create(serviceA, "fair", { name: "echo", ...echo })).record.callerKey).toBe(
+      "sas:echo-only",
+    );
+  });
 
   it("stay correct when one instance's remembered record is stale", async () => {
     const { a, serviceA, serviceB } = await pair({ maxPerDevice: 1 });
