@@ -25,6 +25,7 @@ import {
   type StreamRecord,
   type StreamState,
   argumentSafeId,
+  connectionIdOf,
   isActive,
   newStreamId,
   parseRelayUserId,
@@ -38,6 +39,8 @@ import {
   type HandshakeFailure,
   type Presence,
   decideAccepted,
+  type ReportResult,
+  bytesReported,
   decideBytesReported,
   decideClose,
   decideConnect,
@@ -363,9 +366,20 @@ export class StreamService {
     });
   }
 
-  /** `report` user event: a side's byte counts, best effort. */
-  async onReport(userId: string | undefined, bytesSent: number): Promise<void> {
-    await this.mutateForRelayUser(userId, (r, side) => decideBytesReported(r, side, bytesSent));
+  /** `report` user event: a side's byte count, once per connection. */
+  async onReport(userId: string | undefined, connectionId: string, bytesSent: number): Promise<ReportResult> {
+    // A repeat needs no store call: a recorded report and its connection id never change, so a
+    // remembered record that shows this connection's report is the truth whatever others did.
+    const parsed = parseRelayUserId(userId);
+    const cached = parsed && this.recent.get(parsed.streamId)?.value;
+    if (parsed && cached && connectionIdOf(cached, parsed.side) === connectionId) {
+      if (bytesReported(cached, parsed.side))
+        return { accepted: false, reason: "this connection already reported" };
+    }
+    const outcome = await this.mutateForRelayUser(userId, (r, side) =>
+      decideBytesReported(r, side, connectionId, bytesSent),
+    );
+    return outcome?.result ?? { accepted: false, reason: "unknown or expired stream" };
   }
 
   /** Relay events name a stream only through the user id we minted; the index leads to its record. */

@@ -349,6 +349,22 @@ describe("relay events (Web PubSub CloudEvents)", () => {
     expect(res.status).toBe(204);
     const shown = (await plane().call("GET", `/api/devices/Dev-bytes/streams/${streamId}?${V}`)).json();
     expect(shown.bytesFromDevice).toBe(5_000_000_000);
+    // One report per connection: a repeat fails, and Web PubSub then drops the client.
+    const again = await plane().call("POST", "/api/relay/events", {
+      auth: null,
+      headers: ceHeaders("azure.webpubsub.user.report", relayUserId(streamId, "device"), `dev-${streamId}`),
+      body: { bytesSent: 1 },
+    });
+    expect(expectError(again, 409, "ReportRefused").message).toMatch(/already reported/);
+    const stranger = await plane().call("POST", "/api/relay/events", {
+      auth: null,
+      headers: ceHeaders("azure.webpubsub.user.report", relayUserId(streamId, "service"), "not-joined"),
+      body: { bytesSent: 1 },
+    });
+    expectError(stranger, 409, "ReportRefused");
+    const after = (await plane().call("GET", `/api/devices/Dev-bytes/streams/${streamId}?${V}`)).json();
+    expect(after.bytesFromDevice).toBe(5_000_000_000);
+    expect(after.bytesFromService).toBeUndefined();
   });
 });
 

@@ -380,7 +380,9 @@ describe("StreamService instances sharing one table", () => {
       }),
     );
     await other.purge("purged", record.streamId);
-    await expect(serviceA.onReport(relayUserId(record.streamId, "device"), 7)).resolves.toBeUndefined();
+    await expect(
+      serviceA.onReport(relayUserId(record.streamId, "device"), `dev-${record.streamId}`, 7),
+    ).resolves.toEqual({ accepted: false, reason: "unknown or expired stream" });
     expect(await serviceA.close("purged", record.streamId, "policy:admin")).toBe(false);
   });
 });
@@ -471,6 +473,40 @@ describe("StreamService listing over empty pages", () => {
 });
 
 describe("StreamService table operations", () => {
+  it("one connection sending 3,000 reports makes one store write; every later report is refused", async () => {
+    const counts = new Map<string, number>();
+    const wrap = (table: TableClient) => countingTable(table, counts);
+    const a = setup({}, undefined, { wrap });
+    const b = setup({}, undefined, { wrap, tableName: a.tableName });
+    const [serviceA, serviceB] = await Promise.all([a.ready, b.ready]);
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    const { record } = await create(serviceA, "chatty");
+    const svc = relayUserId(record.streamId, "service");
+    await serviceA.onConnect(svc, "svc-1");
+    counts.clear();
+
+    const results = [];
+    for (let i = 0; i < 3000; i++) results.push(await serviceA.onReport(svc, "svc-1", i));
+    expect(results[0]).toEqual({ accepted: true });
+    expect(results.slice(1).every((r) => !r.accepted)).toBe(true);
+    // One write, and no read at all: the instance's memory of the record answers the repeats.
+    expect(Object.fromEntries(counts)).toEqual({ updateEntity: 1 });
+
+    // Another instance, with no memory of the stream, reads but never writes.
+    counts.clear();
+    for (let i = 0; i < 20; i++) {
+      expect(await serviceB.onReport(svc, "svc-1", i)).toEqual({
+        accepted: false,
+        reason: "this connection already reported",
+      });
+    }
+    expect(counts.get("updateEntity") ?? 0).toBe(0);
+    expect(counts.get("submitTransaction") ?? 0).toBe(0);
+    // A connection the side did not join with is refused too, and the first count stands.
+    expect(await serviceB.onReport(svc, "svc-2", 5)).toMatchObject({ accepted: false });
+    expect((await serviceB.get("chatty", record.streamId))?.bytesFromService).toBe(0);
+  });
+
   it("a stream's whole life on one instance reads nothing back and takes ten writes", async () => {
     const counts = new Map<string, number>();
     const t = setup({}, undefined, { wrap: (table) => countingTable(table, counts) });
@@ -484,8 +520,8 @@ describe("StreamService table operations", () => {
     expect(await service.close("frugal", record.streamId, "policy:admin")).toBe(true);
     await service.onDisconnected(svc, "svc-1", "closed");
     await service.onDisconnected(device, `dev-${record.streamId}`, "closed");
-    await service.onReport(svc, 10);
-    await service.onReport(device, 20);
+    await service.onReport(svc, "svc-1", 10);
+    await service.onReport(device, `dev-${record.streamId}`, 20);
 
     expect(await service.get("frugal", record.streamId)).toMatchObject({
       state: "Closed",
