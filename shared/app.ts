@@ -96,7 +96,7 @@ export async function createServices(
   return {
     config,
     service,
-    access: accessControl(createServiceAuthChain(config.auth)),
+    access: accessControl(createServiceAuthChain(config.auth), config.streams.maxPerCaller),
     relayGuard: createRelayEventAuthenticator(config.auth, accessKeys, relayHost),
     logger,
     relayEndpoint: relay.clientEndpoint,

@@ -9,6 +9,7 @@
  */
 import { z } from "zod";
 import { type AuthConfig, authSettingsShape, toAuthConfig } from "./auth/config";
+import { STRING_PROPERTY_MAX_UNITS } from "./store/limits";
 
 export type Mode = "azure" | "local";
 
@@ -22,6 +23,8 @@ interface SettingSpec {
 
 const intSetting = (min: number, max: number, fallback: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
+
+const MAX_STREAMS_PER_DEVICE = 10_000;
 
 const httpsUrl = z.url({ protocol: /^https$/, hostname: z.regexes.hostname });
 
@@ -87,8 +90,19 @@ export const SETTINGS = {
   },
   RELAY_EVENTS_AUDIENCE: { description: "Audience of the token Web PubSub sends.", requiredIn: ["azure"] },
   STREAMS_MAX_PER_DEVICE: { description: "Concurrent streams per device identity.", requiredIn: [] },
-  STREAMS_MAX_DATA_BYTES: { description: "Largest request `data`, in bytes of JSON.", requiredIn: [] },
-  STREAMS_MAX_LIFETIME_SECONDS: { description: "Maximum stream lifetime; 0 = unlimited.", requiredIn: [] },
+  STREAMS_MAX_PER_CALLER: {
+    description:
+      "Concurrent streams one caller may hold on one device (default: half of STREAMS_MAX_PER_DEVICE, rounded up); a SAS policy or app role may set its own maxStreamsPerDevice.",
+    requiredIn: [],
+  },
+  STREAMS_MAX_DATA_BYTES: {
+    description: "Largest request `data`, in UTF-8 bytes of its JSON text (at most 32768).",
+    requiredIn: [],
+  },
+  STREAMS_MAX_LIFETIME_SECONDS: {
+    description: "Maximum stream lifetime (default 12 h); 0 = unlimited.",
+    requiredIn: [],
+  },
   STREAMS_RETENTION_HOURS: { description: "How long closed stream records are kept.", requiredIn: [] },
   RELAY_TOKEN_MINUTES: { description: "Lifetime of relay tokens, whole minutes.", requiredIn: [] },
   LOG_LEVEL: { description: "debug, info, warn or error.", requiredIn: [] },
@@ -161,9 +175,13 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,100}$/, "letters, digits, '_' or '-'")
     .default("deviceStream"),
-  STREAMS_MAX_PER_DEVICE: intSetting(1, 10_000, 32),
-  STREAMS_MAX_DATA_BYTES: intSetting(0, 65_536, 4096),
-  STREAMS_MAX_LIFETIME_SECONDS: intSetting(0, 31 * 24 * 3600, 0),
+  STREAMS_MAX_PER_DEVICE: intSetting(1, MAX_STREAMS_PER_DEVICE, 32),
+  STREAMS_MAX_PER_CALLER: z.coerce.number().int().min(1).max(MAX_STREAMS_PER_DEVICE).optional(),
+  // The record stores the data as a table string property, at most 32,768 UTF-16 code units. A
+  // code unit is at least one UTF-8 byte, so a byte bound of at most that is also a unit bound.
+  STREAMS_MAX_DATA_BYTES: intSetting(0, STRING_PROPERTY_MAX_UNITS, 4096),
+  // 12 h, AWS IoT secure tunneling's default tunnel lifetime.
+  STREAMS_MAX_LIFETIME_SECONDS: intSetting(0, 31 * 24 * 3600, 12 * 3600),
   STREAMS_RETENTION_HOURS: intSetting(0, 24 * 366, 168),
   RELAY_TOKEN_MINUTES: intSetting(1, 60, 2),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
@@ -179,8 +197,10 @@ export interface Config {
   managedIdentityClientId?: string;
   streams: {
     maxPerDevice: number;
+    /** Default per caller and device; SAS policies and app roles may override it. */
+    maxPerCaller: number;
     maxDataBytes: number;
-    /** 0 = unlimited: one short limit would kill every SSH session sharing a stream. */
+    /** 0 = unlimited. Every SSH session sharing a stream ends with it, so keep it in hours. */
     maxLifetimeSeconds: number;
     retentionHours: number;
     relayTokenMinutes: number;
@@ -258,6 +278,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     ...(raw.AZURE_CLIENT_ID ? { managedIdentityClientId: raw.AZURE_CLIENT_ID } : {}),
     streams: {
       maxPerDevice: raw.STREAMS_MAX_PER_DEVICE,
+      maxPerCaller: raw.STREAMS_MAX_PER_CALLER ?? Math.ceil(raw.STREAMS_MAX_PER_DEVICE / 2),
       maxDataBytes: raw.STREAMS_MAX_DATA_BYTES,
       maxLifetimeSeconds: raw.STREAMS_MAX_LIFETIME_SECONDS,
       retentionHours: raw.STREAMS_RETENTION_HOURS,

@@ -46,6 +46,8 @@ export const Errors = {
   throttled: (message: string, retryAfterSeconds: number) =>
     new ApiError(429, "Throttled", message, { "Retry-After": String(retryAfterSeconds) }),
   internal: (message = "An internal error occurred.") => new ApiError(500, "InternalServerError", message),
+  /** The device answered, but with something the control plane cannot use or record. */
+  invalidDeviceResponse: (message: string) => new ApiError(502, "InvalidDeviceResponse", message),
   misconfigured: (problems: string[]) =>
     new ApiError(503, "ConfigurationError", `The service is misconfigured: ${problems.join("; ")}`),
   upstreamUnavailable: (message: string) => new ApiError(503, "ServiceUnavailable", message),

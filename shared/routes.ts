@@ -83,9 +83,13 @@ export function createRouteTable(getServices: () => Promise<AppServices>): Route
           responses: {
             201: { description: "The device accepted and is on the relay.", schema: createdStream },
             ...errors,
-            404: { description: "DeviceNotFound or DeviceNotOnline." },
+            404: { description: "DeviceNotFound, ModuleNotFound or DeviceNotOnline." },
             409: { description: "StreamRejected by the device, with its reason and data." },
-            429: { description: "TooManyStreams for this device, or Throttled by IoT Hub; see Retry-After." },
+            429: {
+              description:
+                "TooManyStreams for this device or the caller's share of it, or Throttled by IoT Hub; see Retry-After.",
+            },
+            502: { description: "InvalidDeviceResponse: the device's answer is too large to record." },
             503: { description: "An upstream service failed." },
             504: { description: "DeviceTimeout." },
           },

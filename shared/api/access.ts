@@ -9,8 +9,10 @@ import {
   type AuthorizationTarget,
   type Principal,
   authorize,
+  callerKey,
   isAllowed,
   openedBy,
+  streamLimit,
 } from "../auth";
 
 export type { Action };
@@ -19,6 +21,8 @@ export interface Caller {
   /** Audit identity: the SAS policy name, or the Entra object/app id. */
   id: string;
   principal: Principal;
+  /** Its share of each device's concurrency slots: what it is counted under, and its limit. */
+  share: { key: string; maxStreams: number };
 }
 
 export interface AccessControl {
@@ -30,11 +34,19 @@ export interface AccessControl {
   allows(caller: Caller, action: Action, target: AuthorizationTarget & { streamName: string }): boolean;
 }
 
-export function accessControl(chain: Pick<AuthChain<Principal>, "authenticate">): AccessControl {
+/** `maxPerCaller`: STREAMS_MAX_PER_CALLER, for grants that set no maxStreamsPerDevice. */
+export function accessControl(
+  chain: Pick<AuthChain<Principal>, "authenticate">,
+  maxPerCaller: number,
+): AccessControl {
   return {
     async authenticate(request) {
       const principal = await chain.authenticate(request.headers);
-      return { id: openedBy(principal), principal };
+      return {
+        id: openedBy(principal),
+        principal,
+        share: { key: callerKey(principal), maxStreams: streamLimit(principal, maxPerCaller) },
+      };
     },
     authorize: (caller, action, target) => authorize(caller.principal, action, target),
     allows: (caller, action, target) => isAllowed(caller.principal, action, target),

@@ -1,7 +1,8 @@
 /**
  * The Web PubSub event handler, as a plain HTTP function speaking CloudEvents (binary mode), so it
  * needs no Functions extension and runs the same against the emulator. Blocking `connect` is where
- * single use and deadlines are enforced; `disconnected` is terminal; `report` carries byte counts.
+ * single use and deadlines are enforced; `disconnected` is terminal; `report` carries byte counts,
+ * once per connection (a repeat gets 409, and Web PubSub drops the client).
  */
 import type { HttpRequest, HttpResponseInit } from "@azure/functions";
 import { z } from "zod";
@@ -85,7 +86,11 @@ export class RelayEventsApi {
         const parsed = reportBody.safeParse(parseJsonOr(body, undefined));
         if (!parsed.success)
           throw Errors.badRequest("InvalidReport", 'report needs {"bytesSent": integer >= 0}.');
-        await this.deps.service.onReport(userId, parsed.data.bytesSent);
+        const outcome = await this.deps.service.onReport(userId, connectionId, parsed.data.bytesSent);
+        // Web PubSub drops a client whose user event fails: a connection that reports again is
+        // spending our invocations, and each report costs a table read and write.
+        if (!outcome.accepted)
+          throw Errors.conflict("ReportRefused", `The report was refused: ${outcome.reason}.`);
         return { status: 204 };
       }
       default:

@@ -100,6 +100,7 @@ export class StreamsApi {
       ...(data !== undefined ? { data } : {}),
       handshakeTimeoutSeconds: body.handshakeTimeoutSeconds,
       openedBy: caller.id,
+      caller: caller.share,
       ...(repeatabilityId !== undefined ? { repeatabilityId } : {}),
     });
     const location = streamLocation(request, deviceId, created.record.streamId);

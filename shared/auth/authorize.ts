@@ -7,6 +7,7 @@ export interface GrantSpec {
   readonly devices: readonly string[];
   readonly streams: readonly string[];
   readonly actions?: readonly Action[];
+  readonly maxStreamsPerDevice?: number;
 }
 
 export interface DeviceTarget {
@@ -30,6 +31,7 @@ export function compileGrant(source: string, spec: GrantSpec): Grant {
     devices: spec.devices.map(compileDevicePattern),
     streams: spec.streams.map(compileGlob),
     actions: new Set(spec.actions ?? ACTIONS),
+    ...(spec.maxStreamsPerDevice !== undefined ? { maxStreamsPerDevice: spec.maxStreamsPerDevice } : {}),
   };
 }
 

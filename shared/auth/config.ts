@@ -30,6 +30,8 @@ const grantFields = {
     .array(z.enum(ACTIONS))
     .min(1, "list at least one action, or leave actions out for all")
     .optional(),
+  /** Overrides STREAMS_MAX_PER_CALLER for callers with this grant (a gateway serving many users). */
+  maxStreamsPerDevice: z.number().int().min(1).max(10_000).optional(),
 };
 
 const sasKey = z

@@ -10,6 +10,8 @@ export interface Grant {
   readonly devices: readonly DevicePattern[];
   readonly streams: readonly Glob[];
   readonly actions: ReadonlySet<Action>;
+  /** Concurrent streams a caller with this grant may hold on one device; absent: the default. */
+  readonly maxStreamsPerDevice?: number;
 }
 
 export interface SasPrincipal {
@@ -40,6 +42,22 @@ export type Principal = SasPrincipal | EntraPrincipal;
 export function openedBy(principal: Principal): string {
   if (principal.kind === "sas") return principal.policyName;
   return principal.objectId ?? principal.appId ?? "unknown";
+}
+
+/**
+ * The key a caller's share of a device's concurrency slots is counted under: the audit id with
+ * its kind, so a SAS policy named like an Entra object id never shares a limit with it.
+ */
+export function callerKey(principal: Principal): string {
+  return `${principal.kind}:${openedBy(principal)}`;
+}
+
+/**
+ * Concurrent streams the principal may hold on one device: the largest limit among its grants,
+ * each grant without one counting as `fallback`. Grants add up access, so they add up room too.
+ */
+export function streamLimit(principal: Principal, fallback: number): number {
+  return Math.max(...principal.grants.map((g) => g.maxStreamsPerDevice ?? fallback), 1);
 }
 
 /** A short human-readable name for messages and logs; never contains token material. */

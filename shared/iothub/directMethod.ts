@@ -30,7 +30,24 @@ export interface DirectMethodInvoker {
 }
 
 export type DirectMethodErrorKind =
-  "DeviceNotFound" | "DeviceNotOnline" | "Timeout" | "Throttled" | "Unauthorized" | "Upstream";
+  | "DeviceNotFound"
+  | "ModuleNotFound"
+  | "DeviceNotOnline"
+  | "Timeout"
+  | "Throttled"
+  | "Unauthorized"
+  | "Upstream";
+
+/**
+ * IoT Hub's codes for an identity that is not registered: 404001 DeviceNotFound and 404010
+ * ModuleNotFound (the hub's error code list), numeric in direct-method bodies, named in registry ones.
+ */
+const NOT_REGISTERED: ReadonlyMap<string, "DeviceNotFound" | "ModuleNotFound"> = new Map([
+  ["404001", "DeviceNotFound"],
+  ["DeviceNotFound", "DeviceNotFound"],
+  ["404010", "ModuleNotFound"],
+  ["ModuleNotFound", "ModuleNotFound"],
+]);
 
 export class DirectMethodError extends Error {
   override readonly name = "DirectMethodError";
@@ -104,15 +121,13 @@ export function toDirectMethodError(err: unknown, target: DirectMethodTarget): D
   const hubSays = info.message ? ` (IoT Hub: ${info.message})` : "";
   const who = describe(target);
   switch (statusCode) {
-    case 404:
-      if (info.code === "404001" || info.code === "DeviceNotFound" || info.code === "ModuleNotFound") {
-        return new DirectMethodError(
-          "DeviceNotFound",
-          `The ${who} is not registered in IoT Hub${hubSays}.`,
-          details,
-        );
+    case 404: {
+      const missing = info.code === undefined ? undefined : NOT_REGISTERED.get(info.code);
+      if (missing !== undefined) {
+        return new DirectMethodError(missing, `The ${who} is not registered in IoT Hub${hubSays}.`, details);
       }
       return new DirectMethodError("DeviceNotOnline", `The ${who} is not online${hubSays}.`, details);
+    }
     case 504:
       return new DirectMethodError("Timeout", `The ${who} did not answer in time${hubSays}.`, details);
     case 429:

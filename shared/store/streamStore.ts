@@ -2,9 +2,11 @@
  * Stream records in Table Storage.
  *
  * Layout (all keys escaped by encodeKey, since IoT Hub ids may hold characters keys forbid):
- * - a device's partition `<deviceId>` holds its stream records (`s~<streamId>`) and its
- *   concurrency slots (`slot~NNNN`). A slot is reserved in the same entity-group transaction
- *   that creates the record, so the limit holds under parallel creates without count-then-insert;
+ * - a device's partition `<deviceId>` holds its stream records (`s~<streamId>`), its
+ *   concurrency slots (`slot~NNNNN`) and each caller's share of them (`cslot~<caller>~NNNNN`).
+ *   Both slots are reserved in the same entity-group transaction that creates the record, and
+ *   freed in the one that ends it, so the limits hold under parallel creates on any number of
+ *   instances without count-then-insert;
  * - the index partitions `idx~<0..7>` hold one row per stream until its record is deleted, with
  *   the time the housekeeping timer must next look at it (`dueAt`). Relay events find a stream by
  *   id through it, and the timer queries it instead of scanning the table.
@@ -38,9 +40,27 @@ export class EtagConflictError extends Error {
 }
 export class SlotsExhaustedError extends Error {
   override readonly name = "SlotsExhaustedError";
+  constructor(
+    /** Whose limit was reached: the device's, or the caller's share of the device. */
+    readonly scope: "device" | "caller",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SlotLimits {
+  /** Concurrent streams of the device, its modules included. */
+  maxPerDevice: number;
+  /** The caller's share of them: any stable string naming the caller, and its limit. */
+  caller: { key: string; max: number };
 }
 export class StreamExistsError extends Error {
   override readonly name = "StreamExistsError";
+}
+/** A continuation token this store did not issue; the message says what is wrong, never echoes it. */
+export class InvalidContinuationTokenError extends Error {
+  override readonly name = "InvalidContinuationTokenError";
 }
 
 export interface Page<T> {
@@ -55,8 +75,11 @@ export interface ListOptions {
 }
 
 export interface StreamStore {
-  /** Reserves a slot of the device and creates the record; sets `slot` on the stored value. */
-  create(record: StreamRecord, maxSlots: number): Promise<Versioned<StreamRecord>>;
+  /**
+   * Reserves a slot of the device and one of the caller's on it, and creates the record; sets
+   * `slot`, `callerKey` and `callerSlot` on the stored value.
+   */
+  create(record: StreamRecord, limits: SlotLimits): Promise<Versioned<StreamRecord>>;
   get(deviceId: string, streamId: string): Promise<Versioned<StreamRecord> | undefined>;
   findIndex(streamId: string): Promise<IndexEntry | undefined>;
   /**
@@ -69,6 +92,7 @@ export interface StreamStore {
     next: StreamRecord,
     options?: { releaseSlot?: boolean },
   ): Promise<Versioned<StreamRecord>>;
+  /** Frees the record's slots, each only while the record still holds it. */
   releaseSlot(record: StreamRecord): Promise<void>;
   setIndex(entry: IndexEntry): Promise<void>;
   /** Deletes the record and its index row (retention). */
@@ -80,8 +104,15 @@ export interface StreamStore {
 }
 
 const INDEX_SHARDS = 8;
+/**
+ * Table queries may answer an empty page with a continuation token (the service stops at 5 s or
+ * a partition boundary). list() reads on past such pages, up to this many, then returns what it
+ * has with the token so that one request's work stays bounded.
+ */
+export const MAX_PAGES_PER_LIST = 10;
 const STREAM_PREFIX = "s~";
 const SLOT_PREFIX = "slot~";
+const CALLER_SLOT_PREFIX = "cslot~";
 
 function indexPartition(streamId: string): string {
   let h = 0;
@@ -91,6 +122,30 @@ function indexPartition(streamId: string): string {
 
 function slotKey(slot: number): string {
   return SLOT_PREFIX + String(slot).padStart(5, "0");
+}
+
+/** encodeKey escapes `~`, so the caller's part cannot run into the slot number. */
+function callerSlotPrefix(callerKey: string): string {
+  return `${CALLER_SLOT_PREFIX}${encodeKey(callerKey)}~`;
+}
+
+function callerSlotKey(callerKey: string, slot: number): string {
+  return callerSlotPrefix(callerKey) + String(slot).padStart(5, "0");
+}
+
+/** The record's caller slot row, when it holds one (records from before caller limits do not). */
+function heldCallerSlot(r: StreamRecord): string | undefined {
+  return r.callerKey !== undefined && r.callerSlot !== undefined
+    ? callerSlotKey(r.callerKey, r.callerSlot)
+    : undefined;
+}
+
+/** Free slot numbers below `max`, starting at a random one so parallel creates spread out. */
+function freeBelow(max: number, taken: (slot: number) => boolean): number[] {
+  const free: number[] = [];
+  for (let i = 0; i < max; i++) if (!taken(i)) free.push(i);
+  const start = free.length > 0 ? Math.floor(Math.random() * free.length) : 0;
+  return [...free.slice(start), ...free.slice(0, start)];
 }
 
 type Entity = Record<string, unknown> & { partitionKey: string; rowKey: string };
@@ -105,9 +160,11 @@ const OPTIONAL_STRINGS = [
   "closeReason",
   "closedBy",
   "repeatabilityId",
+  "callerKey",
 ] as const;
 const OPTIONAL_TIMES = ["acceptedAt", "establishedAt", "closedAt", "expiresAt"] as const;
 const OPTIONAL_NUMBERS = ["bytesFromService", "bytesFromDevice"] as const;
+const OPTIONAL_INTS = ["callerSlot"] as const;
 
 function toEntity(r: StreamRecord): Entity {
   const e: Entity = {
@@ -124,6 +181,7 @@ function toEntity(r: StreamRecord): Entity {
   };
   for (const k of OPTIONAL_STRINGS) if (r[k] !== undefined) e[k] = r[k];
   for (const k of OPTIONAL_TIMES) if (r[k] !== undefined) e[k] = new Date(r[k]);
+  for (const k of OPTIONAL_INTS) if (r[k] !== undefined) e[k] = r[k];
   // Int64 in the table: byte counts pass 2^31 on any long transfer.
   for (const k of OPTIONAL_NUMBERS) if (r[k] !== undefined) e[k] = { value: String(r[k]), type: "Int64" };
   return e;
@@ -149,11 +207,38 @@ function fromEntity(e: Record<string, unknown>): StreamRecord {
     if (typeof v === "string") (r as unknown as Record<string, unknown>)[k] = v;
   }
   for (const k of OPTIONAL_TIMES) if (e[k] !== undefined && e[k] !== null) r[k] = time(e[k]);
+  for (const k of OPTIONAL_INTS) if (typeof e[k] === "number") r[k] = e[k];
   for (const k of OPTIONAL_NUMBERS) {
     const v = e[k];
     if (v !== undefined && v !== null) r[k] = Number(typeof v === "object" && "value" in v ? v.value : v);
   }
   return r;
+}
+
+/**
+ * The Tables SDK's token is base64 of `{"nextPartitionKey","nextRowKey"?}` and it decodes whatever
+ * it is given with JSON.parse, so a malformed one would surface as a 500 from inside the SDK.
+ * Keys the service hands out are printable ASCII (ours are escaped by encodeKey; Azure's are its own
+ * opaque ASCII forms).
+ */
+function checkContinuationToken(token: string): void {
+  const fail = (why: string): never => {
+    throw new InvalidContinuationTokenError(`not a continuation token this service issued (${why})`);
+  };
+  const bytes = Buffer.from(token, "base64");
+  if (token.length === 0 || bytes.toString("base64") !== token) fail("not canonical base64");
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("latin1"));
+  } catch {
+    fail("not JSON");
+  }
+  const isKey = (v: unknown) => typeof v === "string" && /^[\x20-\x7e]{1,1024}$/.test(v);
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail("not an object");
+  const fields = value as Record<string, unknown>;
+  if (!isKey(fields.nextPartitionKey)) fail("no next partition key");
+  if (fields.nextRowKey !== undefined && !isKey(fields.nextRowKey)) fail("bad next row key");
+  if (Object.keys(fields).some((k) => k !== "nextPartitionKey" && k !== "nextRowKey")) fail("unknown fields");
 }
 
 function statusOf(err: unknown): number | undefined {
@@ -172,8 +257,9 @@ export class TableStreamStore implements StreamStore {
     return new TableStreamStore(table);
   }
 
-  async create(record: StreamRecord, maxSlots: number): Promise<Versioned<StreamRecord>> {
+  async create(record: StreamRecord, limits: SlotLimits): Promise<Versioned<StreamRecord>> {
     const pk = encodeKey(record.deviceId);
+    const { maxPerDevice, caller } = limits;
     const index: IndexEntry = {
       streamId: record.streamId,
       deviceId: record.deviceId,
@@ -186,40 +272,60 @@ export class TableStreamStore implements StreamStore {
       if (statusOf(err) === 409) throw new StreamExistsError(`stream ${record.streamId} exists`);
       throw err;
     }
+    const keyed = { ...record, callerKey: caller.key };
     try {
-      // A device rarely holds more than a few of its slots, so a random one is usually free: try it
-      // before paying for the slot query. Then two passes over the free list, because a racer may
-      // take the slot we saw free and only the second pass sees its row.
-      const guess = Math.floor(Math.random() * maxSlots);
-      const first = await this.tryCreate(pk, record, guess);
+      // A device rarely holds more than a few of its slots, so random ones are usually free: try
+      // them before paying for the slot query. Then two passes over the free lists, because a
+      // racer may take a slot we saw free and only the second pass sees its row.
+      const random = (n: number) => Math.floor(Math.random() * n);
+      const first = await this.tryCreate(pk, keyed, random(maxPerDevice), random(caller.max));
       if (first) return first;
       for (let pass = 0; pass < 2; pass++) {
-        for (const slot of await this.freeSlots(pk, maxSlots)) {
-          const created = await this.tryCreate(pk, record, slot);
+        const free = await this.freeSlots(pk, limits);
+        if (free.device.length === 0) {
+          throw new SlotsExhaustedError(
+            "device",
+            `device ${record.deviceId} has ${maxPerDevice} active streams`,
+          );
+        }
+        if (free.caller.length === 0) {
+          throw new SlotsExhaustedError(
+            "caller",
+            `the caller has ${caller.max} active streams on the device`,
+          );
+        }
+        const pairs = Math.max(free.device.length, free.caller.length);
+        for (let i = 0; i < pairs; i++) {
+          const slot = free.device[i % free.device.length]!;
+          const callerSlot = free.caller[i % free.caller.length]!;
+          const created = await this.tryCreate(pk, keyed, slot, callerSlot);
           if (created) return created;
         }
       }
-      throw new SlotsExhaustedError(`device ${record.deviceId} has ${maxSlots} active streams`);
+      throw new SlotsExhaustedError("device", `device ${record.deviceId} has ${maxPerDevice} active streams`);
     } catch (err) {
       await this.deleteIndex(record.streamId).catch(() => undefined);
       throw err;
     }
   }
 
-  /** The slot row and the record in one transaction; undefined when the slot is taken. */
+  /** Both slot rows and the record in one transaction; undefined when a slot is taken. */
   private async tryCreate(
     pk: string,
-    record: StreamRecord,
+    record: StreamRecord & { callerKey: string },
     slot: number,
+    callerSlot: number,
   ): Promise<Versioned<StreamRecord> | undefined> {
-    const stored: StreamRecord = { ...record, slot };
+    const stored: StreamRecord = { ...record, slot, callerSlot };
+    const holder = { partitionKey: pk, streamId: record.streamId };
     const actions: TransactionAction[] = [
-      ["create", { partitionKey: pk, rowKey: slotKey(slot), streamId: record.streamId }],
+      ["create", { ...holder, rowKey: slotKey(slot) }],
+      ["create", { ...holder, rowKey: callerSlotKey(record.callerKey, callerSlot) }],
       ["create", toEntity(stored)],
     ];
     try {
       const response = await this.table.submitTransaction(actions);
-      const etag = response.subResponses[1]?.etag;
+      const etag = response.subResponses[actions.length - 1]?.etag;
       if (etag) return { value: stored, etag };
       const reread = await this.get(record.deviceId, record.streamId);
       if (reread) return reread;
@@ -230,20 +336,20 @@ export class TableStreamStore implements StreamStore {
     }
   }
 
-  private async freeSlots(pk: string, maxSlots: number): Promise<number[]> {
+  private async freeSlots(pk: string, limits: SlotLimits): Promise<{ device: number[]; caller: number[] }> {
     const taken = new Set<string>();
+    const mine = callerSlotPrefix(limits.caller.key);
     const rows = this.table.listEntities({
       queryOptions: {
-        filter: odata`PartitionKey eq ${pk} and RowKey ge ${SLOT_PREFIX} and RowKey lt ${"slot\u007f"}`,
+        filter: odata`PartitionKey eq ${pk} and ((RowKey ge ${SLOT_PREFIX} and RowKey lt ${"slot\u007f"}) or (RowKey ge ${mine} and RowKey lt ${`${mine}\u007f`}))`,
         select: ["RowKey"],
       },
     });
     for await (const row of rows) taken.add(row.rowKey ?? "");
-    const free: number[] = [];
-    for (let i = 0; i < maxSlots; i++) if (!taken.has(slotKey(i))) free.push(i);
-    // Parallel creates would all race for slot 0; starting at a random free slot spreads them.
-    const start = free.length > 0 ? Math.floor(Math.random() * free.length) : 0;
-    return [...free.slice(start), ...free.slice(0, start)];
+    return {
+      device: freeBelow(limits.maxPerDevice, (i) => taken.has(slotKey(i))),
+      caller: freeBelow(limits.caller.max, (i) => taken.has(callerSlotKey(limits.caller.key, i))),
+    };
   }
 
   async get(deviceId: string, streamId: string): Promise<Versioned<StreamRecord> | undefined> {
@@ -300,10 +406,19 @@ export class TableStreamStore implements StreamStore {
     next: StreamRecord,
   ): Promise<Versioned<StreamRecord> | undefined> {
     const entity = toEntity(next);
+    const callerSlot = heldCallerSlot(next);
     try {
       const response = await this.table.submitTransaction([
         ["update", entity, "Replace", { etag: current.etag }],
         ["delete", { partitionKey: entity.partitionKey, rowKey: slotKey(next.slot) }],
+        ...(callerSlot !== undefined
+          ? [
+              [
+                "delete",
+                { partitionKey: entity.partitionKey, rowKey: callerSlot },
+              ] satisfies TransactionAction,
+            ]
+          : []),
       ]);
       const etag = response.subResponses[0]?.etag;
       if (etag) return { value: next, etag };
@@ -318,11 +433,17 @@ export class TableStreamStore implements StreamStore {
 
   async releaseSlot(record: StreamRecord): Promise<void> {
     const pk = encodeKey(record.deviceId);
+    const callerSlot = heldCallerSlot(record);
+    await this.releaseRow(pk, slotKey(record.slot), record.streamId);
+    if (callerSlot !== undefined) await this.releaseRow(pk, callerSlot, record.streamId);
+  }
+
+  private async releaseRow(pk: string, rowKey: string, streamId: string): Promise<void> {
     try {
-      const slot = await this.table.getEntity(pk, slotKey(record.slot));
+      const slot = await this.table.getEntity(pk, rowKey);
       // The slot may already belong to a newer stream; only its holder may free it.
-      if (slot.streamId !== record.streamId) return;
-      await this.table.deleteEntity(pk, slotKey(record.slot), { etag: slot.etag });
+      if (slot.streamId !== streamId) return;
+      await this.table.deleteEntity(pk, rowKey, { etag: slot.etag });
     } catch (err) {
       const status = statusOf(err);
       if (status !== 404 && status !== 412) throw err;
@@ -343,21 +464,25 @@ export class TableStreamStore implements StreamStore {
   }
 
   async list(deviceId: string, options: ListOptions): Promise<Page<StreamRecord>> {
+    if (options.continuationToken !== undefined) checkContinuationToken(options.continuationToken);
     const pk = encodeKey(deviceId);
     const filter = options.state
       ? odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"} and state eq ${options.state}`
       : odata`PartitionKey eq ${pk} and RowKey ge ${STREAM_PREFIX} and RowKey lt ${"s\u007f"}`;
+    // The SDK's page iterator follows the service's continuation tokens by itself.
     const pages = this.table.listEntities<Record<string, unknown>>({ queryOptions: { filter } }).byPage({
       maxPageSize: options.pageSize,
       ...(options.continuationToken ? { continuationToken: options.continuationToken } : {}),
     });
-    const first = await pages.next();
-    if (first.done) return { items: [] };
-    const page = first.value as TableEntityResult<Record<string, unknown>>[] & { continuationToken?: string };
-    return {
-      items: page.map(fromEntity),
-      ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
-    };
+    let read = 0;
+    for await (const raw of pages) {
+      const page = raw as TableEntityResult<Record<string, unknown>>[] & { continuationToken?: string };
+      const { continuationToken } = page;
+      if (page.length > 0 || !continuationToken || ++read >= MAX_PAGES_PER_LIST) {
+        return { items: page.map(fromEntity), ...(continuationToken ? { continuationToken } : {}) };
+      }
+    }
+    return { items: [] };
   }
 
   async *due(now: number): AsyncIterable<IndexEntry> {

@@ -26,10 +26,12 @@ export type Closer = Side | "control-plane" | "api";
 export const CLOSE_CODES = [
   "StreamRejected",
   "DeviceNotFound",
+  "ModuleNotFound",
   "DeviceNotOnline",
   "DeviceTimeout",
   "Throttled",
   "UpstreamError",
+  "InvalidDeviceResponse",
   "HandshakeTimeout",
   "StreamClosedDuringHandshake",
   "SideDisconnected",
@@ -46,9 +48,9 @@ export interface StreamRecord {
   name: string;
   state: StreamState;
   openedBy: string;
-  /** JSON text of the request data, bounded by STREAMS_MAX_DATA_BYTES. */
+  /** JSON text of the request data, bounded by STREAMS_MAX_DATA_BYTES (store/limits.ts). */
   requestData?: string;
-  /** JSON text of the device's accept/reject data. */
+  /** JSON text of the device's accept/reject data, bounded by streams/answer.ts. */
   responseData?: string;
   createdAt: number;
   acceptedAt?: number;
@@ -69,6 +71,9 @@ export interface StreamRecord {
   bytesFromDevice?: number;
   /** Index of the concurrency slot this stream holds while active. */
   slot: number;
+  /** The caller whose share of the device's slots this stream counts against, and its slot in it. */
+  callerKey?: string;
+  callerSlot?: number;
   repeatabilityId?: string;
 }
 

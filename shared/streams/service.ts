@@ -11,6 +11,7 @@ import type { Relay } from "../relay/relay";
 import {
   EtagConflictError,
   type IndexEntry,
+  InvalidContinuationTokenError,
   type Page,
   SlotsExhaustedError,
   StreamExistsError,
@@ -24,18 +25,22 @@ import {
   type StreamRecord,
   type StreamState,
   argumentSafeId,
+  connectionIdOf,
   isActive,
   newStreamId,
   parseRelayUserId,
   relayGroup,
   relayUserId,
 } from "./model";
+import { readDeviceAnswer } from "./answer";
 import { RecentRecords } from "./recent";
 import {
   type Decision,
   type HandshakeFailure,
   type Presence,
   decideAccepted,
+  type ReportResult,
+  bytesReported,
   decideBytesReported,
   decideClose,
   decideConnect,
@@ -69,6 +74,8 @@ export interface CreateStreamInput {
   data?: string;
   handshakeTimeoutSeconds: number;
   openedBy: string;
+  /** The caller's share of the device's slots: a stable key for the caller, and its limit. */
+  caller: { key: string; maxStreams: number };
   repeatabilityId?: string;
 }
 
@@ -125,11 +132,16 @@ export class StreamService {
 
     let created: Versioned<StreamRecord>;
     try {
-      created = await store.create(record, limits.maxPerDevice);
+      created = await store.create(record, {
+        maxPerDevice: limits.maxPerDevice,
+        caller: { key: input.caller.key, max: input.caller.maxStreams },
+      });
     } catch (err) {
       if (err instanceof SlotsExhaustedError) {
         throw Errors.tooManyStreams(
-          `Device '${input.deviceId}' already has ${limits.maxPerDevice} active streams; close one or retry later.`,
+          err.scope === "caller"
+            ? `Caller '${input.openedBy}' already holds ${input.caller.maxStreams} active streams on device '${input.deviceId}', its limit there; close one or retry later.`
+            : `Device '${input.deviceId}' already has ${limits.maxPerDevice} active streams; close one or retry later.`,
           TOO_MANY_STREAMS_RETRY_SECONDS,
         );
       }
@@ -184,40 +196,45 @@ export class StreamService {
       throw errorForEnded(closed);
     }
 
-    const body = isObject(answer) ? answer : {};
-    const responseData = body.data !== undefined ? JSON.stringify(body.data) : undefined;
-    if (status >= 200 && status < 300 && body.accepted === true) {
-      const outcome = await this.mutate(
-        input.deviceId,
-        streamId,
-        (r, t) => decideAccepted(r, t, responseData),
-        {
-          side: "device",
-        },
-      );
-      if (!outcome || !outcome.result.ok) {
-        const current = outcome?.record ?? created.value;
-        throw errorForEnded(current);
-      }
-      return {
-        record: outcome.record,
-        relay: serviceRelay,
-        expiresAt: record.handshakeDeadline,
-        ...(body.data !== undefined ? { deviceResponse: body.data } : {}),
-      };
+    return this.settle(created.value, serviceRelay, status, answer);
+  }
+
+  /** The device answered the direct method: the stream is accepted, rejected, or failed. */
+  private async settle(
+    record: StreamRecord,
+    serviceRelay: { url: string; token: string },
+    status: number,
+    payload: unknown,
+  ): Promise<CreatedStream> {
+    const answer = readDeviceAnswer(status, payload);
+    if (answer.kind === "unusable") {
+      const reason = `the device's answer is unusable: ${answer.problem}`;
+      const closed = await this.failHandshake(record, "Failed", "InvalidDeviceResponse", reason);
+      throw errorForEnded(closed);
     }
-    const reason =
-      typeof body.reason === "string" && body.reason !== ""
-        ? body.reason
-        : `the device answered status ${status} without accepting`;
-    const closed = await this.failHandshake(
-      created.value,
-      "Rejected",
-      "StreamRejected",
-      reason,
-      responseData,
+    if (answer.kind === "rejected") {
+      const closed = await this.failHandshake(
+        record,
+        "Rejected",
+        "StreamRejected",
+        answer.reason,
+        answer.dataJson,
+      );
+      throw errorForEnded(closed);
+    }
+    const outcome = await this.mutate(
+      record.deviceId,
+      record.streamId,
+      (r, t) => decideAccepted(r, t, answer.dataJson),
+      { side: "device" },
     );
-    throw errorForEnded(closed);
+    if (!outcome || !outcome.result.ok) throw errorForEnded(outcome?.record ?? record);
+    return {
+      record: outcome.record,
+      relay: serviceRelay,
+      expiresAt: record.handshakeDeadline,
+      ...(answer.data !== undefined ? { deviceResponse: answer.data } : {}),
+    };
   }
 
   /** A create repeated with the same Repeatability-Request-ID. */
@@ -291,7 +308,14 @@ export class StreamService {
     deviceId: string,
     options: { state?: StreamState; pageSize: number; continuationToken?: string },
   ): Promise<Page<StreamRecord>> {
-    return this.deps.store.list(deviceId, options);
+    try {
+      return await this.deps.store.list(deviceId, options);
+    } catch (err) {
+      if (err instanceof InvalidContinuationTokenError) {
+        throw Errors.invalidField("query.continuationToken", `${err.message}; list again without it`);
+      }
+      throw err;
+    }
   }
 
   /** Closes a stream by API; false when it was not active. */
@@ -342,9 +366,20 @@ export class StreamService {
     });
   }
 
-  /** `report` user event: a side's byte counts, best effort. */
-  async onReport(userId: string | undefined, bytesSent: number): Promise<void> {
-    await this.mutateForRelayUser(userId, (r, side) => decideBytesReported(r, side, bytesSent));
+  /** `report` user event: a side's byte count, once per connection. */
+  async onReport(userId: string | undefined, connectionId: string, bytesSent: number): Promise<ReportResult> {
+    // A repeat needs no store call: a recorded report and its connection id never change, so a
+    // remembered record that shows this connection's report is the truth whatever others did.
+    const parsed = parseRelayUserId(userId);
+    const cached = parsed && this.recent.get(parsed.streamId)?.value;
+    if (parsed && cached && connectionIdOf(cached, parsed.side) === connectionId) {
+      if (bytesReported(cached, parsed.side))
+        return { accepted: false, reason: "this connection already reported" };
+    }
+    const outcome = await this.mutateForRelayUser(userId, (r, side) =>
+      decideBytesReported(r, side, connectionId, bytesSent),
+    );
+    return outcome?.result ?? { accepted: false, reason: "unknown or expired stream" };
   }
 
   /** Relay events name a stream only through the user id we minted; the index leads to its record. */
@@ -572,10 +607,6 @@ function repeatableStreamId(input: CreateStreamInput): string {
   );
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 interface SignalFailure {
   state: HandshakeFailure;
   code: CloseCode;
@@ -589,6 +620,8 @@ function classifySignalError(err: unknown): SignalFailure {
   switch (kind) {
     case "DeviceNotFound":
       return { state: "Failed", code: "DeviceNotFound", message: "the device is not registered in IoT Hub" };
+    case "ModuleNotFound":
+      return { state: "Failed", code: "ModuleNotFound", message: "the module is not registered in IoT Hub" };
     case "DeviceNotOnline":
       return {
         state: "DeviceOffline",
@@ -615,6 +648,11 @@ export function errorForEnded(record: StreamRecord): ApiError {
       });
     case "DeviceNotFound":
       return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);
+    case "ModuleNotFound":
+      return Errors.notFound(
+        "ModuleNotFound",
+        `Module '${record.moduleId ?? ""}' of device '${record.deviceId}' is not registered in IoT Hub.`,
+      );
     case "DeviceNotOnline":
       return Errors.notFound("DeviceNotOnline", `Device '${record.deviceId}' is not connected to IoT Hub.`);
     case "DeviceTimeout":
@@ -623,6 +661,10 @@ export function errorForEnded(record: StreamRecord): ApiError {
       return Errors.throttled("IoT Hub is throttling direct methods; retry later.", THROTTLED_RETRY_SECONDS);
     case "UpstreamError":
       return Errors.upstreamUnavailable(`An upstream service failed: ${reason}`);
+    case "InvalidDeviceResponse":
+      return Errors.invalidDeviceResponse(
+        `Device '${record.deviceId}' answered the stream request badly: ${reason}`,
+      );
     default:
       return Errors.conflict("StreamClosed", `The stream ended during the handshake: ${reason}`, {
         state: record.state,

@@ -230,15 +230,32 @@ function decideCloseNext(
   };
 }
 
-/** Byte counts reported by a side; accepted in any state because the report may race the close. */
+export type ReportResult = { accepted: true } | { accepted: false; reason: string };
+
+/**
+ * A side's byte count. Each connection has one legitimate report, sent just before it closes, so
+ * it is accepted in any state (it may race the close) but only once, and only from the connection
+ * the side joined with. The record is what remembers it, on every instance.
+ */
 export function decideBytesReported(
   record: StreamRecord,
   side: Side,
+  connectionId: string,
   bytesSent: number,
-): Decision<{ changed: boolean }> {
+): Decision<ReportResult> {
+  if (connectionIdOf(record, side) !== connectionId) {
+    return { result: { accepted: false, reason: `not the ${side} side's connection` } };
+  }
+  if (bytesReported(record, side)) {
+    return { result: { accepted: false, reason: "this connection already reported" } };
+  }
   const next =
     side === "service"
       ? { ...record, bytesFromService: bytesSent }
       : { ...record, bytesFromDevice: bytesSent };
-  return { next, result: { changed: true } };
+  return { next, result: { accepted: true } };
+}
+
+export function bytesReported(record: StreamRecord, side: Side): boolean {
+  return (side === "service" ? record.bytesFromService : record.bytesFromDevice) !== undefined;
 }

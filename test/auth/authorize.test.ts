@@ -8,7 +8,14 @@ import {
   type GrantSpec,
 } from "../../shared/auth/authorize";
 import { compileDevicePattern, compileGlob, GlobSyntaxError } from "../../shared/auth/glob";
-import { describePrincipal, openedBy, type Action, type Principal } from "../../shared/auth/principal";
+import {
+  callerKey,
+  describePrincipal,
+  openedBy,
+  streamLimit,
+  type Action,
+  type Principal,
+} from "../../shared/auth/principal";
 
 function sas(...specs: GrantSpec[]): Principal {
   return { kind: "sas", policyName: "p", grants: specs.map((s, i) => compileGrant(`grant ${i}`, s)) };
@@ -189,5 +196,22 @@ describe("principal helpers", () => {
       "Entra principal 'o-1'",
       "Entra application 'a-1'",
     ]);
+  });
+});
+
+describe("streamLimit and callerKey", () => {
+  const any = { devices: ["*"], streams: ["*"] };
+  it("takes the largest limit among the grants, a grant without one counting as the default", () => {
+    expect(streamLimit(sas(any), 16)).toBe(16);
+    expect(streamLimit(sas({ ...any, maxStreamsPerDevice: 3 }), 16)).toBe(3);
+    expect(streamLimit(sas({ ...any, maxStreamsPerDevice: 3 }, any), 16)).toBe(16);
+    expect(streamLimit(sas({ ...any, maxStreamsPerDevice: 100 }, any), 16)).toBe(100);
+  });
+
+  it("keeps SAS policies and Entra principals apart even when their names coincide", () => {
+    const id = "00000000-0000-0000-0000-000000000001";
+    const policy: Principal = { kind: "sas", policyName: id, grants: [] };
+    const entra: Principal = { kind: "entra", objectId: id, roles: [], grants: [] };
+    expect(callerKey(policy)).not.toBe(callerKey(entra));
   });
 });

@@ -141,6 +141,22 @@ describe("auth settings", () => {
       'SERVICE_SAS_POLICIES: policy \'service\' (#0): actions.0: Invalid option: expected one of "open"|"list"|"show"|"close"',
     ],
     [
+      "a caller limit below 1",
+      { SERVICE_SAS_POLICIES: JSON.stringify([policy({ maxStreamsPerDevice: 0 })]) },
+      "SERVICE_SAS_POLICIES: policy 'service' (#0): maxStreamsPerDevice: Too small: expected number to be >=1",
+    ],
+    [
+      "a role's fractional caller limit",
+      {
+        ENTRA_TENANT_ID: TENANT,
+        ENTRA_AUDIENCE: "a",
+        ENTRA_ROLES: JSON.stringify([
+          { role: "gw", devices: ["*"], streams: ["*"], maxStreamsPerDevice: 2.5 },
+        ]),
+      },
+      "ENTRA_ROLES: role 'gw' (#0): maxStreamsPerDevice: Invalid input: expected int, received number",
+    ],
+    [
       "an IoT Hub resource",
       { SERVICE_SAS_RESOURCE: "myhub.azure-devices.net", SERVICE_SAS_POLICIES: JSON.stringify([policy()]) },
       "SERVICE_SAS_RESOURCE: must be this service's host name, never an IoT Hub's",

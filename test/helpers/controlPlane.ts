@@ -20,6 +20,8 @@ export const KEYS = {
   service: Buffer.alloc(32, 1).toString("base64"),
   webOnly: Buffer.alloc(32, 2).toString("base64"),
   reader: Buffer.alloc(32, 3).toString("base64"),
+  echoOnly: Buffer.alloc(32, 4).toString("base64"),
+  gateway: Buffer.alloc(32, 5).toString("base64"),
 };
 export const SAS_RESOURCE = "localhost";
 
@@ -27,6 +29,8 @@ export const POLICIES = [
   { name: "service", primaryKey: KEYS.service, devices: ["*", "*/*"], streams: ["*"] },
   { name: "web-only", primaryKey: KEYS.webOnly, devices: ["Dev*"], streams: ["web"] },
   { name: "reader", primaryKey: KEYS.reader, devices: ["*"], streams: ["*"], actions: ["list", "show"] },
+  { name: "echo-only", primaryKey: KEYS.echoOnly, devices: ["*"], streams: ["echo"] },
+  { name: "gateway", primaryKey: KEYS.gateway, devices: ["*"], streams: ["*"], maxStreamsPerDevice: 100 },
 ];
 
 export function localEnv(
@@ -47,7 +51,8 @@ export function sas(
   policy: keyof typeof KEYS = "service",
   expiresAt = new Date(Date.now() + 600_000),
 ): string {
-  const policyName = policy === "webOnly" ? "web-only" : policy;
+  const names: Partial<Record<keyof typeof KEYS, string>> = { webOnly: "web-only", echoOnly: "echo-only" };
+  const policyName = names[policy] ?? policy;
   return mintSasToken({ resource: SAS_RESOURCE, policyName, key: KEYS[policy], expiresAt });
 }
 

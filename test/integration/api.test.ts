@@ -192,19 +192,50 @@ describe("POST /api/devices/{deviceId}/streams", () => {
     expect(error).toMatchObject({ reason: "unknown stream name", data: { known: ["web"] } });
   });
 
-  it("429 TooManyStreams with Retry-After past the per-device limit", async () => {
-    for (let i = 0; i < 4; i++) expect((await open("full")).status).toBe(201);
-    const res = await open("full");
-    expectError(res, 429, "TooManyStreams");
+  it("429 TooManyStreams with Retry-After past the per-device limit, whoever holds the streams", async () => {
+    // Two callers, each within its own share (2 of the device's 4: STREAMS_MAX_PER_CALLER's default).
+    const webOnly = { auth: sas("webOnly") };
+    for (const init of [{}, {}, webOnly, webOnly]) {
+      expect((await open("Dev-full", { name: "web" }, init)).status).toBe(201);
+    }
+    const res = await open("Dev-full", { name: "web" }, webOnly);
+    const error = expectError(res, 429, "TooManyStreams");
+    expect(error.message).toMatch(/^Device 'Dev-full' already has 4 active streams/);
     expect(res.headers.get("retry-after")).toBe("5");
+  });
+
+  it("429 TooManyStreams past the caller's share of a device: an echo-only caller cannot lock ssh out", async () => {
+    const echoOnly = { auth: sas("echoOnly") };
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
+    const refused = await open("Dev-shared", { name: "echo" }, echoOnly);
+    const error = expectError(refused, 429, "TooManyStreams");
+    expect(error.message).toMatch(
+      /^Caller 'echo-only' already holds 2 active streams on device 'Dev-shared'/,
+    );
+    expect(refused.headers.get("retry-after")).toBe("5");
+    // The device still has room for everyone else.
+    expect((await open("Dev-shared", { name: "ssh" })).status).toBe(201);
+    expect((await open("Dev-shared", { name: "ssh" })).status).toBe(201);
+    // The gateway's policy raises its own share (maxStreamsPerDevice) up to the device's limit.
+    const gateway = { auth: sas("gateway") };
+    for (let i = 0; i < 4; i++) expect((await open("Dev-gw", { name: "ssh" }, gateway)).status).toBe(201);
+    expect(
+      expectError(await open("Dev-gw", { name: "ssh" }, gateway), 429, "TooManyStreams").message,
+    ).toMatch(/^Device 'Dev-gw' already has 4/);
+    // Closing frees the caller's share with the device's slot.
+    const mine = (await plane().call("GET", `/api/devices/Dev-shared/streams?${V}`, echoOnly)).json();
+    const first = mine.value.find((s: { name: string }) => s.name === "echo").streamId as string;
+    await plane().call("DELETE", `/api/devices/Dev-shared/streams/${first}?${V}`, echoOnly);
+    expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
   });
 });
 
 describe("GET, DELETE and the audit trail", () => {
   it("shows a stream without any relay credential, lists with paging, closes", async () => {
     const created = (await open("Dev-audit", { name: "web" })).json();
-    await open("Dev-audit", { name: "ssh" });
-    await open("Dev-audit", { name: "web" });
+    expect((await open("Dev-audit", { name: "ssh" })).status).toBe(201);
+    expect((await open("Dev-audit", { name: "web" }, { auth: sas("webOnly") })).status).toBe(201);
 
     const shown = await plane().call(
       "GET",
@@ -283,6 +314,26 @@ describe("GET, DELETE and the audit trail", () => {
     );
     expect(error.field).toBe("query.state");
   });
+
+  it.each([
+    ["not base64", "abc"],
+    ["base64 of null", Buffer.from("null").toString("base64")],
+    ["base64 of a number", Buffer.from("42").toString("base64")],
+    ["base64 of text", Buffer.from("hello").toString("base64")],
+    ["an object without a partition key", Buffer.from('{"nextRowKey":"s~x"}').toString("base64")],
+    ["a key that is not a string", Buffer.from('{"nextPartitionKey":{"a":1}}').toString("base64")],
+    ["an extra field", Buffer.from('{"nextPartitionKey":"p","x":1}').toString("base64")],
+    ["control characters", Buffer.from('{"nextPartitionKey":"p\\u0000"}').toString("base64")],
+    ["base64url instead of base64", Buffer.from('{"nextPartitionKey":"p>>?"}').toString("base64url")],
+  ])("400 naming continuationToken for %s, never a 500", async (_label, token) => {
+    const res = await plane().call(
+      "GET",
+      `/api/devices/dev1/streams?${V}&continuationToken=${encodeURIComponent(token)}`,
+    );
+    const error = expectError(res, 400, "InvalidRequestBody");
+    expect(error.field).toBe("query.continuationToken");
+    expect(error.message).toMatch(/^query\.continuationToken: not a continuation token/);
+  });
 });
 
 describe("relay events (Web PubSub CloudEvents)", () => {
@@ -359,6 +410,22 @@ describe("relay events (Web PubSub CloudEvents)", () => {
       await plane().call("GET", `/api/devices/${dev("Dev-bytes")}/streams/${streamId}?${V}`)
     ).json();
     expect(shown.bytesFromDevice).toBe(5_000_000_000);
+    // One report per connection: a repeat fails, and Web PubSub then drops the client.
+    const again = await plane().call("POST", "/api/relay/events", {
+      auth: null,
+      headers: ceHeaders("azure.webpubsub.user.report", relayUserId(streamId, "device"), `dev-${streamId}`),
+      body: { bytesSent: 1 },
+    });
+    expect(expectError(again, 409, "ReportRefused").message).toMatch(/already reported/);
+    const stranger = await plane().call("POST", "/api/relay/events", {
+      auth: null,
+      headers: ceHeaders("azure.webpubsub.user.report", relayUserId(streamId, "service"), "not-joined"),
+      body: { bytesSent: 1 },
+    });
+    expectError(stranger, 409, "ReportRefused");
+    const after = (await plane().call("GET", `/api/devices/Dev-bytes/streams/${streamId}?${V}`)).json();
+    expect(after.bytesFromDevice).toBe(5_000_000_000);
+    expect(after.bytesFromService).toBeUndefined();
   });
 });
 

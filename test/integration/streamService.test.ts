@@ -1,7 +1,7 @@
 import { TableClient } from "@azure/data-tables";
 import { ApiError } from "../../shared/errors";
 import { DirectMethodError } from "../../shared/iothub";
-import { TableStreamStore } from "../../shared/store/streamStore";
+import { MAX_PAGES_PER_LIST, TableStreamStore } from "../../shared/store/streamStore";
 import { relayGroup, relayUserId } from "../../shared/streams/model";
 import { StreamService, type StreamLimits } from "../../shared/streams/service";
 import { useAzurite } from "../helpers/azurite";
@@ -77,6 +77,7 @@ const create = (service: StreamService, deviceId = "Dev#1?x'(y)", extra: object 
     name: "ssh",
     handshakeTimeoutSeconds: 30,
     openedBy: "policy:service",
+    caller: { key: "sas:service", maxStreams: 4 },
     ...extra,
   });
 
@@ -188,7 +189,56 @@ describe("StreamService on Azurite", () => {
   });
 
   it.each([
+    ["data of 70,000 characters", { accepted: true, data: "x".repeat(70_000) }, /data is 70002 UTF-16/],
+    ["a reason of 40,000 characters", { accepted: false, reason: "r".repeat(40_000) }, /reason is 40000/],
+    ["rejection data of 70,000 characters", { reason: "no", data: { a: "x".repeat(70_000) } }, /data is/],
+    [
+      "data nested 60,000 levels deep",
+      { accepted: true, data: JSON.parse(`${"[".repeat(60_000)}${"]".repeat(60_000)}`) as unknown },
+      /nested too deeply/,
+    ],
+  ])(
+    "a device answer with %s fails the stream cleanly with 502 and frees its slot",
+    async (_label, payload, why) => {
+      const t = setup({ maxPerDevice: 1 });
+      const service = await t.ready;
+      t.signaller.answer = async () => ({ status: 200, payload });
+      const err = await expectApiError(create(service, "hostile"), 502, "InvalidDeviceResponse");
+      expect(err.message).toMatch(why);
+      const [stored] = (await service.list("hostile", { pageSize: 10 })).items;
+      expect(stored).toMatchObject({
+        state: "Failed",
+        closeCode: "InvalidDeviceResponse",
+        closedBy: "control-plane",
+      });
+      expect(stored!.closeReason).toMatch(why);
+      expect(stored!.responseData).toBeUndefined();
+      expect(t.relay.closed.map((c) => c.group)).toEqual([relayGroup(stored!.streamId)]);
+      // The one slot is free again: the next request reaches the device.
+      t.signaller.answer = async () => ({ status: 200, payload: { accepted: true } });
+      expect((await create(service, "hostile")).record.state).toBe("Accepted");
+    },
+  );
+
+  it("stores device data up to what a table string property holds, 32,768 UTF-16 units of JSON", async () => {
+    const t = setup();
+    const service = await t.ready;
+    // ASCII: Azurite corrupts multi-byte characters that straddle a 64 KiB boundary of the body.
+    const data = "x".repeat(32_766); // its JSON text, with the quotes, is exactly 32,768 units
+    t.signaller.answer = async () => ({ status: 200, payload: { accepted: true, data } });
+    const created = await create(service, "roomy");
+    expect(created.deviceResponse).toBe(data);
+    expect((await service.get("roomy", created.record.streamId))?.responseData).toBe(JSON.stringify(data));
+    t.signaller.answer = async () => ({ status: 200, payload: { accepted: true, data: `${data}x` } });
+    await expectApiError(create(service, "roomy"), 502, "InvalidDeviceResponse");
+    t.signaller.answer = async () => ({ status: 409, payload: { reason: "r".repeat(1024) } });
+    const rejected = await expectApiError(create(service, "roomy"), 409, "StreamRejected");
+    expect(rejected.details?.reason).toHaveLength(1024);
+  });
+
+  it.each([
     ["DeviceNotFound", 404, "DeviceNotFound", "Failed"],
+    ["ModuleNotFound", 404, "ModuleNotFound", "Failed"],
     ["DeviceNotOnline", 404, "DeviceNotOnline", "DeviceOffline"],
     ["Timeout", 504, "DeviceTimeout", "TimedOut"],
     ["Throttled", 429, "Throttled", "Failed"],
@@ -265,6 +315,35 @@ describe("StreamService instances sharing one table", () => {
     return { a, b, serviceA, serviceB };
   }
 
+  it("hold each caller's share of a device under parallel creates on both, and free it when a stream ends", async () => {
+    const { a, b, serviceA, serviceB } = await pair({ maxPerDevice: 6 });
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    b.signaller.answer = joiningDevice(() => serviceB, b.relay);
+    const echo = { openedBy: "echo-only", caller: { key: "sas:echo-only", maxStreams: 2 } };
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        create(i % 2 ? serviceA : serviceB, "fair", { name: "echo", ...echo }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === "fulfilled");
+    const refused = results.filter((r) => r.status === "rejected").map((r) => r.reason as ApiError);
+    expect(ok).toHaveLength(2);
+    for (const err of refused) {
+      expect(err).toMatchObject({ statusCode: 429, code: "TooManyStreams" });
+      expect(err.message).toMatch(/^Caller 'echo-only' already holds 2 active streams on device 'fair'/);
+    }
+    // Everyone else still has the rest of the device: 4 more, then the device's own limit.
+    for (let i = 0; i < 4; i++) await create(i % 2 ? serviceA : serviceB, "fair");
+    const full = await expectApiError(create(serviceA, "fair"), 429, "TooManyStreams");
+    expect(full.message).toMatch(/^Device 'fair' already has 6/);
+    // A stream that ends frees its caller slot with its device slot, in the same transaction.
+    const first = (ok[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof create>>>).value;
+    expect(await serviceB.close("fair", first.record.streamId, "policy:admin")).toBe(true);
+    expect((await create(serviceA, "fair", { name: "echo", ...echo })).record.callerKey).toBe(
+      "sas:echo-only",
+    );
+  });
+
   it("stay correct when one instance's remembered record is stale", async () => {
     const { a, serviceA, serviceB } = await pair({ maxPerDevice: 1 });
     // The device's relay connect reaches the other instance, between create and accept.
@@ -301,7 +380,9 @@ describe("StreamService instances sharing one table", () => {
       }),
     );
     await other.purge("purged", record.streamId);
-    await expect(serviceA.onReport(relayUserId(record.streamId, "device"), 7)).resolves.toBeUndefined();
+    await expect(
+      serviceA.onReport(relayUserId(record.streamId, "device"), `dev-${record.streamId}`, 7),
+    ).resolves.toEqual({ accepted: false, reason: "unknown or expired stream" });
     expect(await serviceA.close("purged", record.streamId, "policy:admin")).toBe(false);
   });
 });
@@ -329,7 +410,103 @@ describe("StreamService instances and reused stream ids", () => {
   });
 });
 
+/**
+ * A table whose stream queries first answer `empty` empty pages, each with a continuation token,
+ * as Table Storage may; then one page with every matching entity. Tokens have the SDK's form.
+ */
+function emptyPagesFirst(table: TableClient, empty: number, served: { pages: number }): TableClient {
+  const token = (next: number) =>
+    Buffer.from(JSON.stringify({ nextPartitionKey: "fake", nextRowKey: String(next) })).toString("base64");
+  return new Proxy(table, {
+    get(target, key, receiver) {
+      if (key !== "listEntities") return Reflect.get(target, key, receiver) as unknown;
+      return (options: Parameters<TableClient["listEntities"]>[0]) => {
+        const real = target.listEntities(options);
+        return Object.assign(real, {
+          byPage: async function* (settings?: { continuationToken?: string }) {
+            const given = settings?.continuationToken;
+            let next = given ? Number(JSON.parse(Buffer.from(given, "base64").toString()).nextRowKey) : 0;
+            for (; next < empty; next++) {
+              served.pages++;
+              yield Object.assign([], { continuationToken: token(next + 1) });
+            }
+            const all = [];
+            for await (const e of real) all.push(e);
+            served.pages++;
+            yield Object.assign(all, { continuationToken: undefined });
+          },
+        });
+      };
+    },
+  });
+}
+
+describe("StreamService listing over empty pages", () => {
+  it("reads on past empty pages that carry a continuation token", async () => {
+    const served = { pages: 0 };
+    const t = setup({}, undefined, { wrap: (table) => emptyPagesFirst(table, 3, served) });
+    const service = await t.ready;
+    await create(service, "sparse");
+    const page = await service.list("sparse", { pageSize: 10 });
+    expect(page.items).toHaveLength(1);
+    expect(page.continuationToken).toBeUndefined();
+    expect(served.pages).toBe(4);
+  });
+
+  it("stops after a bounded number of empty pages and hands back a token that resumes", async () => {
+    const served = { pages: 0 };
+    const empty = MAX_PAGES_PER_LIST + 2;
+    const t = setup({}, undefined, { wrap: (table) => emptyPagesFirst(table, empty, served) });
+    const service = await t.ready;
+    await create(service, "sparser");
+    const first = await service.list("sparser", { pageSize: 10 });
+    expect(first.items).toEqual([]);
+    expect(first.continuationToken).toEqual(expect.any(String));
+    expect(served.pages).toBe(MAX_PAGES_PER_LIST);
+    const second = await service.list("sparser", {
+      pageSize: 10,
+      continuationToken: first.continuationToken!,
+    });
+    expect(second.items).toHaveLength(1);
+    expect(second.continuationToken).toBeUndefined();
+  });
+});
+
 describe("StreamService table operations", () => {
+  it("one connection sending 3,000 reports makes one store write; every later report is refused", async () => {
+    const counts = new Map<string, number>();
+    const wrap = (table: TableClient) => countingTable(table, counts);
+    const a = setup({}, undefined, { wrap });
+    const b = setup({}, undefined, { wrap, tableName: a.tableName });
+    const [serviceA, serviceB] = await Promise.all([a.ready, b.ready]);
+    a.signaller.answer = joiningDevice(() => serviceA, a.relay);
+    const { record } = await create(serviceA, "chatty");
+    const svc = relayUserId(record.streamId, "service");
+    await serviceA.onConnect(svc, "svc-1");
+    counts.clear();
+
+    const results = [];
+    for (let i = 0; i < 3000; i++) results.push(await serviceA.onReport(svc, "svc-1", i));
+    expect(results[0]).toEqual({ accepted: true });
+    expect(results.slice(1).every((r) => !r.accepted)).toBe(true);
+    // One write, and no read at all: the instance's memory of the record answers the repeats.
+    expect(Object.fromEntries(counts)).toEqual({ updateEntity: 1 });
+
+    // Another instance, with no memory of the stream, reads but never writes.
+    counts.clear();
+    for (let i = 0; i < 20; i++) {
+      expect(await serviceB.onReport(svc, "svc-1", i)).toEqual({
+        accepted: false,
+        reason: "this connection already reported",
+      });
+    }
+    expect(counts.get("updateEntity") ?? 0).toBe(0);
+    expect(counts.get("submitTransaction") ?? 0).toBe(0);
+    // A connection the side did not join with is refused too, and the first count stands.
+    expect(await serviceB.onReport(svc, "svc-2", 5)).toMatchObject({ accepted: false });
+    expect((await serviceB.get("chatty", record.streamId))?.bytesFromService).toBe(0);
+  });
+
   it("a stream's whole life on one instance reads nothing back and takes ten writes", async () => {
     const counts = new Map<string, number>();
     const t = setup({}, undefined, { wrap: (table) => countingTable(table, counts) });
@@ -343,8 +520,8 @@ describe("StreamService table operations", () => {
     expect(await service.close("frugal", record.streamId, "policy:admin")).toBe(true);
     await service.onDisconnected(svc, "svc-1", "closed");
     await service.onDisconnected(device, `dev-${record.streamId}`, "closed");
-    await service.onReport(svc, 10);
-    await service.onReport(device, 20);
+    await service.onReport(svc, "svc-1", 10);
+    await service.onReport(device, `dev-${record.streamId}`, 20);
 
     expect(await service.get("frugal", record.streamId)).toMatchObject({
       state: "Closed",

@@ -43,8 +43,9 @@ describe("loadConfig", () => {
     expect(config.iotHub.methodName).toBe("deviceStream");
     expect(config.streams).toEqual({
       maxPerDevice: 32,
+      maxPerCaller: 16,
       maxDataBytes: 4096,
-      maxLifetimeSeconds: 0,
+      maxLifetimeSeconds: 12 * 3600,
       retentionHours: 168,
       relayTokenMinutes: 2,
     });
@@ -90,6 +91,21 @@ describe("loadConfig", () => {
     ]) {
       expect(text).toContain(name);
     }
+  });
+
+  it("bounds the stream limits: data to what a table string property holds, lifetime 0 = unlimited", () => {
+    const streams = (extra: Record<string, string>) => loadConfig({ ...local, ...extra }).streams;
+    expect(streams({ STREAMS_MAX_DATA_BYTES: "32768" }).maxDataBytes).toBe(32_768);
+    expect(problemsOf({ ...local, STREAMS_MAX_DATA_BYTES: "65536" })).toEqual([
+      expect.stringMatching(/^STREAMS_MAX_DATA_BYTES: .*32768/),
+    ]);
+    expect(streams({ STREAMS_MAX_LIFETIME_SECONDS: "0" }).maxLifetimeSeconds).toBe(0);
+    expect(streams({ STREAMS_MAX_PER_DEVICE: "10" }).maxPerCaller).toBe(5);
+    expect(streams({ STREAMS_MAX_PER_DEVICE: "1" }).maxPerCaller).toBe(1);
+    expect(streams({ STREAMS_MAX_PER_DEVICE: "10", STREAMS_MAX_PER_CALLER: "8" }).maxPerCaller).toBe(8);
+    expect(problemsOf({ ...local, STREAMS_MAX_PER_CALLER: "0" })).toEqual([
+      expect.stringMatching(/^STREAMS_MAX_PER_CALLER: /),
+    ]);
   });
 
   it("treats empty strings as unset", () => {

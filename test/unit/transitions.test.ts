@@ -272,11 +272,20 @@ describe("the sweeper", () => {
 });
 
 describe("byte reports", () => {
-  it("are recorded per side in any state", () => {
-    const closed = decideClose(requested(), "api", "ClosedByApi", "x", T0).next!;
-    expect(decideBytesReported(closed, "device", 123).next).toMatchObject({
-      bytesFromDevice: 123,
-      state: "Closed",
+  it("are recorded per side in any state, once per connection, only from the side's connection", () => {
+    const joined = { ...requested(), deviceConnectionId: "dev-1" };
+    const closed = decideClose(joined, "api", "ClosedByApi", "x", T0).next!;
+    const first = decideBytesReported(closed, "device", "dev-1", 123);
+    expect(first).toMatchObject({
+      result: { accepted: true },
+      next: { bytesFromDevice: 123, state: "Closed" },
     });
+    expect(decideBytesReported(first.next!, "device", "dev-1", 456)).toEqual({
+      result: { accepted: false, reason: "this connection already reported" },
+    });
+    expect(decideBytesReported(closed, "device", "dev-2", 1)).toEqual({
+      result: { accepted: false, reason: "not the device side's connection" },
+    });
+    expect(decideBytesReported(closed, "service", "dev-1", 1).next).toBeUndefined();
   });
 });

@@ -134,6 +134,8 @@ describe("IotHubDirectMethodInvoker over a scripted HTTPS endpoint", () => {
 
   test.each([
     [404, hubError(404001, "Device not found"), "DeviceNotFound", "404001"],
+    [404, hubError(404010, "Module not found"), "ModuleNotFound", "404010"],
+    [404, { Message: "ErrorCode:ModuleNotFound;Module m not found" }, "ModuleNotFound", "ModuleNotFound"],
     [404, hubError(404103, "Timed out waiting for device to connect."), "DeviceNotOnline", "404103"],
     [404, undefined, "DeviceNotOnline", undefined],
     [504, hubError(504101, "Timed out waiting for the response from device."), "Timeout", "504101"],
