@@ -224,9 +224,11 @@ describe("POST /api/devices/{deviceId}/streams", () => {
       expectError(await open("Dev-gw", { name: "ssh" }, gateway), 429, "TooManyStreams").message,
     ).toMatch(/^Device 'Dev-gw' already has 4/);
     // Closing frees the caller's share with the device's slot.
-    const mine = (await plane().call("GET", `/api/devices/Dev-shared/streams?${V}`, echoOnly)).json();
+    const mine = (
+      await plane().call("GET", `/api/devices/${dev("Dev-shared")}/streams?${V}`, echoOnly)
+    ).json();
     const first = mine.value.find((s: { name: string }) => s.name === "echo").streamId as string;
-    await plane().call("DELETE", `/api/devices/Dev-shared/streams/${first}?${V}`, echoOnly);
+    await plane().call("DELETE", `/api/devices/${dev("Dev-shared")}/streams/${first}?${V}`, echoOnly);
     expect((await open("Dev-shared", { name: "echo" }, echoOnly)).status).toBe(201);
   });
 });
@@ -328,7 +330,7 @@ describe("GET, DELETE and the audit trail", () => {
   ])("400 naming continuationToken for %s, never a 500", async (_label, token) => {
     const res = await plane().call(
       "GET",
-      `/api/devices/dev1/streams?${V}&continuationToken=${encodeURIComponent(token)}`,
+      `/api/devices/${dev("dev1")}/streams?${V}&continuationToken=${encodeURIComponent(token)}`,
     );
     const error = expectError(res, 400, "InvalidRequestBody");
     expect(error.field).toBe("query.continuationToken");
@@ -423,7 +425,9 @@ describe("relay events (Web PubSub CloudEvents)", () => {
       body: { bytesSent: 1 },
     });
     expectError(stranger, 409, "ReportRefused");
-    const after = (await plane().call("GET", `/api/devices/Dev-bytes/streams/${streamId}?${V}`)).json();
+    const after = (
+      await plane().call("GET", `/api/devices/${dev("Dev-bytes")}/streams/${streamId}?${V}`)
+    ).json();
     expect(after.bytesFromDevice).toBe(5_000_000_000);
     expect(after.bytesFromService).toBeUndefined();
   });

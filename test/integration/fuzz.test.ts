@@ -379,17 +379,12 @@ describe("fuzzing the control plane", () => {
   });
 });
 
-/**
- * Malformed continuation tokens reach the Tables SDK and come back as a 500 on this branch: the
- * token's validation belongs to the store (shared/store/*), which h-limits changes (issue 12
- * row 7). `it.failing` records the known defect; once the store answers 400 this test passes, jest
- * reports it, and `.failing` must go.
- */
-describe("malformed continuation tokens (issue 12 row 7, fixed in the store)", () => {
+/** Malformed continuation tokens never reach the Tables SDK (issue 12 row 7): a 400, never a 500. */
+describe("malformed continuation tokens (issue 12 row 7)", () => {
   const b64 = (text: string) => Buffer.from(text).toString("base64");
   const TOKENS = ["abc", b64("null"), b64("[]"), b64('{"nextPartitionKey":1}'), "%", "a".repeat(4000)];
 
-  it.failing("answers each with a 400 naming continuationToken", async () => {
+  it("answers each with a 400 naming continuationToken", async () => {
     for (const token of TOKENS) {
       const res = await plane().call(
         "GET",
