@@ -4,6 +4,7 @@
  * decides, writes with the ETag it read, and on a conflict reads again and decides again.
  */
 import { createHash } from "node:crypto";
+import { OFFER_VERSION, versionRefusal } from "../../common/offer";
 import { ApiError, Errors } from "../errors";
 import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
 import type { Logger } from "../log";
@@ -154,8 +155,9 @@ export class StreamService {
       throw err;
     });
 
+    // An agent ignores fields it does not know; anything else is a new OFFER_VERSION (common/offer.ts).
     const payload = {
-      v: 1,
+      v: OFFER_VERSION,
       streamId,
       name: input.name,
       data: input.data !== undefined ? (JSON.parse(input.data) as unknown) : null,
@@ -210,11 +212,12 @@ export class StreamService {
       typeof body.reason === "string" && body.reason !== ""
         ? body.reason
         : `the device answered status ${status} without accepting`;
+    const refusedVersion = versionRefusal(status, body);
     const closed = await this.failHandshake(
       created.value,
       "Rejected",
-      "StreamRejected",
-      reason,
+      refusedVersion ? "UnsupportedOfferVersion" : "StreamRejected",
+      refusedVersion ? versionMismatch(refusedVersion.versions) : reason,
       responseData,
     );
     throw errorForEnded(closed);
@@ -604,6 +607,14 @@ function classifySignalError(err: unknown): SignalFailure {
   }
 }
 
+function versionMismatch(deviceVersions: number[] | undefined): string {
+  const speaks = deviceVersions?.length ? deviceVersions.join(", ") : "an unknown version";
+  return (
+    `the device's agent does not speak stream offer version ${OFFER_VERSION} (it speaks ${speaks}); ` +
+    "update the device agent or use a control plane of a matching version"
+  );
+}
+
 /** The API error for a stream that ended before it could be used; one table for every path. */
 export function errorForEnded(record: StreamRecord): ApiError {
   const reason = record.closeReason ?? record.state;
@@ -612,6 +623,10 @@ export function errorForEnded(record: StreamRecord): ApiError {
       return Errors.conflict("StreamRejected", `The device rejected the stream: ${reason}`, {
         reason,
         ...(record.responseData !== undefined ? { data: JSON.parse(record.responseData) as unknown } : {}),
+      });
+    case "UnsupportedOfferVersion":
+      return Errors.conflict("UnsupportedOfferVersion", `The device cannot take the stream: ${reason}`, {
+        offerVersion: OFFER_VERSION,
       });
     case "DeviceNotFound":
       return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);
