@@ -12,13 +12,14 @@ import { openDeviceClient, type AgentClient } from "../client/cli/deviceClient";
 import type { DeviceStreamListener } from "../client/sdk/device";
 import type { IotHubEmulator } from "../emulators/iothub";
 import { listen } from "./ports";
+import { DEV_HUB } from "./settings";
 
 export const DEMO_DEVICE_ID = "Demo-Device-01";
 export const DEMO_TILES = 24;
 
 export interface DemoDeviceOptions {
   iotHub: IotHubEmulator;
-  /** The relay's host (`127.0.0.1:8080`), the only one the demo agent joins. */
+  /** The Web PubSub emulator's host (`127.0.0.1:8080`): with DEV_HUB, the only relay the demo agent joins. */
   relayHost: string;
   host: string;
   /** What stream `ssh` reaches on this machine. */
@@ -109,7 +110,8 @@ export async function startDemoDevice(options: DemoDeviceOptions): Promise<DemoD
     ]);
     listener = startAgent(client, {
       targets,
-      relay: { allowedHosts: [options.relayHost], allowInsecure: true },
+      // The emulator speaks plain http; its hub is the one the local control plane uses.
+      relay: { endpoint: `http://${options.relayHost}`, hub: DEV_HUB, allowInsecure: true },
       log: options.log,
     });
   } catch (err) {

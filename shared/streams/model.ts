@@ -25,6 +25,7 @@ export type Closer = Side | "control-plane" | "api";
 
 export const CLOSE_CODES = [
   "StreamRejected",
+  "UnsupportedOfferVersion",
   "DeviceNotFound",
   "ModuleNotFound",
   "DeviceNotOnline",

@@ -4,6 +4,7 @@
  * decides, writes with the ETag it read, and on a conflict reads again and decides again.
  */
 import { createHash } from "node:crypto";
+import { OFFER_VERSION, versionRefusal } from "../../common/offer";
 import { ApiError, Errors } from "../errors";
 import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
 import type { Logger } from "../log";
@@ -166,8 +167,9 @@ export class StreamService {
       throw err;
     });
 
+    // An agent ignores fields it does not know; anything else is a new OFFER_VERSION (common/offer.ts).
     const payload = {
-      v: 1,
+      v: OFFER_VERSION,
       streamId,
       name: input.name,
       data: input.data !== undefined ? (JSON.parse(input.data) as unknown) : null,
@@ -213,11 +215,12 @@ export class StreamService {
       throw errorForEnded(closed);
     }
     if (answer.kind === "rejected") {
+      const refusedVersion = versionRefusal(status, payload);
       const closed = await this.failHandshake(
         record,
         "Rejected",
-        "StreamRejected",
-        answer.reason,
+        refusedVersion ? "UnsupportedOfferVersion" : "StreamRejected",
+        refusedVersion ? versionMismatch(refusedVersion.versions) : answer.reason,
         answer.dataJson,
       );
       throw errorForEnded(closed);
@@ -637,6 +640,14 @@ function classifySignalError(err: unknown): SignalFailure {
   }
 }
 
+function versionMismatch(deviceVersions: number[] | undefined): string {
+  const speaks = deviceVersions?.length ? deviceVersions.join(", ") : "an unknown version";
+  return (
+    `the device's agent does not speak stream offer version ${OFFER_VERSION} (it speaks ${speaks}); ` +
+    "update the device agent or use a control plane of a matching version"
+  );
+}
+
 /** The API error for a stream that ended before it could be used; one table for every path. */
 export function errorForEnded(record: StreamRecord): ApiError {
   const reason = record.closeReason ?? record.state;
@@ -645,6 +656,10 @@ export function errorForEnded(record: StreamRecord): ApiError {
       return Errors.conflict("StreamRejected", `The device rejected the stream: ${reason}`, {
         reason,
         ...(record.responseData !== undefined ? { data: JSON.parse(record.responseData) as unknown } : {}),
+      });
+    case "UnsupportedOfferVersion":
+      return Errors.conflict("UnsupportedOfferVersion", `The device cannot take the stream: ${reason}`, {
+        offerVersion: OFFER_VERSION,
       });
     case "DeviceNotFound":
       return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);

@@ -540,3 +540,76 @@ describe("StreamService table operations", () => {
     });
   });
 });
+
+/**
+ * The v1 agent as released before offers were versioned (client/sdk/device/offer.ts and listener.ts
+ * at 0afc757), reduced to what decides its answer: it takes `v: 1` with these fields and nothing
+ * else, and refuses any other `v` with this exact reason and status 400.
+ */
+function legacyV1Agent(
+  payload: unknown,
+): { ok: true; streamId: string } | { ok: false; status: 400; reason: string } {
+  const p = (payload ?? {}) as Record<string, any>;
+  if (p.v !== 1)
+    return { ok: false, status: 400, reason: "unsupported payload version (this device speaks v 1)" };
+  const str = (v: unknown) => typeof v === "string" && v.length > 0;
+  if (!str(p.streamId) || !str(p.name)) return { ok: false, status: 400, reason: "streamId missing" };
+  if (!p.relay || !str(p.relay.url) || !str(p.relay.token))
+    return { ok: false, status: 400, reason: "relay.url or relay.token missing" };
+  if (!str(p.expiresAt) || Number.isNaN(Date.parse(p.expiresAt)))
+    return { ok: false, status: 400, reason: "expiresAt missing or not a date" };
+  return { ok: true, streamId: p.streamId };
+}
+
+describe("offer versions: control plane and agents of different versions", () => {
+  it("today's v1 agent takes this control plane's offer, and the stream opens", async () => {
+    const t = setup();
+    const service = await t.ready;
+    const join = joiningDevice(() => service, t.relay);
+    t.signaller.answer = async (target, request) => {
+      const verdict = legacyV1Agent(request.payload);
+      return verdict.ok
+        ? join(target, request)
+        : { status: verdict.status, payload: { reason: verdict.reason } };
+    };
+    const created = await create(service, "old-agent");
+    expect(created.record.state).toBe("Accepted");
+  });
+
+  it("an agent that does not speak the offer's version: 409 UnsupportedOfferVersion, slot freed", async () => {
+    const t = setup({ maxPerDevice: 1 });
+    const service = await t.ready;
+    // As today's agent answers an offer of another major version (the wording it uses, word for word).
+    const refusal = legacyV1Agent({ v: 2 }) as { status: number; reason: string };
+    t.signaller.answer = async () => ({ status: refusal.status, payload: { reason: refusal.reason } });
+    const old = await expectApiError(create(service, "mismatch"), 409, "UnsupportedOfferVersion");
+    expect(old.message).toMatch(
+      /does not speak stream offer version 1 \(it speaks 1\); update the device agent/,
+    );
+    expect(old.details).toEqual({ offerVersion: 1 });
+
+    // As a newer agent refuses: its code and the versions it speaks.
+    t.signaller.answer = async () => ({
+      status: 400,
+      payload: { reason: "unsupported offer version", code: "UnsupportedOfferVersion", versions: [3, 4] },
+    });
+    const newer = await expectApiError(create(service, "mismatch"), 409, "UnsupportedOfferVersion");
+    expect(newer.message).toMatch(/\(it speaks 3, 4\)/);
+    const records = (await service.list("mismatch", { pageSize: 10 })).items;
+    expect(records.map((r) => [r.state, r.closeCode])).toEqual([
+      ["Rejected", "UnsupportedOfferVersion"],
+      ["Rejected", "UnsupportedOfferVersion"],
+    ]);
+  });
+
+  it("any other refusal stays StreamRejected with the device's reason", async () => {
+    const t = setup();
+    const service = await t.ready;
+    t.signaller.answer = async () => ({
+      status: 400,
+      payload: { reason: "expiresAt missing or not a date" },
+    });
+    const err = await expectApiError(create(service, "other-refusal"), 409, "StreamRejected");
+    expect(err.details).toMatchObject({ reason: "expiresAt missing or not a date" });
+  });
+});

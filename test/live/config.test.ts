@@ -31,7 +31,7 @@ describe("live configuration", () => {
       controlPlane: { connectionString: CS },
       iotHub: { hostName: HUB, credential },
       devices: { hostName: HUB },
-      relay: { host: WPS },
+      relay: { endpoint: `https://${WPS}`, hub: "streams" },
     });
     // Nothing in the environment can allow ws:// or point devices elsewhere.
     expect(config.relay.allowInsecure).toBeUndefined();
@@ -45,6 +45,7 @@ describe("live configuration", () => {
         [V.tokenScope]: "api://0000/.default",
         [V.iotHubHost]: ` ${HUB} `,
         [V.webPubSubHost]: `https://${WPS}`,
+        [V.webPubSubHub]: "Tunnels",
       },
       credential,
     );
@@ -53,7 +54,7 @@ describe("live configuration", () => {
       tokenScope: "api://0000/.default",
       credential,
     });
-    expect(config.relay.host).toBe(WPS);
+    expect(config.relay).toEqual({ endpoint: `https://${WPS}`, hub: "Tunnels" });
     expect(config.iotHub).toMatchObject({ hostName: HUB });
   });
 

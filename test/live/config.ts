@@ -17,14 +17,19 @@ export const LIVE_VARIABLES = {
   tokenScope: "DEVICESTREAMS_LIVE_TOKEN_SCOPE",
   iotHubHost: "DEVICESTREAMS_LIVE_IOTHUB_HOST",
   webPubSubHost: "DEVICESTREAMS_LIVE_WEBPUBSUB_HOST",
+  webPubSubHub: "DEVICESTREAMS_LIVE_WEBPUBSUB_HUB",
 } as const;
+
+/** The deployment's hub when WEBPUBSUB_HUB is left at its default (shared/config.ts). */
+export const DEFAULT_LIVE_HUB = "streams";
 
 export const LIVE_USAGE = `The live suite runs the SDK end-to-end tests against a deployment (docs/live-tests.md). Set:
   ${LIVE_VARIABLES.connectionString}  Endpoint=https://<app>.azurewebsites.net;SharedAccessKeyName=<policy>;SharedAccessKey=<key>
     or ${LIVE_VARIABLES.endpoint}  https://<app>.azurewebsites.net (CONTROL_PLANE_URL)
     with ${LIVE_VARIABLES.tokenScope}  api://<app id>/.default (Entra, DefaultAzureCredential)
   ${LIVE_VARIABLES.iotHubHost}  <hub>.azure-devices.net (IOTHUB_HOST_NAME; registry calls with DefaultAzureCredential)
-  ${LIVE_VARIABLES.webPubSubHost}  <name>.webpubsub.azure.com (or WEBPUBSUB_ENDPOINT: https://<name>.webpubsub.azure.com)`;
+  ${LIVE_VARIABLES.webPubSubHost}  <name>.webpubsub.azure.com (or WEBPUBSUB_ENDPOINT: https://<name>.webpubsub.azure.com)
+  ${LIVE_VARIABLES.webPubSubHub}  the hub (WEBPUBSUB_HUB; optional, default ${DEFAULT_LIVE_HUB})`;
 
 export type ControlPlaneAccess =
   { connectionString: string } | { endpoint: string; tokenScope: string; credential?: TokenCredential };
@@ -35,8 +40,8 @@ export interface LiveConfig {
   iotHub: IotHubConnection;
   /** What device connection strings carry: the hub's host name, and where to dial if elsewhere. */
   devices: { hostName: string; gatewayHostName?: string; caFile?: string };
-  /** The relay the control plane hands out, for the devices' allowlist; wss:// only unless allowInsecure. */
-  relay: { host: string; allowInsecure?: boolean };
+  /** The relay the control plane hands out, the only one devices join; https:// only unless allowInsecure. */
+  relay: { endpoint: string; hub: string; allowInsecure?: boolean };
 }
 
 export class LiveConfigError extends Error {
@@ -95,6 +100,7 @@ export function liveConfigFromEnv(env: NodeJS.ProcessEnv, credential?: TokenCred
   const tokenScope = value(env, V.tokenScope);
   const iotHubHost = value(env, V.iotHubHost);
   const webPubSubHost = value(env, V.webPubSubHost);
+  const webPubSubHub = value(env, V.webPubSubHub) ?? DEFAULT_LIVE_HUB;
 
   if (!connectionString && !endpoint && !tokenScope && !iotHubHost && !webPubSubHost) {
     throw new LiveConfigError(`${TARGET_VARIABLE}=live but no live variable is set.\n${LIVE_USAGE}`);
@@ -154,7 +160,7 @@ export function liveConfigFromEnv(env: NodeJS.ProcessEnv, credential?: TokenCred
     controlPlane,
     iotHub: { hostName: hubHost, credential: credential ?? lazyDefaultCredential() },
     devices: { hostName: hubHost },
-    relay: { host: relayHost },
+    relay: { endpoint: `https://${relayHost}`, hub: webPubSubHub },
   };
 }
 

@@ -41,7 +41,11 @@ describe("the live target on the local emulators", () => {
     const live = await startLiveTarget(loopbackConfig(stack));
     const deviceId = live.deviceId("Loop-Dev");
     expect(deviceId).toMatch(/^dslive-[0-9a-f]{8}-Loop-Dev$/);
-    expect(live.relayPolicy).toEqual({ allowedHosts: [stack.relayHost], allowInsecure: true });
+    expect(live.relayPolicy).toEqual({
+      endpoint: stack.relayEndpoint,
+      hub: stack.relayHub,
+      allowInsecure: true,
+    });
 
     const device = await live.device(deviceId);
     live.listen(device, { onRequest: () => ({ accept: true }) }).on("stream", (s) => s.on("channel", echo));

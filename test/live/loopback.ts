@@ -14,6 +14,6 @@ export function loopbackConfig(stack: Stack): LiveConfig {
     controlPlane: { connectionString: stack.connectionString },
     iotHub: { connectionString: hub.serviceConnectionString, ca: hub.caPem },
     devices: { hostName: hub.hubHostName, gatewayHostName: `127.0.0.1:${hub.mqttPort}`, caFile: hub.caPath },
-    relay: { host: stack.relayHost, allowInsecure: true },
+    relay: { endpoint: stack.relayEndpoint, hub: stack.relayHub, allowInsecure: true },
   };
 }

@@ -80,9 +80,11 @@ export async function startLiveTarget(
   const ca = config.devices.caFile ? readFileSync(config.devices.caFile, "utf8") : undefined;
 
   const relayPolicy = {
-    allowedHosts: [config.relay.host],
+    endpoint: config.relay.endpoint,
+    hub: config.relay.hub,
     allowInsecure: config.relay.allowInsecure ?? false,
   };
+  const relayHost = new URL(config.relay.endpoint).host;
   /** Device IDs this run registered, deleted (with their modules) on close. */
   const created: string[] = [];
   const keys = new Map<string, string>();
@@ -133,7 +135,7 @@ export async function startLiveTarget(
     deviceId: (name) => `${prefix}${name}`,
     endpoint,
     authorization: () => auth(),
-    relayHost: config.relay.host,
+    relayHost,
     relayPolicy,
     client: (o) => client(o),
     registerDevice: async (deviceId) => {
@@ -162,7 +164,7 @@ export async function startLiveTarget(
       connectionString(deviceId, undefined, await register(deviceId)),
       ...(config.devices.caFile ? ["--ca-file", config.devices.caFile] : []),
       "--relay-allow-host",
-      config.relay.host,
+      relayHost,
       ...(relayPolicy.allowInsecure ? ["--allow-insecure-relay"] : []),
     ],
     listen: (c, o) => {

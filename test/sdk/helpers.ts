@@ -45,12 +45,21 @@ export async function roundTrip(
 }
 
 /** POSTs a stream directly, to get at its relay credentials as an attacker or a test would. */
-export async function createRaw(target: StreamsTarget, deviceId: string, name: string) {
+export async function createRaw(
+  target: StreamsTarget,
+  deviceId: string,
+  name: string,
+  headers: Record<string, string> = {},
+) {
   const res = await fetch(
     `${target.endpoint}/api/devices/${encodeIdSegment(deviceId)}/streams?api-version=${API_VERSION}`,
     {
       method: "POST",
-      headers: { authorization: await target.authorization(), "content-type": "application/json" },
+      headers: {
+        authorization: await target.authorization(),
+        "content-type": "application/json",
+        ...headers,
+      },
       body: JSON.stringify({ name, handshakeTimeoutSeconds: 15 }),
     },
   );

@@ -32,6 +32,7 @@ class FakeHost implements MethodHost {
 }
 
 const TOKEN = "secret-relay-token";
+const RELAY = { endpoint: "https://relay.example.com", hub: "streams" };
 const offer = (streamId: string, extra: Record<string, unknown> = {}) => ({
   v: 1,
   streamId,
@@ -59,7 +60,7 @@ function listen(host: FakeHost, options: Partial<DeviceStreamListenerOptions> = 
   const mem = memoryConnector();
   const listener = new DeviceStreamListener(host, {
     onRequest: () => ({ accept: true, data: { ok: 1 } }),
-    relay: { allowedHosts: ["relay.example.com"] },
+    relay: RELAY,
     connectRelay: mem.connector,
     ...options,
   });
@@ -99,7 +100,118 @@ describe("DeviceStreamListener", () => {
     await listener.close();
   });
 
-  it("is idempotent per streamId: a repeated request never opens a second relay", async () => {
+  it.each([
+    ["another hub", "wss://relay.example.com/client/hubs/attacker", /another hub/],
+    ["another hub, query form", "wss://relay.example.com/client/?hub=attacker", /another hub/],
+    ["another host", "wss://attacker.webpubsub.azure.com/client/hubs/streams", /not this device's relay/],
+    ["another port", "wss://relay.example.com:8443/client/hubs/streams", /not this device's relay/],
+    ["plain ws", "ws://relay.example.com/client/hubs/streams", /not encrypted/],
+  ])(
+    "refuses an offer naming %s before asking the application, and joins no relay",
+    async (_, url, reason) => {
+      const host = new FakeHost();
+      const asked: string[] = [];
+      const { listener, calls } = listen(host, {
+        onRequest: ({ name }) => {
+          asked.push(name);
+          return { accept: true };
+        },
+      });
+      const refused: string[] = [];
+      listener.on("refused", (r) => refused.push(r.reason));
+      const answer = await host.call(offer("forged", { relay: { url, token: TOKEN } }));
+      expect(answer).toEqual({ status: 403, payload: { reason: expect.stringMatching(reason) } });
+      expect(refused).toEqual([answer.payload.reason]);
+      expect(JSON.stringify(answer)).not.toContain(TOKEN);
+      expect(asked).toEqual([]);
+      expect(calls).toEqual([]);
+    },
+  );
+
+  it.each([["/client/hubs/STREAMS"], ["/client/?hub=Streams"]])(
+    "joins this deployment's hub in either URL form (%s), whatever the case",
+    async (path) => {
+      const host = new FakeHost();
+      const { listener, calls } = listen(host);
+      const answer = await host.call(
+        offer("forms", { relay: { url: `wss://relay.example.com${path}`, token: TOKEN } }),
+      );
+      expect(answer.status).toBe(200);
+      expect(calls).toEqual(["stream.forms"]);
+      await listener.close();
+    },
+  );
+
+  it.each([[2], ["1"], [undefined], [1.5]])(
+    "refuses offer version %p with its code and the versions it speaks, joining no relay",
+    async (v) => {
+      const host = new FakeHost();
+      const { calls } = listen(host);
+      const answer = await host.call({ ...offer("ver"), v });
+      expect(answer).toEqual({
+        status: 400,
+        payload: {
+          reason: expect.stringMatching(/unsupported offer version; this device speaks v 1/),
+          code: "UnsupportedOfferVersion",
+          versions: [1],
+        },
+      });
+      expect(calls).toEqual([]);
+    },
+  );
+
+  it("takes the offer exactly as control planes sent it before offers were versioned (v1 fixture)", async () => {
+    const host = new FakeHost();
+    const { listener, calls } = listen(host);
+    // Byte for byte the payload of shared/streams/service.ts at 0afc757 (field order included).
+    const v1 = JSON.parse(
+      `{"v":1,"streamId":"Abc_123","name":"ssh","data":null,"relay":{"url":"wss://relay.example.com/client/hubs/streams","token":"${TOKEN}"},"expiresAt":"${new Date(Date.now() + 60_000).toISOString()}"}`,
+    );
+    expect(await host.call(v1)).toEqual({ status: 200, payload: { accepted: true, data: { ok: 1 } } });
+    expect(calls).toEqual(["stream.Abc_123"]);
+    await listener.close();
+  });
+
+  it("a new offer for a stream id it already answered joins the relay again (a reused Repeatability-Request-ID)", async () => {
+    const host = new FakeHost();
+    const { listener, calls } = listen(host);
+    const first = offer("reused");
+    expect((await host.call(first)).status).toBe(200);
+    await listener.streams.get("reused")!.close();
+    // The control plane purged the first record and made the same id anew: new credentials.
+    const second = offer("reused", { relay: { url: first.relay.url, token: "a-new-token" } });
+    expect((await host.call(second)).status).toBe(200);
+    expect(calls).toEqual(["stream.reused", "stream.reused"]);
+    expect(listener.streams.has("reused")).toBe(true);
+    await listener.close();
+  });
+
+  it("forgets an offer at its handshake deadline: a late repeat is decided again, not answered from memory", async () => {
+    const host = new FakeHost();
+    const joins: string[] = [];
+    const { listener } = listen(host, {
+      connectRelay: async (options) => {
+        joins.push(options.token);
+        // The relay refuses a credential it has seen: single use.
+        if (joins.filter((t) => t === options.token).length > 1) {
+          throw Object.assign(new Error("relay refused the connection (HTTP 401)"), { code: "RelayRefused" });
+        }
+        const { b } = createMemoryRelay();
+        return Object.assign(b, { reportBytesWith: () => undefined });
+      },
+    });
+    const late = offer("late", { expiresAt: new Date(Date.now() - 1000).toISOString() });
+    expect((await host.call(late)).status).toBe(200);
+    const again = await host.call(late);
+    expect(again).toEqual({
+      status: 502,
+      payload: { reason: expect.stringMatching(/cannot join the relay/) },
+    });
+    expect(joins).toEqual([TOKEN, TOKEN]);
+    await listener.close();
+  });
+
+  it("is idempotent per offer: a repeated request never opens a second relay", async () => {
     const host = new FakeHost();
     const gate = deferred();
     const { listener, calls } = listen(host, {
@@ -154,7 +266,7 @@ describe("DeviceStreamListener", () => {
     const listener = new DeviceStreamListener(host, {
       maxStreams: 3,
       onRequest: () => ({ accept: true }),
-      relay: { allowedHosts: ["relay.example.com"] },
+      relay: RELAY,
       // Every join waits until all eight requests are in, so none has finished joining yet.
       connectRelay: async (options) => {
         if (++started === 3) joins.resolve();
@@ -245,7 +357,8 @@ describe("DeviceStreamListener", () => {
     await withDeadline(service.waitReady(), 10_000, "handshake");
     await service.openChannel();
     await service.openChannel();
-    await expect(service.openChannel()).rejects.toMatchObject({ code: "ChannelLimit" });
+    // The service sees the cap in the HELLO: a third channel waits for a slot, and its wait runs out.
+    await expect(service.openChannel("", 50)).rejects.toMatchObject({ code: "ChannelLimit" });
     service.close();
     await listener.close();
   });
@@ -254,19 +367,23 @@ describe("DeviceStreamListener", () => {
     const handlers: string[] = [];
     new DeviceStreamListener(
       { onMethod: (name) => handlers.push(name) },
-      { onRequest: () => ({ accept: true }), relay: { allowedHosts: ["h"] }, methodName: "custom" },
+      { onRequest: () => ({ accept: true }), relay: RELAY, methodName: "custom" },
     );
     expect(handlers).toEqual(["custom"]);
+    expect(() => new DeviceStreamListener({}, { onRequest: () => ({ accept: true }), relay: RELAY })).toThrow(
+      /Client or ModuleClient/,
+    );
+  });
+
+  it.each([
+    [{ endpoint: "", hub: "streams" }, /relay.endpoint must name/],
+    [{ endpoint: "https://relay.example.com", hub: "" }, /relay.hub must name/],
+    [{ endpoint: "http://127.0.0.1:8080", hub: "streams" }, /insecure/],
+    [{ allowedHosts: [] }, /relay.endpoint and relay.hub/],
+    [{ allowedHosts: ["*.webpubsub.azure.com"] }, /exact/],
+  ])("refuses to start without this deployment's exact relay %#", (relay, message) => {
     expect(
-      () =>
-        new DeviceStreamListener({}, { onRequest: () => ({ accept: true }), relay: { allowedHosts: ["h"] } }),
-    ).toThrow(/Client or ModuleClient/);
-    expect(
-      () =>
-        new DeviceStreamListener(new FakeHost(), {
-          onRequest: () => ({ accept: true }),
-          relay: { allowedHosts: [] },
-        }),
-    ).toThrow(/allowedHosts/);
+      () => new DeviceStreamListener(new FakeHost(), { onRequest: () => ({ accept: true }), relay }),
+    ).toThrow(message);
   });
 });

@@ -1,12 +1,80 @@
 import { once } from "node:events";
 import type { AddressInfo } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
-import { checkRelayUrl, connectRelay } from "../../client/sdk/relay";
+import {
+  type RelayUrlPolicy,
+  checkRelayUrl,
+  connectRelay,
+  relayUrlPolicyProblem,
+} from "../../client/sdk/relay";
 import { PROTOBUF_SUBPROTOCOL, decodeUpstream, encodeDownstream } from "../../client/webpubsub";
 import { Recorder, withDeadline } from "../helpers/events";
 import { proxyAgentFor } from "../../client/sdk/relay/proxy";
 
-describe("relay URL policy", () => {
+describe("the device's relay policy: exactly one endpoint and hub", () => {
+  const azure = { endpoint: "https://mine.webpubsub.azure.com", hub: "Streams" };
+  const local = { endpoint: "http://127.0.0.1:8080", hub: "streams", allowInsecure: true };
+  it.each<[string, RelayUrlPolicy, boolean]>([
+    ["wss://mine.webpubsub.azure.com/client/hubs/streams", azure, true],
+    ["wss://MINE.webpubsub.azure.com/client/hubs/STREAMS/", azure, true],
+    ["wss://mine.webpubsub.azure.com:443/client/hubs/streams", azure, true],
+    ["wss://mine.webpubsub.azure.com/client/?hub=streams", azure, true],
+    ["wss://mine.webpubsub.azure.com/client?hub=sTrEaMs&access_token=x", azure, true],
+    ["wss://mine.webpubsub.azure.com/client/hubs/str%65ams", azure, true],
+    ["ws://127.0.0.1:8080/client/hubs/streams", local, true],
+    // another hub, in either URL form, or named twice or not at all
+    ["wss://mine.webpubsub.azure.com/client/hubs/other", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/?hub=other", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/hubs/streams?hub=other", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/?hub=streams&hub=other", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/?HUB=streams", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/hubs/streams/x", azure, false],
+    ["wss://mine.webpubsub.azure.com/other/hubs/streams", azure, false],
+    ["wss://mine.webpubsub.azure.com/client/hubs/streams#frag", azure, false],
+    // another host, port or scheme
+    ["wss://theirs.webpubsub.azure.com/client/hubs/streams", azure, false],
+    ["wss://mine.webpubsub.azure.com.evil.com/client/hubs/streams", azure, false],
+    ["wss://mine.webpubsub.azure.com:8443/client/hubs/streams", azure, false],
+    ["ws://mine.webpubsub.azure.com/client/hubs/streams", { ...azure, allowInsecure: true }, false],
+    ["ws://127.0.0.1:9090/client/hubs/streams", local, false],
+    ["ws://localhost:8080/client/hubs/streams", local, false],
+    ["wss://127.0.0.1:8080/client/hubs/streams", local, false],
+    ["wss://u:p@mine.webpubsub.azure.com/client/hubs/streams", azure, false],
+  ])("%s", (url, p, ok) => expect(checkRelayUrl(url, p).ok).toBe(ok));
+
+  it("names what differs, never the offered hub or the token", () => {
+    const hub = checkRelayUrl("wss://mine.webpubsub.azure.com/client/hubs/evil?access_token=SECRET", azure);
+    expect(hub).toEqual({
+      ok: false,
+      reason: "the relay URL names another hub than this device's hub 'Streams'",
+    });
+    const host = checkRelayUrl(
+      "wss://theirs.webpubsub.azure.com/client/hubs/streams?access_token=SECRET",
+      azure,
+    );
+    expect(host).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/wss:\/\/theirs.* is not this device's relay wss:\/\/mine/),
+    });
+    expect(JSON.stringify([hub, host])).not.toMatch(/SECRET|evil/);
+  });
+
+  it.each([
+    [{}, /relay.endpoint must name/],
+    [{ endpoint: "https://x.webpubsub.azure.com" }, /relay.hub must name/],
+    [{ endpoint: "https://x.webpubsub.azure.com", hub: "9bad" }, /relay.hub/],
+    [{ endpoint: "https://*.webpubsub.azure.com", hub: "streams" }, /not a pattern/],
+    [{ endpoint: "x.webpubsub.azure.com", hub: "streams" }, /https:\/\/ URL|valid URL/],
+    [{ endpoint: "wss://x.webpubsub.azure.com", hub: "streams" }, /https:\/\//],
+    [{ endpoint: "http://127.0.0.1:8080", hub: "streams" }, /insecure/],
+    [{ endpoint: "https://x.webpubsub.azure.com/client/hubs/streams", hub: "streams" }, /without path/],
+  ])("refuses an unusable policy %#", (policy, message) =>
+    expect(relayUrlPolicyProblem(policy)).toMatch(message),
+  );
+});
+
+describe("the service side's relay policy (the host the control plane named)", () => {
   const policy = { allowedHosts: ["relay.example.com", "*.webpubsub.azure.com", "127.0.0.1:8080"] };
   it.each([
     ["wss://relay.example.com/client/hubs/streams", policy, true],

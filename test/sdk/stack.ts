@@ -39,8 +39,11 @@ export interface Stack {
   log: ReturnType<typeof recordingLogger>;
   /** `Endpoint=...;SharedAccessKeyName=service;SharedAccessKey=...` for the control plane. */
   connectionString: string;
-  /** The relay's host (`127.0.0.1:<port>`), for device allowlists. */
+  /** The relay's host (`127.0.0.1:<port>`). */
   relayHost: string;
+  /** The Web PubSub emulator's endpoint (`http://127.0.0.1:<port>`) and the hub: a device's relay policy. */
+  relayEndpoint: string;
+  relayHub: string;
   client(options?: StreamsClientOptions): StreamsClient;
   /** Registers (if needed) and connects a device identity; closed on teardown. */
   device(deviceId: string, options?: { retry?: boolean }): Promise<Client>;
@@ -58,7 +61,8 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
   const { host, eventHandler, attach } = await startControlPlaneHost({
     logger: { log: (level, msg, fields) => level === "error" && console.error(msg, fields) },
   });
-  const wps = await startWebPubSubEmulator({ port: 0, eventHandlers: { streams: eventHandler } });
+  const relayHub = "streams";
+  const wps = await startWebPubSubEmulator({ port: 0, eventHandlers: { [relayHub]: eventHandler } });
   const stateDir = await mkdtemp(join(tmpdir(), "sdk-stack-hub-"));
   let hub = await startIotHubEmulator({ mqttPort: 0, httpsPort: 0, stateDir });
   const azurite = await startAzuriteTable({ port: 0 });
@@ -66,6 +70,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
   const config = loadConfig({
     TABLES_CONNECTION_STRING: azurite.connectionString,
     WEBPUBSUB_CONNECTION_STRING: wps.connectionString,
+    WEBPUBSUB_HUB: relayHub,
     IOTHUB_CONNECTION_STRING: hub.serviceConnectionString,
     IOTHUB_CA_FILE: hub.caPath,
     SERVICE_SAS_POLICIES: JSON.stringify(POLICIES),
@@ -104,6 +109,8 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     log,
     connectionString,
     relayHost,
+    relayEndpoint: wps.endpoint,
+    relayHub,
     client: (options) => StreamsClient.fromConnectionString(connectionString, options),
     device: async (deviceId, options = {}) => {
       const cs = hub.connectionString(deviceId) ?? (await hub.createDevice(deviceId));
@@ -116,7 +123,7 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
     },
     listen: (client, options) => {
       const listener = new DeviceStreamListener(client, {
-        relay: { allowedHosts: [relayHost], allowInsecure: true },
+        relay: { endpoint: wps.endpoint, hub: relayHub, allowInsecure: true },
         ...options,
       });
       listeners.add(listener);

@@ -385,22 +385,33 @@ describe("streams through the SDKs", () => {
     await first.whenClosed();
   });
 
-  it("the device refuses a relay URL outside its allowlist", async () => {
+  it("the device refuses a relay that is not its own (another host, another hub)", async () => {
     const s = stack();
+    const { endpoint, hub, allowInsecure } = s.relayPolicy;
     s.listen(await s.device(s.deviceId("Strict-Dev")), {
       onRequest: () => ({ accept: true }),
-      relay: { allowedHosts: ["relay.example.com"], allowInsecure: true },
+      relay: { endpoint: "https://relay.example.com", hub, allowInsecure },
     });
     const outside = await rejection(s.client().openStream(s.deviceId("Strict-Dev"), "echo"));
     expect(outside).toMatchObject({ code: "StreamRejected" });
-    expect((outside as unknown as StreamsError).details.reason).toMatch(/not in the relay allowlist/);
+    expect((outside as unknown as StreamsError).details.reason).toMatch(/is not this device's relay/);
+
+    s.listen(await s.device(s.deviceId("Strict-Hub-Dev")), {
+      onRequest: () => ({ accept: true }),
+      relay: { endpoint, hub: "OtherHub", allowInsecure },
+    });
+    const otherHub = await rejection(s.client().openStream(s.deviceId("Strict-Hub-Dev"), "echo"));
+    expect((otherHub as unknown as StreamsError).details.reason).toMatch(
+      /another hub than this device's hub 'OtherHub'/,
+    );
   });
 
   localOnly("the device refuses ws:// unless allowed (local only: Azure's relay is wss://)", async () => {
     const s = stack();
     s.listen(await s.device(s.deviceId("Tls-Dev")), {
       onRequest: () => ({ accept: true }),
-      relay: { allowedHosts: [s.relayHost] },
+      // Configured as if the endpoint were https://, the emulator's ws:// relay is refused.
+      relay: { endpoint: s.relayPolicy.endpoint.replace(/^http:/, "https:"), hub: s.relayPolicy.hub },
     });
     const insecure = await rejection(s.client().openStream(s.deviceId("Tls-Dev"), "echo"));
     expect((insecure as unknown as StreamsError).details.reason).toMatch(/not encrypted/);

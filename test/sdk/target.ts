@@ -7,6 +7,7 @@
 import type { Client, ModuleClient } from "azure-iot-device";
 import type { DeviceStreamListener, DeviceStreamListenerOptions } from "../../client/sdk/device";
 import type { StreamsClient, StreamsClientOptions } from "../../client/sdk/service";
+import type { RelayUrlPolicy } from "../../client/sdk/relay";
 import { authorizationSource } from "../../client/sdk/service/credentials";
 import { parseConnectionString } from "../../client/sdk/service/connectionString";
 import { liveConfigFromEnv, liveRequested, targetKind } from "../live/config";
@@ -14,10 +15,7 @@ import { startLiveTarget } from "../live/target";
 import { loopbackConfig } from "../live/loopback";
 import { type Stack, startStack } from "./stack";
 
-export interface RelayPolicy {
-  allowedHosts: string[];
-  allowInsecure: boolean;
-}
+export type RelayPolicy = RelayUrlPolicy & { allowInsecure: boolean };
 
 export type ListenOptions = Omit<DeviceStreamListenerOptions, "relay"> & {
   relay?: DeviceStreamListenerOptions["relay"];
@@ -35,7 +33,7 @@ export interface StreamsTarget {
   authorization(): Promise<string>;
   /** The relay's host as the control plane hands it out. */
   readonly relayHost: string;
-  /** What a device should allow: the relay host; ws:// only for the local emulator. */
+  /** The one relay a device joins: endpoint and hub; ws:// only for the local emulator. */
   readonly relayPolicy: RelayPolicy;
   client(options?: StreamsClientOptions): StreamsClient;
   /** Registers a device identity without connecting it. */
@@ -73,7 +71,7 @@ export function localTarget(stack: Stack): StreamsTarget {
     endpoint: new URL(stack.host.url).origin,
     authorization: () => auth(),
     relayHost: stack.relayHost,
-    relayPolicy: { allowedHosts: [stack.relayHost], allowInsecure: true },
+    relayPolicy: { endpoint: stack.relayEndpoint, hub: stack.relayHub, allowInsecure: true },
     client: (options) => stack.client(options),
     registerDevice: async (deviceId) => {
       if (!stack.hub.connectionString(deviceId)) await stack.hub.createDevice(deviceId);

@@ -3,11 +3,21 @@
  * or ModuleClient, joins the relay before answering (docs/tunnel-protocol.md §4), and runs the
  * device side of each accepted stream's tunnel.
  */
+import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Agent } from "node:http";
+import { SUPPORTED_OFFER_VERSIONS } from "../../../common/offer";
 import { relayGroup } from "../../../shared/streams/model";
 import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
-import { type RelayConnectOptions, type RelayUrlPolicy, connectRelay, proxyAgentFor } from "../relay";
+import {
+  type RelayConnectOptions,
+  type RelayHostPolicy,
+  type RelayUrlPolicy,
+  checkRelayUrl,
+  connectRelay,
+  proxyAgentFor,
+  relayUrlPolicyProblem,
+} from "../relay";
 import type { TunnelTransport } from "../../tunnel";
 import { type StreamOffer, parseOffer } from "./offer";
 import type { TunnelTuning } from "../service";
@@ -29,6 +39,13 @@ export interface StreamRequest {
 
 export type StreamDecision = { accept: true; data?: unknown } | { accept: false; reason: string };
 
+/**
+ * Transitional (issue 12): exact relay hosts, no hub. Only the `devicestream device` command still
+ * passes this, until it takes `--relay-endpoint` and `--relay-hub`; remove it with that switch.
+ * Patterns (`*.domain`) are refused.
+ */
+export type TransitionalRelayHosts = RelayHostPolicy;
+
 /** The subset of Client / ModuleClient this needs: `onDeviceMethod` (Client) or `onMethod` (ModuleClient). */
 export interface MethodHost {
   onDeviceMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
@@ -46,11 +63,12 @@ export interface DeviceStreamListenerOptions {
   /** Decides on each stream request. */
   onRequest: (request: StreamRequest) => StreamDecision | Promise<StreamDecision>;
   /**
-   * Relay URLs this device may join: e.g. the Web PubSub host. `ws://` only with allowInsecure.
+   * The one relay this device joins: this deployment's Web PubSub endpoint and hub, exactly
+   * (`devicestream endpoints` prints both); an `http://` endpoint only with allowInsecure.
    * `agent` (e.g. a proxy agent) is used for every relay; without it HTTPS_PROXY / NO_PROXY are read
    * from `proxyEnv` (default process.env) for each relay URL, ws:// included (see proxyAgentFor).
    */
-  relay: RelayUrlPolicy & { agent?: Agent; proxyEnv?: NodeJS.ProcessEnv };
+  relay: (RelayUrlPolicy | TransitionalRelayHosts) & { agent?: Agent; proxyEnv?: NodeJS.ProcessEnv };
   methodName?: string;
   /** Streams open at once; more are refused with a reason (default 10). */
   maxStreams?: number;
@@ -126,15 +144,26 @@ interface Answer {
   payload: Record<string, unknown>;
 }
 
-/** Answers remembered per streamId, so a repeated request gets the same answer and no second relay. */
+/**
+ * Answers remembered per offer, so a repeated delivery of the same offer gets the same answer and
+ * no second relay. At most this many, each only until the offer's handshake deadline.
+ */
 const ANSWER_MEMORY = 1000;
+/** The longest handshake the control plane grants (its handshakeTimeoutSeconds maximum). */
+const MAX_HANDSHAKE_MS = 60_000;
+
+interface RememberedAnswer {
+  answer: Promise<Answer>;
+  /** performance.now() after which the offer's credentials cannot be used any more. */
+  until: number;
+}
 
 export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
   readonly methodName: string;
   private readonly maxStreams: number;
   private readonly maxChannels: number;
   private readonly active = new Map<string, IncomingStream>();
-  private readonly answers = new Map<string, Promise<Answer>>();
+  private readonly answers = new Map<string, RememberedAnswer>();
   private readonly accepting = new Set<Promise<Answer>>();
   private closed = false;
 
@@ -146,9 +175,11 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     this.methodName = options.methodName ?? "deviceStream";
     this.maxStreams = positive("maxStreams", options.maxStreams ?? 10);
     this.maxChannels = positive("maxChannelsPerStream", options.maxChannelsPerStream ?? 100);
-    if (options.relay.allowedHosts.length === 0) {
-      throw new TypeError("relay.allowedHosts must name the relay host(s) this device may join");
-    }
+    const problem =
+      "allowedHosts" in options.relay
+        ? transitionalProblem(options.relay.allowedHosts)
+        : relayUrlPolicyProblem(options.relay);
+    if (problem) throw new TypeError(problem);
     // The SDK keeps this registration and re-subscribes it after every reconnect; it offers no way
     // to remove it, so close() makes the handler refuse instead.
     const handler = (request?: MethodRequest, response?: MethodResponse) => {
@@ -178,22 +209,49 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
 
   private handle(payload: unknown): Promise<Answer> {
     const parsed = parseOffer(payload);
-    if (!parsed.ok) return Promise.resolve(this.refuse(400, parsed.reason));
+    if (!parsed.ok) {
+      return Promise.resolve(
+        parsed.code
+          ? this.refuse(400, parsed.reason, undefined, undefined, {
+              code: parsed.code,
+              versions: [...SUPPORTED_OFFER_VERSIONS],
+            })
+          : this.refuse(400, parsed.reason),
+      );
+    }
     const offer = parsed.offer;
-    const known = this.answers.get(offer.streamId);
-    if (known) return known;
+    // Only the very same offer (same stream, relay, credential and deadline) gets a remembered
+    // answer: a new offer for a reused stream id (a Repeatability-Request-ID repeated after its
+    // record was purged) carries new credentials and must join the relay again.
+    const key = offerKey(offer);
+    const now = performance.now();
+    this.forgetExpired(now);
+    const known = this.answers.get(key);
+    if (known) return known.answer;
     // The service learns only that the device failed; the error's text may hold local detail.
     const answer = this.answer(offer).catch((err: unknown) =>
       this.refuse(500, "the device failed to handle the request", offer.streamId, String(err)),
     );
-    this.answers.set(offer.streamId, answer);
+    // The deadline by this device's clock, which may be off: bounded by the longest handshake, and
+    // a duplicate after it is merely refused (its single-use credential cannot join again).
+    const remaining = Math.min(Math.max(Date.parse(offer.expiresAt) - Date.now(), 0), MAX_HANDSHAKE_MS);
+    this.answers.set(key, { answer, until: now + remaining });
     if (this.answers.size > ANSWER_MEMORY) this.answers.delete(this.answers.keys().next().value!);
     return answer;
+  }
+
+  private forgetExpired(now: number): void {
+    for (const [key, entry] of this.answers) if (entry.until <= now) this.answers.delete(key);
   }
 
   private async answer(offer: StreamOffer): Promise<Answer> {
     const id = offer.streamId;
     if (this.closed) return this.refuse(503, "the device is shutting down", id);
+    // Before the application is asked: an offer naming another relay did not come from this
+    // deployment's control plane (anyone who may invoke direct methods can send one).
+    const { agent: _agent, proxyEnv: _proxyEnv, ...policy } = this.options.relay;
+    const relayCheck = checkRelayUrl(offer.relay.url, policy);
+    if (!relayCheck.ok) return this.refuse(403, `refused: ${relayCheck.reason}`, id);
     // No expiry check against this device's clock, which may be far off: the relay refuses an
     // expired token itself, and the answer then says why.
     const full = () =>
@@ -256,15 +314,45 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     };
   }
 
-  private refuse(status: number, reason: string, streamId?: string, detail?: string): Answer {
+  private refuse(
+    status: number,
+    reason: string,
+    streamId?: string,
+    detail?: string,
+    extra: Record<string, unknown> = {},
+  ): Answer {
     this.emit("refused", {
       ...(streamId ? { streamId } : {}),
       status,
       reason,
       ...(detail ? { detail } : {}),
     });
-    return { status, payload: { reason } };
+    return { status, payload: { reason, ...extra } };
   }
+}
+
+/** A digest, so the memory does not hold the offer's relay credential as a key. */
+function offerKey(offer: StreamOffer): string {
+  return createHash("sha256")
+    .update(
+      JSON.stringify([
+        offer.streamId,
+        offer.name,
+        offer.data,
+        offer.relay.url,
+        offer.relay.token,
+        offer.expiresAt,
+      ]),
+    )
+    .digest("base64url");
+}
+
+function transitionalProblem(hosts: readonly string[]): string | undefined {
+  if (hosts.length === 0) return "relay.endpoint and relay.hub must name the relay this device joins";
+  if (hosts.some((h) => h.includes("*"))) {
+    return "relay hosts must be exact: patterns such as *.webpubsub.azure.com would let any Web PubSub resource in";
+  }
+  return undefined;
 }
 
 function positive(name: string, value: number): number {

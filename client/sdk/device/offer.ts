@@ -1,4 +1,6 @@
-/** The direct method's payload (`v: 1`), as the control plane sends it. */
+import { SUPPORTED_OFFER_VERSIONS, UNSUPPORTED_OFFER_VERSION } from "../../../common/offer";
+
+/** The direct method's payload (`v: 1`), as the control plane sends it (common/offer.ts). */
 export interface StreamOffer {
   streamId: string;
   name: string;
@@ -7,7 +9,8 @@ export interface StreamOffer {
   expiresAt: string;
 }
 
-export type OfferParse = { ok: true; offer: StreamOffer } | { ok: false; reason: string };
+export type OfferParse =
+  { ok: true; offer: StreamOffer } | { ok: false; reason: string; code?: typeof UNSUPPORTED_OFFER_VERSION };
 
 const isString = (v: unknown): v is string => typeof v === "string" && v.length > 0;
 
@@ -15,7 +18,13 @@ const isString = (v: unknown): v is string => typeof v === "string" && v.length 
 export function parseOffer(payload: unknown): OfferParse {
   if (!payload || typeof payload !== "object") return { ok: false, reason: "payload must be a JSON object" };
   const p = payload as Record<string, unknown>;
-  if (p.v !== 1) return { ok: false, reason: "unsupported payload version (this device speaks v 1)" };
+  if (!SUPPORTED_OFFER_VERSIONS.includes(p.v as number)) {
+    return {
+      ok: false,
+      code: UNSUPPORTED_OFFER_VERSION,
+      reason: `unsupported offer version; this device speaks v ${SUPPORTED_OFFER_VERSIONS.join(", ")}: update the device agent or the control plane`,
+    };
+  }
   const relay = p.relay as Record<string, unknown> | undefined;
   if (!isString(p.streamId)) return { ok: false, reason: "streamId missing" };
   if (!isString(p.name)) return { ok: false, reason: "name missing" };

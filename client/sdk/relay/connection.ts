@@ -9,7 +9,7 @@ import WebSocket from "ws";
 import type { TunnelTransport } from "../../tunnel";
 import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../webpubsub";
 import { RelayError } from "./errors";
-import { type RelayUrlPolicy, checkRelayUrl } from "./policy";
+import { type RelayPolicy, checkRelayUrl } from "./policy";
 
 export interface RelayConnectOptions {
   /** Client URL from the control plane; the token never goes into it. */
@@ -17,7 +17,8 @@ export interface RelayConnectOptions {
   token: string;
   /** The stream's group, `stream.<streamId>`. */
   group: string;
-  policy: RelayUrlPolicy;
+  /** The device's exact relay, or the hosts a service side accepts. */
+  policy: RelayPolicy;
   /** E.g. an HTTPS proxy agent (see proxyAgentFor). */
   agent?: Agent;
   connectTimeoutInMs?: number;
