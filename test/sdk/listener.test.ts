@@ -220,10 +220,12 @@ describe("DeviceStreamListener", () => {
         return { accept: true };
       },
     });
-    const first = host.call(offer("dup"));
-    const second = host.call(offer("dup"));
+    // The very same offer, delivered three times (IoT Hub or the control plane retried it).
+    const dup = offer("dup");
+    const first = host.call(dup);
+    const second = host.call(dup);
     gate.resolve();
-    const answers = await Promise.all([first, second, host.call(offer("dup"))]);
+    const answers = await Promise.all([first, second, host.call(dup)]);
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
     expect(calls).toEqual(["stream.dup"]);
     expect(listener.streams.size).toBe(1);
