@@ -12,9 +12,21 @@ import { splice } from "./splice";
 
 export type Target = HostPort | "echo";
 
+/**
+ * The one relay this agent may join: the Web PubSub endpoint and hub as `devicestream endpoints`
+ * prints them (`--relay-endpoint`, `--relay-hub`).
+ */
+export interface AgentRelay {
+  endpoint: string;
+  hub: string;
+  allowInsecure?: boolean;
+  proxyEnv?: NodeJS.ProcessEnv;
+}
+
 export interface AgentOptions {
   targets: ReadonlyMap<string, Target>;
-  relay: DeviceStreamListenerOptions["relay"];
+  /** The listener's own policy is accepted as it is (in-process callers such as the demo device). */
+  relay: AgentRelay | DeviceStreamListenerOptions["relay"];
   maxStreams?: number;
   maxChannels?: number;
   methodName?: string;
@@ -31,7 +43,7 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
     options.dial ?? ((t: HostPort) => connect({ host: t.host, port: t.port, allowHalfOpen: true }));
   const served = [...options.targets.keys()].join(", ") || "none";
   const listener = new DeviceStreamListener(client, {
-    relay: options.relay,
+    relay: listenerRelay(options.relay),
     ...(options.maxStreams !== undefined ? { maxStreams: options.maxStreams } : {}),
     ...(options.maxChannels !== undefined ? { maxChannelsPerStream: options.maxChannels } : {}),
     ...(options.methodName !== undefined ? { methodName: options.methodName } : {}),
@@ -56,6 +68,20 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
     stream.on("channel", (channel) => serveChannel(channel, target, dial, log));
   });
   return listener;
+}
+
+/**
+ * The listener's relay policy for an endpoint + hub. Until the listener checks the hub itself (the
+ * device-trust change), its policy is a host allowlist: the endpoint's host, exactly.
+ */
+function listenerRelay(relay: AgentOptions["relay"]): DeviceStreamListenerOptions["relay"] {
+  if (!("endpoint" in relay)) return relay;
+  const { allowInsecure, proxyEnv } = relay;
+  return {
+    allowedHosts: [new URL(relay.endpoint).host],
+    allowInsecure: allowInsecure === true,
+    ...(proxyEnv ? { proxyEnv } : {}),
+  };
 }
 
 function serveChannel(

@@ -49,7 +49,7 @@ function serviceEnv(): NodeJS.ProcessEnv {
   return stack().serviceEnv;
 }
 
-/** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-allow-host`, ws:// only locally. */
+/** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-endpoint` + `--relay-hub`, ws:// only locally. */
 async function startAgent(deviceId: string, maps: string[]): Promise<Child> {
   return cli(
     ["device", ...(await stack().agentArgs(deviceId)), "--max-channels", "64", "--verbose", ...maps],

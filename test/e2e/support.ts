@@ -16,7 +16,7 @@ export const REPO = resolve(__dirname, "..", "..");
 export const CLI_JS = join(REPO, "dist", "bin", "devicestream.js");
 const BUILT_MARK = join(REPO, "dist", ".e2e-built");
 const LOCK = join(REPO, "dist.e2e-build.lock");
-const SOURCES = ["shared", "client", "bin", "devstack", "emulators", "functions", "bench"];
+const SOURCES = ["common", "shared", "client", "bin", "devstack", "emulators", "functions", "bench"];
 
 export const run = promisify(execFile);
 export const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");

@@ -161,8 +161,11 @@ export async function startLiveTarget(
       "--connection-string",
       connectionString(deviceId, undefined, await register(deviceId)),
       ...(config.devices.caFile ? ["--ca-file", config.devices.caFile] : []),
-      "--relay-allow-host",
-      config.relay.host,
+      "--relay-endpoint",
+      `${relayPolicy.allowInsecure ? "http" : "https"}://${config.relay.host}`,
+      // The hub infra/ deploys (main.bicep's webPubSubHub default).
+      "--relay-hub",
+      "streams",
       ...(relayPolicy.allowInsecure ? ["--allow-insecure-relay"] : []),
     ],
     listen: (c, o) => {
