@@ -3,7 +3,7 @@
  * dist/devstack/start.js` after the same build), its demo device, and the three commands it prints,
  * run verbatim from a directory laid out like the repository root (its own `.devstack`, a copy of
  * `dist`: the CLI finds the checkout's `.devstack/env` from its own real location, which a
- * symbolic link would put back in the repository; `node_modules` linked). The browser command is
+ * symbolic link would put back in the repository; `node_modules` and `docs` linked). The browser command is
  * opened by Debian's headless Chromium through playwright-core.
  */
 import { readFileSync } from "node:fs";
@@ -82,7 +82,7 @@ beforeAll(async () => {
   await ensureBuilt();
   ws = await mkdtemp(join(tmpdir(), "e2e-quickstart-"));
   await cp(join(REPO, "dist"), join(ws, "dist"), { recursive: true });
-  await symlink(join(REPO, "node_modules"), join(ws, "node_modules"));
+  for (const dir of ["node_modules", "docs"]) await symlink(join(REPO, dir), join(ws, dir)); // docs/demo: the demo's page
   sshd = await startSshd();
   forwardPort = await freePort();
   const started = Date.now();
