@@ -2,6 +2,7 @@
 /** `devicestream`: see docs/cli.md. */
 import { setImmediate as turn } from "node:timers/promises";
 import { openHandles } from "../client/cli/handles";
+import { checkoutConfigPath } from "../client/cli/config";
 import { runCli } from "../client/cli/program";
 
 const controller = new AbortController();
@@ -16,6 +17,8 @@ runCli(process.argv.slice(2), {
   stderr: process.stderr,
   env: process.env,
   cwd: process.cwd(),
+  // Node runs the entry point from its real path: the checkout is the one holding this dist/.
+  checkoutConfig: checkoutConfigPath(__dirname),
   signal: controller.signal,
   openHandles: async () => {
     releaseStdin();

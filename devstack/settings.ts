@@ -30,21 +30,18 @@ export function localSettings(
   };
 }
 
-/** What clients (the CLI, the SDK, the demo device) need; written to `.devstack/env`. */
-export function clientSettings(
-  functionsPort: number,
-  iotHub: IotHubEmulator,
-  relayHost: string,
-): Record<string, string> {
+/**
+ * What the service side of the CLI needs; written to `.devstack/env`. Service-side settings only
+ * (docs/decisions.md §1 rule 4): each device's agent gets its own file from `dev add-device`.
+ */
+export function clientSettings(functionsPort: number, iotHub: IotHubEmulator): Record<string, string> {
   return {
     DEVICESTREAM_CONNECTION_STRING: `Endpoint=http://${DEV_SAS_RESOURCE}:${functionsPort};SharedAccessKeyName=${DEV_SAS_POLICY};SharedAccessKey=${DEV_SAS_KEY}`,
+    // For `devicestream dev add-device`: the emulator's registry, and what a device dials.
     IOTHUB_CONNECTION_STRING: iotHub.serviceConnectionString,
     IOTHUB_CA_FILE: iotHub.caPath,
-    // For `devicestream dev add-device` and device agents run inside the repository.
     IOTHUB_HUB_HOSTNAME: iotHub.hubHostName,
     IOTHUB_GATEWAY_HOST: `${dialable(iotHub)}:${iotHub.mqttPort}`,
-    DEVICESTREAM_RELAY_ALLOW_HOSTS: relayHost,
-    DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
   };
 }
 

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
@@ -68,16 +68,31 @@ async function step<T>(run: () => Promise<T>, port: number, host: string, flag: 
   }
 }
 
-/** Writes KEY=value lines that the CLI reads by itself when run inside the repository. */
+/**
+ * Writes KEY=value lines that the checkout's CLI reads by itself (or any CLI with `--config`). The
+ * mode option only applies to a file it creates, hence the chmod.
+ */
 async function writeEnvFile(stateDir: string, values: Record<string, string>): Promise<void> {
   const lines = Object.entries(values).map(([k, v]) => `${k}=${v}`);
-  await writeFile(
-    join(stateDir, "env"),
-    `# written by npm start; local development values only\n${lines.join("\n")}\n`,
-    {
-      mode: 0o600,
-    },
-  );
+  const file = join(stateDir, "env");
+  await writeFile(file, `# written by npm start; local development values only\n${lines.join("\n")}\n`, {
+    mode: 0o600,
+  });
+  await chmod(file, 0o600);
+}
+
+/**
+ * `.devstack/` holds keys, a CA key and the table database: the directory and every directory in it
+ * 0700, every file 0600 (docs/decisions.md §1 rule 7). New files get this from the umask `npm start`
+ * sets; this fixes what an earlier run or another tool left. Symbolic links are left alone.
+ */
+export async function makePrivate(dir: string): Promise<void> {
+  await chmod(dir, 0o700);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) await makePrivate(path);
+    else if (entry.isFile()) await chmod(path, 0o600);
+  }
 }
 
 /**
@@ -88,7 +103,8 @@ async function writeEnvFile(stateDir: string, values: Record<string, string>): P
 export async function runDevStack(options: DevStackOptions, deps: DevStackDeps): Promise<DevStack> {
   const logger = deps.logger ?? createLogger();
   const { host } = options;
-  await mkdir(options.stateDir, { recursive: true });
+  await mkdir(options.stateDir, { recursive: true, mode: 0o700 });
+  await makePrivate(options.stateDir);
   const started: { close(): Promise<void> }[] = [];
   const closeStarted = async () => {
     for (const s of started.reverse()) await s.close().catch(() => undefined);
@@ -161,10 +177,11 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
     }
 
     const clientEnv = {
-      ...clientSettings(functions.port, iotHub, new URL(webPubSub.endpoint).host),
+      ...clientSettings(functions.port, iotHub),
       ...(demo ? { DEMO_DEVICE_ID: demo.deviceId } : {}),
     };
     await writeEnvFile(options.stateDir, clientEnv);
+    await makePrivate(options.stateDir);
     let closing: Promise<void> | undefined;
     return {
       endpoints: {
@@ -231,11 +248,26 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "Service connection string (also in " + join(options.stateDir, "env") + "):",
     `  DEVICESTREAM_CONNECTION_STRING="${stack.clientEnv.DEVICESTREAM_CONNECTION_STRING}"`,
     "",
+    ...configLines(options),
+    "",
     ...(stack.demo ? demoLines(stack.demo, options) : ["  Demo device                     off (--no-demo)"]),
     "",
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
+}
+
+/**
+ * How the CLI finds the stack's settings. This checkout's CLI reads `<checkout>/.devstack/env` by
+ * itself; any other CLI, or a `--state-dir` elsewhere, names the file.
+ */
+function configLines(options: DevStackOptions): string[] {
+  const file = resolve(options.stateDir, "env");
+  return [
+    `CLI settings: ${file} (0600; service side only)`,
+    "  read by this checkout's CLI by itself when its state directory is <checkout>/.devstack;",
+    `  otherwise: --config ${file}  or  export DEVICESTREAM_CONFIG=${file}`,
+  ];
 }
 
 /** The CLI as it runs from the repository root after `npm start` has built it. */
@@ -310,6 +342,9 @@ export async function runCli(argv: readonly string[], deps: DevStackDeps, io: Cl
 }
 
 if (require.main === module) {
+  // Everything the stack writes (Azurite's database, the emulators' keys, the env files) is
+  // private to the user from the start: new files 0600, new directories 0700.
+  process.umask(0o077);
   void runCli(process.argv.slice(2), productionDeps(), {
     stdout: (text) => process.stdout.write(text),
     stderr: (text) => process.stderr.write(text),

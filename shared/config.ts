@@ -74,6 +74,10 @@ export const SETTINGS = {
   IOTHUB_METHOD_NAME: { description: "Direct method invoked on the device.", requiredIn: [] },
   SERVICE_SAS_RESOURCE: { description: "The `sr` that service SAS tokens must carry.", requiredIn: [] },
   SERVICE_SAS_POLICIES: { description: "JSON array of SAS policies with keys and scopes.", requiredIn: [] },
+  SERVICE_SAS_MAX_LIFETIME_SECONDS: {
+    description: "Longest SAS lifetime accepted (se - now), seconds; default one year.",
+    requiredIn: [],
+  },
   ENTRA_TENANT_ID: { description: "Microsoft Entra tenant of the callers.", requiredIn: ["azure"] },
   ENTRA_AUDIENCE: { description: "Accepted token audiences, comma-separated.", requiredIn: ["azure"] },
   ENTRA_ROLES: { description: "JSON array of app roles with their scopes.", requiredIn: ["azure"] },

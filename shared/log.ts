@@ -2,7 +2,11 @@
  * Structured logging: one JSON object per line, so App Insights and `jq` read the same thing.
  * Callers pass fields, never whole requests, which is what keeps tokens out of the logs; the
  * redaction below is a second line of defence for field names that must never be printed.
+ * Messages and fields carry strings a device or a caller chose: every control character in a
+ * line is escaped (safeJson), so a log viewer or a terminal never receives ESC, C1 or a newline.
  */
+import { safeJson } from "../common/text";
+
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
 export interface Logger {
@@ -31,7 +35,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return {
     log(level, msg, fields = {}) {
       if (ORDER[level] < min) return;
-      write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...redact(fields) })}\n`);
+      write(`${safeJson({ time: new Date().toISOString(), level, msg, ...redact(fields) })}\n`);
     },
   };
 }

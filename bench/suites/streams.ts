@@ -146,7 +146,7 @@ async function runChild(role: Role): Promise<void> {
       await client.open();
       // The agent's echo target (client/cli/agent.ts), with the relay join timed.
       const listener = new DeviceStreamListener(client, {
-        relay: { allowedHosts: [String(m.relayHost)], allowInsecure: true },
+        relay: { endpoint: `http://${String(m.relayHost)}`, hub: String(m.relayHub), allowInsecure: true },
         maxStreams: Number(m.maxStreams),
         maxChannelsPerStream: 256,
         onRequest: () => ({ accept: true }),
@@ -289,6 +289,7 @@ const suite: BenchSuite = async ({ quick }) => {
       device: hub!.ready.device,
       caPem: hub!.ready.caPem,
       relayHost: new URL(String(wps.endpoint)).host,
+      relayHub: "streams",
       maxStreams: held + 100,
     });
 

@@ -245,6 +245,8 @@ async function localStack() {
     client,
     device,
     relayHost: new URL(wps.endpoint).host,
+    relayEndpoint: wps.endpoint,
+    relayHub: "streams",
     close: async () => {
       for (const c of closers.reverse()) await c().catch(() => undefined);
     },
@@ -269,7 +271,7 @@ const suite: BenchSuite = async ({ quick }) => {
         ["sink", { host: "127.0.0.1", port: target.port }],
         ["echo", { host: "127.0.0.1", port: echo.port }],
       ]),
-      relay: { allowedHosts: [stack.relayHost], allowInsecure: true },
+      relay: { endpoint: stack.relayEndpoint, hub: stack.relayHub, allowInsecure: true },
       maxChannels: 64,
     });
     closers.push(() => agent.close());
@@ -347,7 +349,7 @@ const suite: BenchSuite = async ({ quick }) => {
     const dyingClient = await stack.device("bench-dying");
     const relays: RelayConnection[] = [];
     const dying = new DeviceStreamListener(dyingClient, {
-      relay: { allowedHosts: [stack.relayHost], allowInsecure: true },
+      relay: { endpoint: stack.relayEndpoint, hub: stack.relayHub, allowInsecure: true },
       onRequest: () => ({ accept: true }),
       connectRelay: async (options) => {
         const r = await connectRelay(options);

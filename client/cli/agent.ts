@@ -14,6 +14,10 @@ export type Target = HostPort | "echo";
 
 export interface AgentOptions {
   targets: ReadonlyMap<string, Target>;
+  /**
+   * The one relay this agent may join: the Web PubSub endpoint and hub as `devicestream endpoints`
+   * prints them (`--relay-endpoint`, `--relay-hub`).
+   */
   relay: DeviceStreamListenerOptions["relay"];
   maxStreams?: number;
   maxChannels?: number;
@@ -29,7 +33,6 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
   const log = options.log ?? (() => undefined);
   const dial =
     options.dial ?? ((t: HostPort) => connect({ host: t.host, port: t.port, allowHalfOpen: true }));
-  const served = [...options.targets.keys()].join(", ") || "none";
   const listener = new DeviceStreamListener(client, {
     relay: options.relay,
     ...(options.maxStreams !== undefined ? { maxStreams: options.maxStreams } : {}),
@@ -39,7 +42,8 @@ export function startAgent(client: MethodHost, options: AgentOptions): DeviceStr
     onRequest: ({ name }) =>
       options.targets.has(name)
         ? { accept: true }
-        : { accept: false, reason: `unknown stream name '${name}'; this device serves: ${served}` },
+        : // Which names a device serves is its own business: the caller learns only that this is not one.
+          { accept: false, reason: `stream name '${name}' is not served here` },
   });
   listener.on("refused", ({ streamId, status, reason, detail }) =>
     log(`refused stream ${streamId ?? "?"} (${status}): ${reason}${detail ? ` [${detail}]` : ""}`),

@@ -98,12 +98,19 @@ export function parseTransport(text: string): MqttTransport {
   throw new UsageError(`--transport must be mqtt or mqtt-ws, got '${text}'`);
 }
 
-export function parseTtl(text: string): number {
-  const m = /^(\d+)([smhd]?)$/.exec(text);
+/** `--ttl`: seconds, or with a unit (`30m`, `12h`, `7d`), from 1 s to `max` seconds. */
+export function parseTtl(text: string, max: number): number {
+  const m = /^(\d{1,15})([smhd]?)$/.exec(text);
   const mult: Record<string, number> = { "": 1, s: 1, m: 60, h: 3600, d: 86400 };
   const n = m ? Number(m[1]) * mult[m[2]!]! : NaN;
   if (!Number.isSafeInteger(n) || n < 1)
     throw new UsageError(`--ttl expects e.g. 3600, 30m, 12h or 7d, got '${text}'`);
+  if (n > max) {
+    throw new UsageError(
+      `--ttl ${text} is longer than the ${max / 86400}d (${max} s) the control plane accepts by default ` +
+        "(SERVICE_SAS_MAX_LIFETIME_SECONDS); a SAS can only be revoked by rotating its key",
+    );
+  }
   return n;
 }
 
@@ -135,4 +142,45 @@ export function parseTunnelKeepalive(text: string): {
 } {
   const seconds = parsePositiveInt(text, "--tunnel-keepalive", 3600);
   return { keepaliveIntervalInMs: seconds * 1000, keepaliveTimeoutInMs: seconds * 3000 };
+}
+
+/**
+ * `--relay-endpoint URL`: the Web PubSub endpoint exactly as `devicestream endpoints` prints it
+ * (`https://<name>.webpubsub.azure.com`, `http://127.0.0.1:8080` for the emulator): scheme and
+ * host only. Returned as the URL's origin.
+ */
+export function parseRelayEndpoint(text: string): string {
+  const expected = "give it as `devicestream endpoints` prints it, e.g. https://<name>.webpubsub.azure.com";
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new UsageError(`--relay-endpoint '${text}' is not a URL; ${expected}`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:")
+    throw new UsageError(
+      `--relay-endpoint '${text}' must be https:// (http:// for a local emulator); ${expected}`,
+    );
+  if (url.username || url.password || url.search || url.hash || (url.pathname !== "/" && url.pathname !== ""))
+    throw new UsageError(`--relay-endpoint '${text}' must be scheme and host only; ${expected}`);
+  return url.origin;
+}
+
+/** Web PubSub hub names (its own rule; compared case-insensitively by the service). */
+const HUB_NAME = /^[A-Za-z][A-Za-z0-9_`,.[\]]{0,127}$/;
+
+export function parseRelayHub(text: string): string {
+  if (!HUB_NAME.test(text))
+    throw new UsageError(
+      `--relay-hub '${text}' is not a Web PubSub hub name (a letter, then letters, digits or _)`,
+    );
+  return text;
+}
+
+/** A yes/no setting from a configuration file: `1` or `0` (also true/false), nothing else. */
+export function parseFlagSetting(name: string, text: string | undefined): boolean {
+  if (text === undefined) return false;
+  if (/^(1|true)$/i.test(text)) return true;
+  if (/^(0|false)$/i.test(text)) return false;
+  throw new UsageError(`${name} must be 1 or 0, got '${text}'`);
 }

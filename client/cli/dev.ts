@@ -1,10 +1,12 @@
 /**
  * `devicestream dev add-device NAME`: registers a device in the local IoT Hub emulator started by
- * `npm start` (its service connection string and CA come from `.devstack/env`) and prints the
- * device's connection string. Local development only: it refuses to run without the emulator's
+ * `npm start` (its service connection string and CA come from `.devstack/env`), writes the device's
+ * agent configuration file beside it and prints the device's connection string and the agent
+ * command that uses the file. Local development only: it refuses to run without the emulator's
  * settings, and re-running it for a registered device prints the existing identity.
  */
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import type { Device } from "azure-iothub";
 import { createIotHubClients } from "../../shared/iothub";
@@ -18,6 +20,9 @@ export const DEV_SETTINGS = {
   hubHostName: "IOTHUB_HUB_HOSTNAME",
   gateway: "IOTHUB_GATEWAY_HOST",
 } as const;
+
+/** IoT Hub's device ID characters; no `/`, so an ID always names a file in the state directory. */
+const DEVICE_ID = /^[A-Za-z0-9\-:.+%_#*?!(),=@$']{1,128}$/;
 
 function need(s: Settings, name: string): string {
   const value = s.get(name);
@@ -34,6 +39,11 @@ export async function addDevice(
   deviceId: string,
   s: Settings,
 ): Promise<{ connectionString: string; created: boolean }> {
+  if (!DEVICE_ID.test(deviceId)) {
+    throw new UsageError(
+      `'${deviceId}' is not an IoT Hub device ID (1-128 letters, digits or - : . + % _ # * ? ! ( ) , = @ $ ')`,
+    );
+  }
   const serviceCs = need(s, DEV_SETTINGS.serviceConnectionString);
   const caFile = need(s, DEV_SETTINGS.caFile);
   const hubHostName = need(s, DEV_SETTINGS.hubHostName);
@@ -65,25 +75,70 @@ export async function addDevice(
   };
 }
 
-export function registerDevCommands(
-  program: Command,
-  s: Settings,
-  out: (text: string) => void,
-  err: (text: string) => void,
-): void {
+export interface DevIo {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** The printed command uses a path relative to it when it can. */
+  cwd: string;
+  /** The relay the agent may join, as the control plane reports it. */
+  relay: () => Promise<{ endpoint: string; hub: string }>;
+}
+
+/** Quotes for a POSIX shell, only when needed: the printed command is pasted as it is. */
+const shellWord = (w: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`);
+
+/**
+ * The device's agent configuration (docs/decisions.md §1 rule 7): identity, IoT Hub CA and the one
+ * relay it may join, in a 0600 file beside the stack's own, read by `device --config FILE`.
+ */
+export function writeAgentConfig(
+  stateDir: string,
+  deviceId: string,
+  values: { connectionString: string; caFile: string; relay: { endpoint: string; hub: string } },
+): string {
+  const file = join(stateDir, `agent-${deviceId}.env`);
+  const lines = [
+    "# written by devicestream dev add-device; local development values only",
+    `IOTHUB_DEVICE_CONNECTION_STRING=${values.connectionString}`,
+    `IOTHUB_DEVICE_CA_FILE=${resolve(values.caFile)}`,
+    `DEVICESTREAM_RELAY_ENDPOINT=${values.relay.endpoint}`,
+    `DEVICESTREAM_RELAY_HUB=${values.relay.hub}`,
+    // The emulator's relay is plain ws://; a real Web PubSub never needs this.
+    ...(values.relay.endpoint.startsWith("http:") ? ["DEVICESTREAM_ALLOW_INSECURE_RELAY=1"] : []),
+  ];
+  writeFileSync(file, `${lines.join("\n")}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600); // the mode option only applies to a file it creates
+  return file;
+}
+
+export function registerDevCommands(program: Command, s: Settings, io: DevIo): void {
   program
     .command("dev")
     .description("local development helpers (the stack of `npm start`)")
     .command("add-device")
-    .description("register a device in the local IoT Hub emulator and print its connection string")
+    .description("register a device in the local IoT Hub emulator, write its agent configuration file")
     .argument("<name>", "device ID (case-sensitive)")
     .action(async (name: string) => {
+      const stackFile = s.file();
       const { connectionString, created } = await addDevice(name, s);
-      out(connectionString);
-      err(
-        `${created ? "registered" : "already registered:"} ${name}. Run its agent from this repository:\n` +
-          `  node dist/bin/devicestream.js device --connection-string "${connectionString}" ` +
-          `--ca-file ${s.get(DEV_SETTINGS.caFile)} --echo`,
+      if (!stackFile) {
+        throw new UsageError(
+          "dev add-device writes the agent's configuration beside the stack's own file: " +
+            "name it with --config .devstack/env (or run the CLI of the checkout npm start runs in)",
+        );
+      }
+      const file = writeAgentConfig(stackFile.dir, name, {
+        connectionString,
+        caFile: need(s, DEV_SETTINGS.caFile),
+        relay: await io.relay(),
+      });
+      const shown = relative(io.cwd, resolve(io.cwd, file));
+      const path = shown.startsWith("..") || isAbsolute(shown) ? resolve(io.cwd, file) : shown;
+      io.out(connectionString);
+      io.err(
+        `${created ? "registered" : "already registered:"} ${name}; its agent configuration: ${path}\n` +
+          "Run its agent from this directory:\n" +
+          `  node dist/bin/devicestream.js device --config ${shellWord(path)} --echo`,
       );
     });
 }

@@ -4,6 +4,8 @@
  */
 import type { Readable, Writable } from "node:stream";
 import { Command, CommanderError, Option } from "commander";
+import { escapeControl, safeJson } from "../../common/text";
+import { MAX_SAS_TTL_SECONDS } from "../../common/sas";
 import { mintSasToken } from "../../shared/auth";
 import {
   type DeviceStream,
@@ -20,13 +22,23 @@ import {
   parseBytes,
   parseListen,
   parsePositiveInt,
+  parseRelayEndpoint,
+  parseRelayHub,
   parseTransport,
   parseTunnelKeepalive,
   parseTtl,
 } from "./args";
 import { startAgent } from "./agent";
 import { registerDevCommands } from "./dev";
-import { type Settings, requireConnectionString, settings } from "./config";
+import {
+  type Settings,
+  agentSettings,
+  checkEntraEndpoint,
+  ignoredTrustSettings,
+  requireConnectionString,
+  resolveControlPlane,
+  settings,
+} from "./config";
 import { openDeviceClient } from "./deviceClient";
 import { EXIT, exitCodeFor } from "./exitCodes";
 import { Forwarder } from "./forward";
@@ -38,6 +50,11 @@ export interface CliIo {
   stderr: Writable;
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /**
+   * The checkout's `.devstack/env`, read when no configuration file is named (docs/decisions.md
+   * §1 rule 4); the bin derives it from its own location. Absent: no such file.
+   */
+  checkoutConfig?: string | undefined;
   /** Aborted on SIGINT / SIGTERM: long-running commands shut down cleanly and return 0. */
   signal: AbortSignal;
   /** Long-running commands call this once they serve (tests wait on it). */
@@ -84,15 +101,16 @@ async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsC
   const options: StreamsClientOptions = {};
   if (flags.allowInsecureRelay) options.allowInsecureRelay = true;
   if (flags.tunnelKeepalive) options.tunnel = flags.tunnelKeepalive;
-  const endpoint = flags.endpoint ?? (flags.connectionString ? undefined : s.get("DEVICESTREAM_ENDPOINT"));
-  if (endpoint) {
-    const scope = flags.scope ?? s.get("DEVICESTREAM_SCOPE");
-    if (!scope)
-      throw new UsageError("Entra ID needs the control plane's scope: --scope or DEVICESTREAM_SCOPE");
+  const target = resolveControlPlane(flags, s);
+  if (target.kind === "entra") {
+    checkEntraEndpoint(target.endpoint); // before any credential is created or asked for a token
     const { DefaultAzureCredential } = await import("@azure/identity");
-    return new StreamsClient(endpoint, new DefaultAzureCredential(), { ...options, tokenScopes: scope });
+    return new StreamsClient(target.endpoint, new DefaultAzureCredential(), {
+      ...options,
+      tokenScopes: target.scope,
+    });
   }
-  return StreamsClient.fromConnectionString(requireConnectionString(flags.connectionString, s), options);
+  return StreamsClient.fromConnectionString(target.connectionString, options);
 }
 
 function waitForAbort(signal: AbortSignal): Promise<void> {
@@ -136,24 +154,38 @@ function closeOnAbort(signal: AbortSignal, stream: DeviceStream): () => void {
 const interrupted = () => new StreamsError("Aborted", "interrupted before the echo completed");
 
 export function buildProgram(io: CliIo, setExit: (code: number) => void): Command {
-  const s = settings(io.env, io.cwd);
+  let program: Command | undefined = undefined;
+  const s = settings({
+    env: io.env,
+    configFlag: () => program?.opts<{ config?: string }>().config,
+    checkoutFile: io.checkoutConfig,
+  });
   const out = (text: string) => io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
   const err = (text: string) => io.stderr.write(text.endsWith("\n") ? text : `${text}\n`);
+  /** A log line that carries text a device, the relay or the control plane chose. */
+  const logLine = (line: string) => err(escapeControl(line));
   const print = (json: boolean | undefined, value: unknown, human: () => string) =>
-    out(json ? JSON.stringify(value, null, 2) : human());
+    out(json ? safeJson(value, 2) : human());
 
-  const program = new Command("devicestream")
+  program = new Command("devicestream")
     .description("Secure TCP tunnels to IoT devices by device ID (docs/cli.md)")
     .exitOverride()
     .configureOutput({ writeOut: (t) => io.stdout.write(t), writeErr: (t) => io.stderr.write(t) })
     .showHelpAfterError("(run with --help for usage)")
-    .option("-v, --verbose", "debug lines on stderr (e.g. whatever is left open once the command is over)");
+    .option("-v, --verbose", "debug lines on stderr (e.g. whatever is left open once the command is over)")
+    .option(
+      "--config <file>",
+      "configuration file of KEY=value lines (or DEVICESTREAM_CONFIG); flags and the environment win over it",
+    );
 
   program
     .command("device")
     .description("run the device agent: serve streams whose names are mapped with --allow / --echo")
     .option("--connection-string <cs>", "device or module identity (or IOTHUB_DEVICE_CONNECTION_STRING)")
-    .option("--ca-file <file>", "extra CA to trust for IoT Hub (e.g. the emulator's)")
+    .option(
+      "--ca-file <file>",
+      "extra CA to trust for IoT Hub (the emulator's); or IOTHUB_DEVICE_CA_FILE in --config",
+    )
     .addOption(new Option("--transport <t>", "mqtt or mqtt-ws").default("mqtt").argParser(parseTransport))
     .option("--keepalive <seconds>", "MQTT keepalive, seconds", (v) =>
       parsePositiveInt(v, "--keepalive", 3600),
@@ -166,12 +198,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     )
     .option("--echo", "serve stream name 'echo' by echoing")
     .option(
-      "--relay-allow-host <host>",
-      "relay host this device may join (repeatable; *.domain allowed)",
-      collect,
-      [],
+      "--relay-endpoint <url>",
+      "the Web PubSub endpoint this device may join, as `devicestream endpoints` prints it",
+      parseRelayEndpoint,
     )
-    .option("--allow-insecure-relay", "accept ws:// relay URLs (local development only)")
+    .option("--relay-hub <hub>", "the Web PubSub hub this device may join", parseRelayHub)
+    .option("--allow-insecure-relay", "accept an http:// relay endpoint (a local emulator only)")
     .option(
       "--max-streams <n>",
       "streams open at once",
@@ -194,25 +226,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const targets = collectAllows(o.allow as string[], o.echo === true);
       if (targets.size === 0)
         throw new UsageError("nothing to serve: give --allow NAME=HOST:PORT and/or --echo");
-      const connectionString =
-        (o.connectionString as string | undefined) ?? s.get("IOTHUB_DEVICE_CONNECTION_STRING");
-      if (!connectionString) {
-        throw new UsageError(
-          "no device identity: pass --connection-string or set IOTHUB_DEVICE_CONNECTION_STRING",
+      const ignored = ignoredTrustSettings(s);
+      if (ignored.length > 0) {
+        err(
+          `devicestream: ignoring ${ignored.join(", ")} in the environment: the agent's trust comes ` +
+            "only from flags or the --config file",
         );
       }
-      const hosts = o.relayAllowHost as string[];
-      const envHosts =
-        s
-          .get("DEVICESTREAM_RELAY_ALLOW_HOSTS")
-          ?.split(",")
-          .map((h) => h.trim())
-          .filter(Boolean) ?? [];
-      const allowedHosts =
-        hosts.length > 0 ? hosts : envHosts.length > 0 ? envHosts : ["*.webpubsub.azure.com"];
-      const allowInsecure =
-        o.allowInsecureRelay === true || s.get("DEVICESTREAM_ALLOW_INSECURE_RELAY") === "1";
-      const caFile = (o.caFile as string | undefined) ?? s.get("IOTHUB_DEVICE_CA_FILE");
+      const { connectionString, caFile, relay } = agentSettings(o, s, io.env);
       const client = await openDeviceClient({
         connectionString,
         transport: o.transport as "mqtt" | "mqtt-ws",
@@ -220,7 +241,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         ...(typeof o.keepalive === "number" ? { keepaliveSeconds: o.keepalive } : {}),
         env: io.env,
       });
-      client.on("error", (e: Error) => err(`iot hub: ${e.message}`));
+      client.on("error", (e: Error) => logLine(`iot hub: ${e.message}`));
       // The SDK retries a drop it deems transient without a word; "disconnect" means it gave up
       // (IoT Hub unreachable, or a drop it does not retry). It then holds nothing open, so the
       // process would end with 0 and serve nothing: stop instead, with a code a supervisor restarts on.
@@ -232,18 +253,18 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const listener = startAgent(client, {
         targets,
         // The relay's proxy comes from the same environment as the IoT Hub connection's.
-        relay: { allowedHosts, allowInsecure, proxyEnv: io.env },
+        relay,
         maxStreams: o.maxStreams as number,
         maxChannels: o.maxChannels as number,
         methodName: o.methodName as string,
         ...(o.tunnelKeepalive ? { tunnel: o.tunnelKeepalive } : {}),
-        log: err,
+        log: logLine,
       });
-      err(`serving ${[...targets.keys()].join(", ")}; relay hosts: ${allowedHosts.join(", ")}`);
+      err(`serving ${[...targets.keys()].join(", ")}; relay ${relay.endpoint} hub ${relay.hub}`);
       io.onReady?.({ command: "device" });
       const disconnected = await Promise.race([waitForAbort(io.signal), lost]);
       if (disconnected !== undefined) {
-        err(`iot hub: disconnected (${disconnected}) and the SDK gave up reconnecting; stopping`);
+        logLine(`iot hub: disconnected (${disconnected}) and the SDK gave up reconnecting; stopping`);
         setExit(EXIT.deviceUnavailable);
       }
       await listener.close("GoingAway");
@@ -267,7 +288,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       listen: o.listen as { host: string; port: number },
       perConnection: o.streamPerConnection === true,
       ...(typeof o.module === "string" ? { openOptions: { moduleId: o.module } } : {}),
-      log: err,
+      log: logLine,
     });
     const address = await forwarder.listen();
     err(`forwarding ${address.address}:${address.port} -> ${deviceId}/${name}`);
@@ -360,7 +381,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       all.length === 0
         ? `no streams for ${deviceId}`
         : all
-            .map((x) => `${x.streamId}  ${x.name.padEnd(12)} ${x.state.padEnd(12)} ${x.createdAt}`)
+            .map((x) =>
+              escapeControl(
+                `${x.streamId}  ${x.name.padEnd(12)} ${x.state.padEnd(12)} ${x.createdAt}` +
+                  (x.closeReason ? `  ${x.closeReason}` : ""),
+              ),
+            )
             .join("\n"),
     );
   });
@@ -369,7 +395,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       const stream = await (await serviceClient(o, s)).getStream(deviceId, streamId);
       print(o.json, stream, () =>
         Object.entries(stream)
-          .map(([k, v]) => `${k.padEnd(18)} ${String(v)}`)
+          .map(([k, v]) => escapeControl(`${k.padEnd(18)} ${typeof v === "string" ? v : JSON.stringify(v)}`))
           .join("\n"),
       );
     },
@@ -384,13 +410,18 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   serviceOptions(program.command("endpoints").description("where streams flow")).action(
     async (o: ServiceFlags) => {
       const e = await (await serviceClient(o, s)).getEndpoints();
-      print(o.json, e, () =>
-        [
-          `relay      ${e.relay.endpoint} (hub ${e.relay.hub})`,
-          `iot hub    ${e.iotHub.hostName} (method ${e.iotHub.methodName})`,
-          `api        ${e.apiVersions.join(", ")}`,
-        ].join("\n"),
-      );
+      print(o.json, e, () => {
+        const relay = relayFlags(e.relay);
+        return [
+          `relay endpoint  ${relay.endpoint}`,
+          `relay hub       ${relay.hub}`,
+          `iot hub         ${e.iotHub.hostName} (method ${e.iotHub.methodName})`,
+          `api             ${e.apiVersions.join(", ")}`,
+          `agent flags     --relay-endpoint ${relay.endpoint} --relay-hub ${relay.hub}`,
+        ]
+          .map(escapeControl)
+          .join("\n");
+      });
     },
   );
 
@@ -401,7 +432,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     .option("--policy <name>", "SAS policy name")
     .option("--key <base64>", "SAS policy key")
     .option("--resource <sr>", "the control plane's SAS resource (default: its host name)")
-    .option("--ttl <duration>", "lifetime: seconds, or 30m, 12h, 7d", parseTtl, 3600)
+    .option(
+      "--ttl <duration>",
+      `lifetime: seconds, or 30m, 12h, 7d (at most ${MAX_SAS_TTL_SECONDS / 86400}d)`,
+      (v) => parseTtl(v, MAX_SAS_TTL_SECONDS),
+      3600,
+    )
     .option("--json", "machine-readable output")
     .action((o: Record<string, unknown>) => {
       let policyName = o.policy as string | undefined;
@@ -421,7 +457,12 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       print(o.json as boolean | undefined, { token, expiresAt }, () => token);
     });
 
-  registerDevCommands(program, s, out, err);
+  registerDevCommands(program, s, {
+    out,
+    err,
+    cwd: io.cwd,
+    relay: async () => relayFlags((await (await serviceClient({}, s)).getEndpoints()).relay),
+  });
 
   return program;
 }
@@ -463,5 +504,24 @@ function describe(e: unknown): string {
       : code === "RelayNotAllowed"
         ? "; pass --allow-insecure-relay only for a local emulator"
         : "";
-  return `${e.message.replace(/\.$/, "")}${reason}${hint}`;
+  // The message and the reason come from the control plane, a device or the relay.
+  return escapeControl(`${e.message.replace(/\.$/, "")}${reason}${hint}`);
+}
+
+/**
+ * The relay as the agent's flags take it: the control plane reports the client endpoint
+ * (`wss://<host>/client/hubs/<hub>`); the agent takes the Web PubSub endpoint (`https://<host>`).
+ */
+export function relayFlags(relay: { endpoint: string; hub: string }): { endpoint: string; hub: string } {
+  let url: URL;
+  try {
+    url = new URL(relay.endpoint);
+  } catch {
+    throw new StreamsError(
+      "InvalidResponse",
+      "the control plane reported a relay endpoint that is not a URL",
+    );
+  }
+  const scheme = url.protocol === "ws:" || url.protocol === "http:" ? "http:" : "https:";
+  return { endpoint: `${scheme}//${url.host}`, hub: relay.hub };
 }

@@ -8,6 +8,7 @@ import { z } from "zod";
 import { compileDevicePattern, compileGlob } from "./glob";
 import { entraEndpoints, type EntraEndpoints, DEFAULT_AUTHORITY_HOST } from "./jwt";
 import { ACTIONS } from "./principal";
+import { MAX_SAS_TTL_SECONDS } from "../../common/sas";
 import { decodeBase64Strict, isIotHubResource, MIN_SAS_KEY_BYTES } from "./sas";
 
 /** Local development signs for `localhost`; in Azure this is the function app's host name. */
@@ -127,6 +128,12 @@ export const authSettingsShape = {
     .refine((r) => !isIotHubResource(r), "must be this service's host name, never an IoT Hub's")
     .default(DEFAULT_SAS_RESOURCE),
   SERVICE_SAS_POLICIES: jsonList("policy", "name", sasPolicySchema).optional(),
+  SERVICE_SAS_MAX_LIFETIME_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(10 * MAX_SAS_TTL_SECONDS)
+    .default(MAX_SAS_TTL_SECONDS),
   ENTRA_TENANT_ID: z.guid("must be the tenant's id (a GUID)").optional(),
   ENTRA_AUDIENCE: commaList.optional(),
   ENTRA_ROLES: jsonList("role", "role", entraRoleSchema).optional(),
@@ -160,7 +167,12 @@ export interface RelayEventsConfig {
 }
 
 export interface AuthConfig {
-  readonly sas: { readonly resource: string; readonly policies: readonly SasPolicyConfig[] };
+  readonly sas: {
+    readonly resource: string;
+    readonly policies: readonly SasPolicyConfig[];
+    /** Longest accepted remaining lifetime of a token, seconds. */
+    readonly maxLifetimeSeconds: number;
+  };
   /** Absent when Entra ID callers are not configured (no ENTRA_AUDIENCE). */
   readonly entra?: EntraConfig;
   readonly relayEvents: RelayEventsConfig;
@@ -222,7 +234,11 @@ export function toAuthConfig(s: AuthSettings): AuthConfigResult {
         });
   const principalId = s.RELAY_EVENTS_PRINCIPAL_ID;
   const config: AuthConfig = {
-    sas: { resource: s.SERVICE_SAS_RESOURCE, policies },
+    sas: {
+      resource: s.SERVICE_SAS_RESOURCE,
+      policies,
+      maxLifetimeSeconds: s.SERVICE_SAS_MAX_LIFETIME_SECONDS,
+    },
     ...(entraWanted && tenantId !== undefined && endpoints !== undefined
       ? { entra: { tenantId, audiences, roles, endpoints } }
       : {}),

@@ -29,6 +29,7 @@ export function createServiceAuthChain(
       new SasAuthenticator({
         resource: config.sas.resource,
         policies: config.sas.policies,
+        maxLifetimeSeconds: config.sas.maxLifetimeSeconds,
         ...(now ? { now: () => now().getTime() } : {}),
       }),
     );

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { MAX_SAS_TTL_SECONDS } from "../../common/sas";
 import { compileGrant, type GrantSpec } from "./authorize";
 import type { AuthOutcome, Authenticator, Credentials } from "./chain";
 import type { Grant, SasPrincipal } from "./principal";
@@ -135,7 +136,9 @@ export function parseSasFields(text: string): ParsedSas {
   if (missing.length > 0) throw new SasFormatError(`missing field(s): ${missing.join(", ")}`);
   const signedResource = raw.get("sr") as string;
   const se = raw.get("se") as string;
-  if (!/^[0-9]{1,12}$/.test(se)) throw new SasFormatError("'se' must be an expiry time in epoch seconds");
+  // Canonical digits only (no sign, no leading zero), so that one token has exactly one spelling.
+  if (!/^[1-9][0-9]{0,11}$/.test(se))
+    throw new SasFormatError("'se' must be an expiry time in epoch seconds (digits, no leading zero)");
   const signature = decodeBase64Strict(decodeField("sig", raw.get("sig") as string));
   if (signature?.length !== 32) throw new SasFormatError("'sig' must be a base64 HMAC-SHA256");
   return {
@@ -181,6 +184,11 @@ export interface SasVerifierOptions {
   readonly resource: string;
   readonly policies: readonly SasPolicyKeys[];
   readonly clockSkewSeconds?: number;
+  /**
+   * Longest accepted remaining lifetime (`se` - now), seconds; default MAX_SAS_TTL_SECONDS. A SAS
+   * is revoked only by rotating its key, so a token for the next century is refused.
+   */
+  readonly maxLifetimeSeconds?: number;
   /** Milliseconds since the epoch; injectable for tests. */
   readonly now?: () => number;
 }
@@ -193,11 +201,13 @@ export class SasVerifier {
   private readonly resource: string;
   private readonly keys: ReadonlyMap<string, readonly Buffer[]>;
   private readonly skew: number;
+  private readonly maxLifetime: number;
   private readonly now: () => number;
 
   constructor(options: SasVerifierOptions) {
     this.resource = normalizeSasResource(options.resource);
     this.skew = options.clockSkewSeconds ?? DEFAULT_SAS_CLOCK_SKEW_SECONDS;
+    this.maxLifetime = options.maxLifetimeSeconds ?? MAX_SAS_TTL_SECONDS;
     this.now = options.now ?? Date.now;
     const keys = new Map<string, Buffer[]>();
     for (const policy of options.policies) {
@@ -231,8 +241,15 @@ export class SasVerifier {
     }
     const keys = this.keys.get(token.policyName);
     if (keys === undefined) return { ok: false, reason: "SAS token names an unknown policy (skn)" };
-    if (token.expiry + this.skew <= Math.floor(this.now() / 1000)) {
+    const nowSeconds = Math.floor(this.now() / 1000);
+    if (token.expiry + this.skew <= nowSeconds) {
       return { ok: false, reason: "SAS token expired" };
+    }
+    if (token.expiry - nowSeconds > this.maxLifetime + this.skew) {
+      return {
+        ok: false,
+        reason: `SAS token lives too long: its expiry (se) may be at most ${this.maxLifetime} seconds ahead`,
+      };
     }
     // Every key is checked so that timing does not tell which one matched.
     let matched = false;

@@ -35,7 +35,15 @@ function problems(env: Record<string, string | undefined>): string[] {
 describe("auth settings", () => {
   it("parses SAS policies with defaults", () => {
     const config = ok({ SERVICE_SAS_POLICIES: JSON.stringify([policy()]) });
-    expect(config.sas).toEqual({ resource: "localhost", policies: [policy()] });
+    expect(config.sas).toEqual({
+      resource: "localhost",
+      policies: [policy()],
+      maxLifetimeSeconds: 31_536_000,
+    });
+    expect(
+      ok({ SERVICE_SAS_POLICIES: JSON.stringify([policy()]), SERVICE_SAS_MAX_LIFETIME_SECONDS: "86400" }).sas
+        .maxLifetimeSeconds,
+    ).toBe(86_400);
     expect(config.entra).toBeUndefined();
     expect(config.relayEvents).toEqual({ allowedOrigins: [] });
   });
@@ -155,6 +163,11 @@ describe("auth settings", () => {
         ]),
       },
       "ENTRA_ROLES: role 'gw' (#0): maxStreamsPerDevice: Invalid input: expected int, received number",
+    ],
+    [
+      "a SAS lifetime under a minute",
+      { SERVICE_SAS_MAX_LIFETIME_SECONDS: "59", SERVICE_SAS_POLICIES: JSON.stringify([policy()]) },
+      "SERVICE_SAS_MAX_LIFETIME_SECONDS: Too small: expected number to be >=60",
     ],
     [
       "an IoT Hub resource",

@@ -147,6 +147,34 @@ describe("SAS authentication", () => {
     });
   });
 
+  it("refuses a second spelling of a valid token's expiry (se with a leading zero)", async () => {
+    const token = mint();
+    expect(await outcome(token)).toMatchObject({ policyName: "service" });
+    await expect401(
+      token.replace(/se=(\d+)/, "se=0$1"),
+      /'se' must be an expiry time in epoch seconds \(digits, no leading zero\)/,
+    );
+  });
+
+  it("refuses a token that lives longer than the maximum lifetime (default one year), whatever its signature", async () => {
+    const year = 365 * 24 * 3600;
+    expect(await outcome(mint({ ttlSeconds: year }))).toMatchObject({ policyName: "service" });
+    await expect401(
+      mint({ ttlSeconds: year + 3600 }),
+      /^SAS token lives too long: its expiry \(se\) may be at most 31536000 seconds ahead$/,
+    );
+    await expect401(mint({ ttlSeconds: 100 * year }), /lives too long/);
+    const hourly = new SasVerifier({
+      resource: RESOURCE,
+      policies,
+      now: () => NOW,
+      maxLifetimeSeconds: 3600,
+    });
+    const credentials = (t: string) => t.slice("SharedAccessSignature ".length);
+    expect(hourly.verify(credentials(mint({ ttlSeconds: 3600 })))).toMatchObject({ ok: true });
+    expect(hourly.verify(credentials(mint({ ttlSeconds: 7200 })))).toMatchObject({ ok: false });
+  });
+
   it("refuses a forged token (signed with another key)", async () => {
     await expect401(mint({ key: otherKey }), /^SAS token signature is invalid$/);
   });

@@ -11,7 +11,6 @@ import {
   parseTtl,
   parseTunnelKeepalive,
 } from "../../client/cli/args";
-import { readDevstackEnv, requireConnectionString, settings } from "../../client/cli/config";
 import { identityOf, webSocketHost } from "../../client/cli/deviceClient";
 import { EXIT, exitCodeFor } from "../../client/cli/exitCodes";
 import { parseConnectionString, StreamsError } from "../../client/sdk/service";
@@ -84,8 +83,16 @@ describe("numbers, sizes, durations, transports", () => {
     ["30m", 1800],
     ["12h", 43200],
     ["7d", 604800],
-  ])("--ttl %s", (text, n) => expect(parseTtl(text)).toBe(n));
-  it.each(["0", "1w", "h"])("rejects --ttl '%s'", (text) => expect(() => parseTtl(text)).toThrow(UsageError));
+    ["365d", 31_536_000],
+  ])("--ttl %s", (text, n) => expect(parseTtl(text, 365 * 86400)).toBe(n));
+  it.each(["0", "1w", "h", "99999999999999999999d"])("rejects --ttl '%s'", (text) =>
+    expect(() => parseTtl(text, 365 * 86400)).toThrow(/--ttl expects e\.g\. 3600/),
+  );
+  it.each(["366d", "99999999999d", "31536001"])("refuses --ttl '%s' beyond the maximum, saying why", (text) =>
+    expect(() => parseTtl(text, 365 * 86400)).toThrow(
+      /--ttl .* is longer than the 365d \(31536000 s\) the control plane accepts by default \(SERVICE_SAS_MAX_LIFETIME_SECONDS\)/,
+    ),
+  );
   it("tunnel keepalive", () => {
     expect(parseTunnelKeepalive("15")).toEqual({
       keepaliveIntervalInMs: 15_000,
@@ -107,31 +114,6 @@ describe("credentials", () => {
       B: "two",
       C: "x=y",
     });
-  });
-
-  it("finds the nearest .devstack/env and prefers the environment", () => {
-    const files: Record<string, string> = {
-      "/a/.devstack/env": "DEVICESTREAM_CONNECTION_STRING=from-file\n",
-    };
-    const found = readDevstackEnv(
-      "/a/b/c",
-      (p) => p in files,
-      (p) => files[p]!,
-    );
-    expect(found).toEqual({
-      file: "/a/.devstack/env",
-      values: { DEVICESTREAM_CONNECTION_STRING: "from-file" },
-    });
-    expect(readDevstackEnv("/x/y", () => false)).toBeUndefined();
-    expect(requireConnectionString(undefined, settings({ DEVICESTREAM_CONNECTION_STRING: "env" }, "/"))).toBe(
-      "env",
-    );
-    expect(requireConnectionString("flag", settings({ DEVICESTREAM_CONNECTION_STRING: "env" }, "/"))).toBe(
-      "flag",
-    );
-    expect(() => requireConnectionString(undefined, settings({}, "/nonexistent-dir-for-test"))).toThrow(
-      /DEVICESTREAM_CONNECTION_STRING.*npm start/,
-    );
   });
 
   it.each([

@@ -30,7 +30,12 @@ interface Run {
   stop: () => void;
 }
 
-function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): Run {
+function run(
+  args: string[],
+  env: Record<string, string> = {},
+  cwd = tmpdir(),
+  extra: Partial<CliIo> = {},
+): Run {
   const controller = new AbortController();
   const stdin = new PassThrough();
   const out: Buffer[] = [];
@@ -54,6 +59,7 @@ function run(args: string[], env: Record<string, string> = {}, cwd = tmpdir()): 
     cwd,
     signal: controller.signal,
     onReady: (info) => ready.resolve(info),
+    ...extra,
   };
   const code = runCli(args, io);
   void code.then(() => ready.reject(new Error(`exited early: ${Buffer.concat(err).toString()}`)));
@@ -97,6 +103,14 @@ function tcpExchange(port: number, payload: Buffer): Promise<string> {
 
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
+/** A configuration file the CLI accepts: 0600, in a directory of its own (mkdtemp: 0700). */
+async function configFile(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "devicestream-config-"));
+  const file = join(dir, "config.env");
+  await writeFile(file, `${text}\n`, { mode: 0o600 });
+  return file;
+}
+
 describe("devicestream CLI", () => {
   let target: Awaited<ReturnType<typeof hashServer>>;
   let other: Awaited<ReturnType<typeof hashServer>>;
@@ -124,8 +138,10 @@ describe("devicestream CLI", () => {
         `web=127.0.0.1:${target.port}`,
         "--allow",
         `dead=127.0.0.1:${closedPort}`,
-        "--relay-allow-host",
-        s.relayHost,
+        "--relay-endpoint",
+        `http://${s.relayHost}`,
+        "--relay-hub",
+        "streams",
         "--allow-insecure-relay",
         "--keepalive",
         "30",
@@ -168,14 +184,17 @@ describe("devicestream CLI", () => {
     const s = stack();
     const app = await s.device("Cli-Modular");
     const moduleCs = await s.hub.createModule("Cli-Modular", "streams");
-    // Configured by the environment alone, as `npm start`'s .devstack/env would.
-    const moduleAgent = run(["device", "--echo"], {
-      DEVICESTREAM_CONNECTION_STRING: "",
-      IOTHUB_DEVICE_CONNECTION_STRING: moduleCs,
-      IOTHUB_DEVICE_CA_FILE: s.hub.caPath,
-      DEVICESTREAM_RELAY_ALLOW_HOSTS: `relay.example.com, ${s.relayHost}`,
-      DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
-    });
+    // Configured by its configuration file alone, as `dev add-device` writes one.
+    const config = await configFile(
+      [
+        `IOTHUB_DEVICE_CONNECTION_STRING=${moduleCs}`,
+        `IOTHUB_DEVICE_CA_FILE=${s.hub.caPath}`,
+        `DEVICESTREAM_RELAY_ENDPOINT=http://${s.relayHost}`,
+        "DEVICESTREAM_RELAY_HUB=streams",
+        "DEVICESTREAM_ALLOW_INSECURE_RELAY=1",
+      ].join("\n"),
+    );
+    const moduleAgent = run(["device", "--echo", "--config", config], { DEVICESTREAM_CONNECTION_STRING: "" });
     await withDeadline(moduleAgent.ready, 20_000, "module agent ready");
     const e = run(["echo", "Cli-Modular", "--module", "streams", "--bytes", "100k", "--json"]);
     expect({ code: await e.code, stderr: e.stderr() }).toEqual({ code: EXIT.ok, stderr: expect.anything() });
@@ -282,7 +301,9 @@ describe("devicestream CLI", () => {
   it("an unknown stream name is rejected with the device's reason and exit code 6", async () => {
     const r = run(["connect", "Cli-Agent", "nope"]);
     expect(await r.code).toBe(EXIT.rejected);
-    expect(r.stderr()).toMatch(/unknown stream name 'nope'; this device serves: echo, web, dead/);
+    expect(r.stderr()).toMatch(/stream name 'nope' is not served here/);
+    // Which names the device does serve is not the caller's to learn.
+    expect(r.stderr()).not.toMatch(/echo, web|dead/);
   });
 
   it("connect joins stdio to a channel; device IDs keep their case", async () => {
@@ -342,9 +363,10 @@ describe("devicestream CLI", () => {
       code: EXIT.ok,
       stderr: expect.anything(),
     });
-    expect(endpoints.stdout()).toMatch(
-      /^relay +ws:\/\/127\.0\.0\.1:\d+\/client\/hubs\/streams \(hub streams\)/m,
-    );
+    expect(endpoints.stdout()).toMatch(/^relay endpoint +http:\/\/127\.0\.0\.1:\d+$/m);
+    expect(endpoints.stdout()).toMatch(/^relay hub +streams$/m);
+    // The agent's flags, exactly as `device` takes them.
+    expect(endpoints.stdout()).toContain(`--relay-endpoint http://${stack().relayHost} --relay-hub streams`);
 
     const sas = run(["sas", "--ttl", "10m"]);
     expect({ code: await sas.code, stderr: sas.stderr() }).toEqual({
@@ -382,25 +404,120 @@ describe("devicestream CLI", () => {
     expect(r.stderr()).toMatch(message);
   });
 
-  it("falls back to .devstack/env in the current directory or a parent", async () => {
+  it("reads the checkout's .devstack/env, never one in the current directory or a parent", async () => {
     const root = await mkdtemp(join(tmpdir(), "devicestream-cwd-"));
     try {
-      await mkdir(join(root, ".devstack"));
+      await mkdir(join(root, ".devstack"), { mode: 0o700 });
       await mkdir(join(root, "sub", "dir"), { recursive: true });
+      const file = join(root, ".devstack", "env");
       await writeFile(
-        join(root, ".devstack", "env"),
+        file,
         `# written by npm start\nDEVICESTREAM_CONNECTION_STRING=${stack().connectionString}\n`,
+        { mode: 0o600 },
       );
-      const r = run(
-        ["endpoints", "--json"],
-        { DEVICESTREAM_CONNECTION_STRING: "" },
-        join(root, "sub", "dir"),
-      );
-      expect({ code: await r.code, stderr: r.stderr() }).toEqual({ code: EXIT.ok, stderr: "" });
-      expect(JSON.parse(r.stdout())).toMatchObject({ iotHub: { methodName: "deviceStream" } });
+      const cwd = join(root, "sub", "dir");
+      const unset = { DEVICESTREAM_CONNECTION_STRING: "" };
+      const found = run(["endpoints", "--json"], unset, cwd);
+      expect(await found.code).toBe(EXIT.usage);
+      expect(found.stderr()).toMatch(/no control-plane credentials/);
+
+      const checkout = run(["endpoints", "--json"], unset, cwd, { checkoutConfig: file });
+      expect({ code: await checkout.code, stderr: checkout.stderr() }).toEqual({ code: EXIT.ok, stderr: "" });
+      expect(JSON.parse(checkout.stdout())).toMatchObject({ iotHub: { methodName: "deviceStream" } });
     } finally {
       await rm(root, { recursive: true, force: true });
     }
+  });
+
+  it("the agent takes no trust from the environment: it warns, and asks for the relay flags", async () => {
+    const s = stack();
+    const r = run(["device", "--echo"], {
+      DEVICESTREAM_CONNECTION_STRING: "",
+      IOTHUB_DEVICE_CONNECTION_STRING: await s.hub.createDevice("Cli-Env-Trust"),
+      IOTHUB_DEVICE_CA_FILE: s.hub.caPath,
+      DEVICESTREAM_RELAY_ENDPOINT: `http://${s.relayHost}`,
+      DEVICESTREAM_RELAY_HUB: "streams",
+      DEVICESTREAM_ALLOW_INSECURE_RELAY: "1",
+    });
+    expect(await r.code).toBe(EXIT.usage);
+    expect(r.stderr()).toMatch(
+      /ignoring DEVICESTREAM_RELAY_ENDPOINT, DEVICESTREAM_RELAY_HUB, DEVICESTREAM_ALLOW_INSECURE_RELAY, IOTHUB_DEVICE_CA_FILE in the environment/,
+    );
+    expect(r.stderr()).toMatch(
+      /the agent needs the one relay it may join: --relay-endpoint URL --relay-hub HUB/,
+    );
+  });
+
+  describe("text a device or a peer chose is printed with control characters escaped", () => {
+    // An OSC 52 clipboard write, a CSI "clear screen", a C1 CSI and a forged second line.
+    const HOSTILE = "\x1b]52;c;SGVsbG8=\x07\x1b[2J\u009b31m\nforged";
+    const ESCAPED = "\\u001b]52;c;SGVsbG8=\\u0007\\u001b[2J\\u009b31m\\u000aforged";
+    // eslint-disable-next-line no-control-regex -- the characters that must never reach the terminal
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+
+    it("a rejection reason: the error, streams list and streams show; --json stays exact JSON", async () => {
+      const s = stack();
+      s.listen(await s.device("Cli-Hostile-Reject"), {
+        onRequest: () => ({ accept: false, reason: HOSTILE }),
+      });
+      const r = run(["connect", "Cli-Hostile-Reject", "ssh"]);
+      expect(await r.code).toBe(EXIT.rejected);
+      expect(r.stderr()).toContain(ESCAPED);
+      expect(r.stderr().replace(/\n$/, "")).not.toMatch(raw);
+
+      const list = run(["streams", "list", "Cli-Hostile-Reject"]);
+      expect(await list.code).toBe(EXIT.ok);
+      expect(list.stdout()).toContain(ESCAPED);
+      expect(list.stdout().replace(/\n/g, "")).not.toMatch(raw);
+      const json = run(["streams", "list", "Cli-Hostile-Reject", "--json"]);
+      expect(await json.code).toBe(EXIT.ok);
+      expect(json.stdout().replace(/\n/g, "")).not.toMatch(raw);
+      const [record] = JSON.parse(json.stdout()) as { streamId: string; closeReason: string }[];
+      expect(record!.closeReason).toContain(HOSTILE);
+
+      const show = run(["streams", "show", "Cli-Hostile-Reject", record!.streamId]);
+      expect(await show.code).toBe(EXIT.ok);
+      expect(show.stdout()).toContain(ESCAPED);
+      expect(show.stdout().replace(/\n/g, "")).not.toMatch(raw);
+    });
+
+    it("a device's CLOSE and RESET messages in forward's log and connect's error", async () => {
+      const s = stack();
+      s.listen(await s.device("Cli-Hostile-Close"), { onRequest: () => ({ accept: true }) }).on(
+        "stream",
+        (st) =>
+          st.on("channel", (c) => {
+            if (st.name === "reset") c.abort("TargetError", HOSTILE);
+            else void st.close("Normal", HOSTILE);
+          }),
+      );
+      const connect = run(["connect", "Cli-Hostile-Close", "reset"]);
+      expect(await connect.code).toBe(EXIT.streamFailed);
+      expect(connect.stderr()).toContain(ESCAPED);
+      expect(connect.stderr().replace(/\n$/, "")).not.toMatch(raw);
+
+      const fwd = run(["forward", "Cli-Hostile-Close", "web", "--listen", "0"]);
+      const { address } = await withDeadline(fwd.ready, 15_000, "forward ready");
+      await tcpExchange(address!.port, Buffer.from("x")).catch(() => "");
+      await fwd.lines.waitFor((l) => l.some((x) => / closed: Normal/.test(x)), "the device's CLOSE");
+      fwd.stop();
+      expect(await fwd.code).toBe(EXIT.ok);
+      expect(fwd.stderr()).toContain(ESCAPED);
+      expect(fwd.stderr().replace(/\n/g, "")).not.toMatch(raw);
+    });
+
+    it("the service's CLOSE message in the agent's log", async () => {
+      const from = agent.lines.items.length;
+      const stream = await stack().client().openStream("Cli-Agent", "echo");
+      await stream.close("Normal", HOSTILE);
+      await agent.lines.waitFor(
+        (l) => l.slice(from).some((x) => x.includes(`stream ${stream.streamId} closed`)),
+        "the agent logs the close",
+      );
+      const line = agent.lines.items.slice(from).find((x) => x.includes(`stream ${stream.streamId} closed`))!;
+      expect(line).toContain(ESCAPED);
+      expect(line).not.toMatch(raw);
+    });
   });
 
   it("an offline device exits 5 and says what to do", async () => {
@@ -448,8 +565,10 @@ describe("devicestream CLI", () => {
           "--ca-file",
           s.hub.caPath,
           "--echo",
-          "--relay-allow-host",
-          s.relayHost,
+          "--relay-endpoint",
+          `http://${s.relayHost}`,
+          "--relay-hub",
+          "streams",
           "--allow-insecure-relay",
         ],
         { DEVICESTREAM_CONNECTION_STRING: "", ...env },

@@ -19,6 +19,16 @@ describe("createLogger", () => {
     });
   });
 
+  it("escapes every control character a device or a caller put in a message or a field: the line stays exact JSON", () => {
+    const lines: string[] = [];
+    const hostile = "\x1b]52;c;SGVsbG8=\x07\x1b[2J\u009b31m\x7f\nforged";
+    createLogger({ write: (l) => lines.push(l) }).log("warn", `refused: ${hostile}`, { reason: hostile });
+    expect(lines[0]).toContain("\\u001b]52;c;SGVsbG8=\\u0007\\u001b[2J\\u009b31m\\u007f\\nforged");
+    // eslint-disable-next-line no-control-regex -- what must never reach a log viewer
+    expect(lines[0]!.slice(0, -1)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ msg: `refused: ${hostile}`, reason: hostile });
+  });
+
   it("redacts fields that may hold secrets", () => {
     const lines: string[] = [];
     createLogger({ write: (l) => lines.push(l) }).log("info", "x", {

@@ -49,7 +49,7 @@ function serviceEnv(): NodeJS.ProcessEnv {
   return stack().serviceEnv;
 }
 
-/** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-allow-host`, ws:// only locally. */
+/** The agent for `deviceId`: `--connection-string`, `--ca-file` (local), `--relay-endpoint` + `--relay-hub`, ws:// only locally. */
 async function startAgent(deviceId: string, maps: string[]): Promise<Child> {
   return cli(
     // The agent's default limits: what users run (docs/cli.md says why they suffice).
@@ -232,7 +232,7 @@ describe("lifecycle with real processes", () => {
     const r = cli(["connect", DEVICE, "telnet"], serviceEnv());
     r.proc.stdin!.end();
     expect((await r.exit).code).toBe(EXIT.rejected);
-    expect(r.stderr()).toMatch(/unknown stream name 'telnet'; this device serves: ssh, files/);
+    expect(r.stderr()).toMatch(/stream name 'telnet' is not served here/);
   });
 
   it("echo to a device that rejects it exits 6 by itself, with nothing left open", async () => {
@@ -240,7 +240,7 @@ describe("lifecycle with real processes", () => {
     const r = cli(["echo", DEVICE, "--bytes", "1k", "--verbose"], serviceEnv());
     const exit = await withDeadline(r.exit, 30_000, "echo to exit");
     expect({ ...exit, stderr: r.stderr() }).toMatchObject({ code: EXIT.rejected, signal: null });
-    expect(r.stderr()).toMatch(/unknown stream name 'echo'/);
+    expect(r.stderr()).toMatch(/stream name 'echo' is not served here/);
     expect(r.stderr()).toMatch(/^devicestream: debug: nothing left open$/m);
   });
 

@@ -1,10 +1,13 @@
 /**
  * The README's quickstart, for real: the local stack as `npm start` runs it (`node
  * dist/devstack/start.js` after the same build), its demo device, and the three commands it prints,
- * run verbatim from a directory laid out like the repository root (its own `.devstack`, `dist`
- * linked). The browser command is opened by Debian's headless Chromium through playwright-core.
+ * run verbatim from a directory laid out like the repository root (its own `.devstack`, a copy of
+ * `dist`: the CLI finds the checkout's `.devstack/env` from its own real location, which a
+ * symbolic link would put back in the repository; `node_modules` and `docs` linked). The browser command is
+ * opened by Debian's headless Chromium through playwright-core.
  */
-import { mkdtemp, rm, stat, symlink } from "node:fs/promises";
+import { readFileSync } from "node:fs";
+import { cp, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
@@ -46,6 +49,28 @@ function startStack(): Child {
   );
 }
 
+/** Every file under `dir` with its mode, and every directory (`/` at the end). */
+async function modes(dir: string, base = dir): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    const mode = ((await stat(path)).mode & 0o777).toString(8);
+    if (entry.isDirectory())
+      Object.assign(out, { [`${path.slice(base.length)}/`]: mode }, await modes(path, base));
+    else out[path.slice(base.length)] = mode;
+  }
+  return out;
+}
+
+/** `.devstack/` is the user's alone: directories 0700, files 0600 (docs/decisions.md §1 rule 7). */
+async function expectPrivate(): Promise<void> {
+  const found = await modes(join(ws, ".devstack"));
+  expect(Object.keys(found)).toEqual(expect.arrayContaining(["/env", "/azurite/", "/iothub/"]));
+  const loose = Object.entries(found).filter(([path, mode]) => mode !== (path.endsWith("/") ? "700" : "600"));
+  expect(loose).toEqual([]);
+  expect(((await stat(join(ws, ".devstack"))).mode & 0o777).toString(8)).toBe("700");
+}
+
 /** A printed command, run by the shell from the workspace root exactly as a user pastes it. */
 const shell = (command: string) =>
   start("sh", ["-c", command], {
@@ -56,7 +81,8 @@ const shell = (command: string) =>
 beforeAll(async () => {
   await ensureBuilt();
   ws = await mkdtemp(join(tmpdir(), "e2e-quickstart-"));
-  await symlink(join(REPO, "dist"), join(ws, "dist"));
+  await cp(join(REPO, "dist"), join(ws, "dist"), { recursive: true });
+  for (const dir of ["node_modules", "docs"]) await symlink(join(REPO, dir), join(ws, dir)); // docs/demo: the demo's page
   sshd = await startSshd();
   forwardPort = await freePort();
   const started = Date.now();
@@ -76,7 +102,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe("npm start", () => {
-  it("prints the demo device and three commands, and writes .devstack/env", async () => {
+  it("prints the demo device, three commands and the --config flag; .devstack/ is private", async () => {
     expect(stack.stdout()).toMatch(/Demo device\s+Demo-Device-01 \(registered in \.devstack\)/);
     expect(commands).toEqual([
       "node dist/bin/devicestream.js echo Demo-Device-01 --bytes 16M",
@@ -86,6 +112,13 @@ describe("npm start", () => {
       ),
     ]);
     expect((await stat(join(ws, ".devstack", "env"))).mode & 0o777).toBe(0o600);
+    const file = join(ws, ".devstack", "env");
+    expect(stack.stdout()).toContain(`--config ${file}  or  export DEVICESTREAM_CONFIG=${file}`);
+    // Service-side settings only: the agent's identity and trust never come from this file.
+    const env = await readFile(file, "utf8");
+    expect(env).toMatch(/^DEVICESTREAM_CONNECTION_STRING=Endpoint=http:\/\/localhost:\d+;/m);
+    expect(env).not.toMatch(/RELAY|ALLOW_INSECURE|IOTHUB_DEVICE/);
+    await expectPrivate();
   });
 
   it("1. the echo command works as printed", async () => {
@@ -157,18 +190,58 @@ describe("npm start", () => {
     expect(session.stdout().trim()).toBe("through-the-demo-42");
   });
 
-  it("devicestream dev add-device registers another device and prints its connection string", async () => {
+  it("devicestream dev add-device registers another device, writes its agent file, and the printed agent command works", async () => {
     const add = shell("node dist/bin/devicestream.js dev add-device Second-Device");
-    expect((await add.exit).code).toBe(0);
+    expect({ code: (await add.exit).code, stderr: add.stderr() }).toEqual({
+      code: 0,
+      stderr: expect.anything(),
+    });
     expect(add.stdout().trim()).toMatch(
       /^HostName=[^;]+;DeviceId=Second-Device;SharedAccessKey=[A-Za-z0-9+/=]+;GatewayHostName=127\.0\.0\.1:\d+$/,
     );
-    // The agent command it suggests connects with that identity.
     const [, agentCommand] = /^ {2}(node dist\/bin\/devicestream\.js device .+)$/m.exec(add.stderr())!;
+    expect(agentCommand).toBe(
+      "node dist/bin/devicestream.js device --config .devstack/agent-Second-Device.env --echo",
+    );
+    const file = join(ws, ".devstack", "agent-Second-Device.env");
+    expect(((await stat(file)).mode & 0o777).toString(8)).toBe("600");
+    expect(await readFile(file, "utf8")).toMatch(
+      new RegExp(
+        [
+          "^IOTHUB_DEVICE_CONNECTION_STRING=HostName=[^;]+;DeviceId=Second-Device;",
+          `^IOTHUB_DEVICE_CA_FILE=${join(ws, ".devstack", "iothub", "ca.crt")}$`,
+          "^DEVICESTREAM_RELAY_ENDPOINT=http://127\\.0\\.0\\.1:\\d+$",
+          "^DEVICESTREAM_RELAY_HUB=streams$",
+          "^DEVICESTREAM_ALLOW_INSECURE_RELAY=1$",
+        ].join("[\\s\\S]*"),
+        "m",
+      ),
+    );
     const agent = shell(`exec ${agentCommand!}`);
-    await agent.waitFor(/serving echo/, "the second device's agent");
+    await agent.waitFor(
+      /serving echo; relay http:\/\/127\.0\.0\.1:\d+ hub streams/,
+      "the second device's agent",
+    );
     const echo = shell("node dist/bin/devicestream.js echo Second-Device --bytes 64k");
-    expect((await echo.exit).code).toBe(0);
+    expect({ code: (await echo.exit).code, stderr: echo.stderr() }).toEqual({ code: 0, stderr: "" });
+    expect((await stop(agent, "SIGINT")).code).toBe(0);
+    await expectPrivate();
+  });
+
+  it("the agent runs exactly as docs/cli.md shows after npm start, and passes an echo", async () => {
+    const doc = readFileSync(join(REPO, "docs", "cli.md"), "utf8");
+    const block = /<!-- after npm start -->\s*```sh\n([\s\S]*?)\n```/.exec(doc)![1]!.split("\n");
+    expect(block).toEqual([
+      "node dist/bin/devicestream.js dev add-device My-Device",
+      "node dist/bin/devicestream.js device --config .devstack/agent-My-Device.env --echo",
+    ]);
+    const add = shell(block[0]!);
+    expect((await add.exit).code).toBe(0);
+    const agent = shell(`exec ${block[1]!}`);
+    await agent.waitFor(/serving echo/, "My-Device's agent");
+    const echo = shell("node dist/bin/devicestream.js echo My-Device --bytes 1M");
+    expect({ code: (await echo.exit).code, stderr: echo.stderr() }).toEqual({ code: 0, stderr: "" });
+    expect(echo.stdout()).toMatch(/^verified: 1048576 bytes echoed/m);
     expect((await stop(agent, "SIGINT")).code).toBe(0);
   });
 
@@ -177,6 +250,9 @@ describe("npm start", () => {
     expect((await stop(stack, "SIGINT", 30_000)).code).toBe(0);
     expect(stack.stdout()).toContain("stopped.");
     expect(groupAlive(pid)).toBe(false);
+    // Azurite has written its database by now: it is 0600 too (the umask npm start sets).
+    expect(Object.keys(await modes(join(ws, ".devstack")))).toContain("/azurite/__azurite_db_table__.json");
+    await expectPrivate();
 
     stack = startStack();
     await stack.waitFor(/Press Ctrl-C to stop/, "the restarted stack", 60_000);

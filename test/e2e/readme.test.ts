@@ -36,8 +36,9 @@ const COVERAGE: Coverage[] = [
     by: [{ file: "test/e2e/quickstart.test.ts", evidence: "connect %n ssh" }],
   },
   {
-    command: /^node dist\/bin\/devicestream\.js (dev add-device|device --connection-string) /,
-    by: [{ file: "test/e2e/quickstart.test.ts", evidence: "dev add-device Second-Device" }],
+    command:
+      /^node dist\/bin\/devicestream\.js (dev add-device My-Device|device --config \.devstack\/agent-My-Device\.env --echo)$/,
+    by: [{ file: "test/e2e/quickstart.test.ts", evidence: "agent-My-Device.env --echo" }],
   },
 ];
 

@@ -48,7 +48,7 @@ test("the default entraRoles is a valid ENTRA_ROLES for the control plane", asyn
 });
 
 /** The largest STREAMS_MAX_DATA_BYTES the config schema accepts. */
-const LARGEST_DATA_CAP = 65_536;
+const LARGEST_DATA_CAP = 32_768;
 
 test("the host's body limit backs up the routes' own limits and is above the largest of them", async () => {
   const settings = (await templates())

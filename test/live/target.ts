@@ -163,8 +163,10 @@ export async function startLiveTarget(
       "--connection-string",
       connectionString(deviceId, undefined, await register(deviceId)),
       ...(config.devices.caFile ? ["--ca-file", config.devices.caFile] : []),
-      "--relay-allow-host",
-      relayHost,
+      "--relay-endpoint",
+      relayPolicy.endpoint,
+      "--relay-hub",
+      relayPolicy.hub,
       ...(relayPolicy.allowInsecure ? ["--allow-insecure-relay"] : []),
     ],
     listen: (c, o) => {

@@ -128,6 +128,35 @@ describe("StreamsClient REST layer", () => {
     expect(() => new StreamsClient("https://cp.example.com", credential)).toThrow(/scope/);
   });
 
+  it("never sends an Entra token to a plain-http endpoint that is not loopback: refused before any token", () => {
+    let asked = 0;
+    const credential: TokenCredential = {
+      getToken: async (): Promise<AccessToken> => {
+        asked++;
+        return { token: "entra-token", expiresOnTimestamp: Date.now() + 3600_000 };
+      },
+    };
+    const options = { tokenScopes: "api://cp/.default" };
+    for (const endpoint of ["http://cp.example.com", "http://10.1.2.3:7071", "http://127.0.0.1.nip.io"]) {
+      expect(() => new StreamsClient(endpoint, credential, options)).toThrow(
+        /refusing to send an Entra ID token to .* over plain http/,
+      );
+    }
+    expect(asked).toBe(0);
+    for (const endpoint of [
+      "http://127.0.0.1:7071",
+      "http://localhost:7071",
+      "http://[::1]:7071",
+      "https://cp.example",
+    ]) {
+      expect(new StreamsClient(endpoint, credential, options).endpoint).toBe(new URL(endpoint).origin);
+    }
+    // A SAS is the policy's own: the local stack runs it over plain http.
+    expect(new StreamsClient("http://cp.example.com", { policyName: "p", key: KEY }).endpoint).toBe(
+      "http://cp.example.com",
+    );
+  });
+
   it("validates arguments before any request", async () => {
     const { calls, fetch } = fakeFetch(() => ({ status: 500 }));
     const c = client(fetch);

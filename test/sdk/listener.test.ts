@@ -381,8 +381,7 @@ describe("DeviceStreamListener", () => {
     [{ endpoint: "", hub: "streams" }, /relay.endpoint must name/],
     [{ endpoint: "https://relay.example.com", hub: "" }, /relay.hub must name/],
     [{ endpoint: "http://127.0.0.1:8080", hub: "streams" }, /insecure/],
-    [{ allowedHosts: [] }, /relay.endpoint and relay.hub/],
-    [{ allowedHosts: ["*.webpubsub.azure.com"] }, /exact/],
+    [{ endpoint: "https://*.webpubsub.azure.com", hub: "streams" }, /one host, not a pattern/],
   ])("refuses to start without this deployment's exact relay %#", (relay, message) => {
     expect(
       () => new DeviceStreamListener(new FakeHost(), { onRequest: () => ({ accept: true }), relay }),

@@ -11,7 +11,6 @@ import { relayGroup } from "../../../shared/streams/model";
 import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
 import {
   type RelayConnectOptions,
-  type RelayHostPolicy,
   type RelayUrlPolicy,
   checkRelayUrl,
   connectRelay,
@@ -39,13 +38,6 @@ export interface StreamRequest {
 
 export type StreamDecision = { accept: true; data?: unknown } | { accept: false; reason: string };
 
-/**
- * Transitional (issue 12): exact relay hosts, no hub. Only the `devicestream device` command still
- * passes this, until it takes `--relay-endpoint` and `--relay-hub`; remove it with that switch.
- * Patterns (`*.domain`) are refused.
- */
-export type TransitionalRelayHosts = RelayHostPolicy;
-
 /** The subset of Client / ModuleClient this needs: `onDeviceMethod` (Client) or `onMethod` (ModuleClient). */
 export interface MethodHost {
   onDeviceMethod?(name: string, cb: (request?: MethodRequest, response?: MethodResponse) => void): void;
@@ -68,7 +60,7 @@ export interface DeviceStreamListenerOptions {
    * `agent` (e.g. a proxy agent) is used for every relay; without it HTTPS_PROXY / NO_PROXY are read
    * from `proxyEnv` (default process.env) for each relay URL, ws:// included (see proxyAgentFor).
    */
-  relay: (RelayUrlPolicy | TransitionalRelayHosts) & { agent?: Agent; proxyEnv?: NodeJS.ProcessEnv };
+  relay: RelayUrlPolicy & { agent?: Agent; proxyEnv?: NodeJS.ProcessEnv };
   methodName?: string;
   /** Streams open at once; more are refused with a reason (default 10). */
   maxStreams?: number;
@@ -175,10 +167,7 @@ export class DeviceStreamListener extends EventEmitter<ListenerEvents> {
     this.methodName = options.methodName ?? "deviceStream";
     this.maxStreams = positive("maxStreams", options.maxStreams ?? 10);
     this.maxChannels = positive("maxChannelsPerStream", options.maxChannelsPerStream ?? 100);
-    const problem =
-      "allowedHosts" in options.relay
-        ? transitionalProblem(options.relay.allowedHosts)
-        : relayUrlPolicyProblem(options.relay);
+    const problem = relayUrlPolicyProblem(options.relay);
     if (problem) throw new TypeError(problem);
     // The SDK keeps this registration and re-subscribes it after every reconnect; it offers no way
     // to remove it, so close() makes the handler refuse instead.
@@ -345,14 +334,6 @@ function offerKey(offer: StreamOffer): string {
       ]),
     )
     .digest("base64url");
-}
-
-function transitionalProblem(hosts: readonly string[]): string | undefined {
-  if (hosts.length === 0) return "relay.endpoint and relay.hub must name the relay this device joins";
-  if (hosts.some((h) => h.includes("*"))) {
-    return "relay hosts must be exact: patterns such as *.webpubsub.azure.com would let any Web PubSub resource in";
-  }
-  return undefined;
 }
 
 function positive(name: string, value: number): number {

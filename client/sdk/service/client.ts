@@ -8,7 +8,13 @@ import { relayGroup } from "../../../shared/streams/model";
 import { TunnelError, TunnelSession, type TunnelSessionOptions } from "../../tunnel";
 import { RelayError, connectRelay, proxyAgentFor } from "../relay";
 import { parseConnectionString } from "./connectionString";
-import { type AuthorizationSource, type StreamsCredential, authorizationSource } from "./credentials";
+import { isLoopbackHost } from "../../../common/loopback";
+import {
+  type AuthorizationSource,
+  type StreamsCredential,
+  authorizationSource,
+  isTokenCredential,
+} from "./credentials";
 import { DeviceStream } from "./deviceStream";
 import { StreamsError } from "./errors";
 import type {
@@ -64,6 +70,12 @@ export class StreamsClient {
       url = new URL(endpoint);
     } catch {
       throw new TypeError(`endpoint '${endpoint}' is not a URL`);
+    }
+    // An Entra token is the user's bearer credential: refused here, before any token is requested.
+    if (isTokenCredential(credential) && url.protocol === "http:" && !isLoopbackHost(url.hostname)) {
+      throw new TypeError(
+        `refusing to send an Entra ID token to ${url.origin} over plain http: use https (http only for loopback)`,
+      );
     }
     this.endpoint = url.origin;
     this.auth = authorizationSource(credential, {

@@ -81,6 +81,7 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
    */
   async openChannel(label = ""): Promise<Duplex> {
     const deadline = Date.now() + this.o.queueTimeoutInMs;
+    let retriedClosed = false;
     for (;;) {
       if (this.closed) throw new StreamsError("Aborted", "the channel pool is closed");
       const stream = this.leastLoaded() ?? (await this.grow());
@@ -96,8 +97,12 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
         return channel;
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        // A stream that ended while we waited: the next round picks or opens another.
-        if (stream.closed && Date.now() < deadline) continue;
+        // A stream that ended under this request: one more round picks or opens another. Only one:
+        // a device that ends every stream it is given must not make a request open stream after stream.
+        if (stream.closed && !retriedClosed && Date.now() < deadline) {
+          retriedClosed = true;
+          continue;
+        }
         if (code !== "ChannelLimit") throw err;
         if (Date.now() >= deadline) {
           throw new StreamsError(
