@@ -8,7 +8,12 @@ import type { Client } from "azure-iot-device";
 import type { LocalHost } from "../../devstack/host";
 import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
-import { type EventFault, type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
+import {
+  type EventFault,
+  type EventInfo,
+  type WebPubSubEmulator,
+  startWebPubSubEmulator,
+} from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import type { AppServices } from "../../shared/routes";
@@ -31,7 +36,7 @@ interface Stack {
   devices: Devices;
   log: ReturnType<typeof recordingLogger>;
   clock: { offsetMs: number };
-  faults: { next: (type: "connected" | "disconnected") => EventFault };
+  faults: { next: (type: EventInfo["type"]) => EventFault };
 }
 
 let stack: Stack;
