@@ -486,8 +486,9 @@ describe("fault injection: the handler answers 5xx n times", () => {
   );
 
   it("more failures than retries: the 503 reaches the client", async () => {
-    const { url: handlerUrl, close } = await startEventHandler(() => ({ status: 204 }));
-    cleanups.push(close);
+    const handler = await startEventHandler(() => ({ status: 204 }));
+    const handlerUrl = handler.url;
+    cleanups.push(() => handler.close());
     const emulator = await startEmulator({
       eventHandlers: { chat: handlerUrl },
       retryDelaysMs: [10, 10, 10],
