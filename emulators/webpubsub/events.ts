@@ -1,15 +1,15 @@
 /**
  * Upstream CloudEvents (binary mode) to the hubs' event handlers, as the service sends them:
- * abuse-protection OPTIONS once per URL, every `ce-*` header, `ce-signature` over the connection
- * id. Blocking events (connect, user events) return the handler's answer; non-blocking ones
- * (connected, disconnected) are sent once, never retried, with optional injected faults.
+ * abuse-protection validation, every `ce-*` header, `ce-signature` over the connection id, the
+ * service's retry policy (outbound.ts). Blocking events (connect, user events) return the
+ * handler's answer; non-blocking ones (connected, disconnected) go through optional injected faults.
  */
 import { createHmac, randomUUID } from "node:crypto";
-import http from "node:http";
-import https from "node:https";
 import type { MessageData } from "../../client/webpubsub/codec";
-import { toFaultInjector, type EventFault, type FaultInjector, type NonBlockingEventInfo } from "./faults";
+import { toFaultInjector, type EventFault, type EventInfo, type FaultInjector } from "./faults";
 import type { EventHandlerSetting, ResolvedOptions } from "./options";
+import { isValidGroupName } from "./service";
+import { Outbound, type AttemptFault, type HttpResult } from "./outbound";
 
 export interface EventSubject {
   hub: string;
@@ -30,12 +30,6 @@ export type ConnectResult =
   | { accepted: false; status: number; body: string };
 
 export type UserEventResult = { ok: true; data?: MessageData } | { ok: false; reason: string };
-
-interface HttpResult {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: Buffer;
-}
 
 function contentTypeOf(data: MessageData): string {
   switch (data.kind) {
@@ -89,11 +83,7 @@ function matchesPattern(pattern: string, event: string): boolean {
 }
 
 export class EventDispatcher {
-  private readonly agents = {
-    http: new http.Agent({ keepAlive: true }),
-    https: new https.Agent({ keepAlive: true }),
-  };
-  private readonly validated = new Map<string, Promise<void>>();
+  private readonly outbound: Outbound;
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Every handler request not yet answered, blocking ones too (close() does not wait for those). */
   private readonly unanswered = new Set<Promise<unknown>>();
@@ -110,6 +100,7 @@ export class EventDispatcher {
     private readonly origin: string,
   ) {
     this.faults = toFaultInjector(options.faults);
+    this.outbound = new Outbound(options.outbound, origin, options.log);
   }
 
   private handler(hub: string): Required<EventHandlerSetting> | undefined {
@@ -120,6 +111,10 @@ export class EventDispatcher {
     return this.handler(hub)?.systemEvents.includes(event) ?? false;
   }
 
+  /**
+   * A refusal carries the handler's status (retried 5xx included) with a generic body, as the
+   * official emulator answers (ClientWebSocketEndpoint.cs); a call that never got an answer is 500.
+   */
   async connect(subject: EventSubject, request: ConnectRequest): Promise<ConnectResult> {
     if (!this.wants(subject.hub, "connect")) return { accepted: true };
     let res: HttpResult;
@@ -127,18 +122,20 @@ export class EventDispatcher {
       res = await this.post(subject, "azure.webpubsub.sys.connect", "connect", {
         contentType: "application/json; charset=utf-8",
         body: Buffer.from(JSON.stringify({ ...request, clientCertificates: [] })),
+        fault: this.faultFor(subject, "connect", "connect"),
       });
     } catch (err) {
       this.options.log(`connect event for ${subject.connectionId} failed: ${(err as Error).message}`);
-      return { accepted: false, status: 500, body: "Connect event handler failed." };
-    }
-    if (res.status >= 400 && res.status < 500) {
-      return { accepted: false, status: res.status, body: res.body.toString("utf8") };
+      return { accepted: false, status: 500, body: "Dispatching the connect event failed." };
     }
     if (res.status < 200 || res.status >= 300) {
-      return { accepted: false, status: 500, body: `Connect event handler returned ${res.status}.` };
+      return {
+        accepted: false,
+        status: res.status >= 400 && res.status <= 599 ? res.status : 500,
+        body: `The connect event handler returned ${res.status}.`,
+      };
     }
-    if (res.status !== 200 || res.body.length === 0) return { accepted: true };
+    if (res.body.length === 0) return { accepted: true };
     let parsed: unknown;
     try {
       parsed = JSON.parse(res.body.toString("utf8"));
@@ -152,6 +149,9 @@ export class EventDispatcher {
         Array.isArray(v) && v.every((x) => typeof x === "string") ? v : undefined;
       if (typeof p.userId === "string") out.userId = p.userId;
       const groups = strings(p.groups);
+      if (groups?.some((g) => !isValidGroupName(g))) {
+        return { accepted: false, status: 500, body: "The connect response contains an invalid group." };
+      }
       if (groups) out.groups = groups;
       const roles = strings(p.roles);
       if (roles) out.roles = roles;
@@ -160,7 +160,7 @@ export class EventDispatcher {
     return out;
   }
 
-  /** Whether a user event goes upstream; without a handler the service has nowhere to send it. */
+  /** Whether a handler takes this user event; the service closes a client whose event none takes. */
   wantsUserEvent(hub: string, event: string): boolean {
     const h = this.handler(hub);
     return h !== undefined && matchesPattern(h.userEventPattern, event);
@@ -177,6 +177,7 @@ export class EventDispatcher {
       res = await this.post(subject, `azure.webpubsub.user.${event}`, event, {
         contentType: contentTypeOf(payload),
         body: bodyOf(payload),
+        fault: this.faultFor(subject, "user", event),
       });
     } catch (err) {
       return { ok: false, reason: `event handler failed: ${(err as Error).message}` };
@@ -188,24 +189,43 @@ export class EventDispatcher {
     return reply ? { ok: true, data: reply } : { ok: true };
   }
 
-  /** Fire-and-forget `connected`/`disconnected`, through the fault injector. */
-  nonBlocking(subject: EventSubject, type: "connected" | "disconnected", reason?: string): void {
-    if (this.closed || !this.wants(subject.hub, type)) return;
-    const info: NonBlockingEventInfo = {
+  /** The injector's answer for a blocking event: only a server error changes anything there. */
+  private faultFor(subject: EventSubject, type: "connect" | "user", event: string): EventFault {
+    const fault = this.inject(subject, type, event);
+    return fault.action === "serverError" ? fault : { action: "deliver" };
+  }
+
+  private inject(subject: EventSubject, type: EventInfo["type"], event: string): EventFault {
+    const info: EventInfo = {
       hub: subject.hub,
       type,
+      event,
       connectionId: subject.connectionId,
       userId: subject.userId,
       sequence: ++this.sequence,
     };
+    try {
+      return this.faults(info);
+    } catch (err) {
+      // A broken test hook must not take the emulator down with it.
+      this.options.log(`fault injector threw, delivering ${event}: ${(err as Error).message}`);
+      return { action: "deliver" };
+    }
+  }
+
+  /** Fire-and-forget `connected`/`disconnected`, through the fault injector. */
+  nonBlocking(subject: EventSubject, type: "connected" | "disconnected", reason?: string): void {
+    if (this.closed || !this.wants(subject.hub, type)) return;
     // The id is fixed before faults so a duplicate is recognisable as one, as on the service.
     const id = randomUUID();
     const body = Buffer.from(JSON.stringify(type === "disconnected" ? { reason: reason ?? "" } : {}));
+    const fault = this.inject(subject, type, type);
     const send = (): Promise<void> => {
       const p = this.post(subject, `azure.webpubsub.sys.${type}`, type, {
         contentType: "application/json; charset=utf-8",
         body,
         id,
+        fault,
       }).then(
         (res) => {
           if (res.status < 200 || res.status >= 300) {
@@ -233,14 +253,6 @@ export class EventDispatcher {
     const released = this.held;
     this.held = [];
     let dispatched: Promise<void> = Promise.resolve();
-    let fault: EventFault;
-    try {
-      fault = this.faults(info);
-    } catch (err) {
-      // A broken test hook must not take the emulator down with it.
-      this.options.log(`fault injector threw, delivering ${type}: ${(err as Error).message}`);
-      fault = { action: "deliver" };
-    }
     switch (fault.action) {
       case "drop":
         this.options.log(`fault injection: dropped ${type} for ${subject.connectionId}`);
@@ -282,9 +294,10 @@ export class EventDispatcher {
     for (const send of this.held) send();
     this.held = [];
     this.closed = true;
+    // Pending retries go out now rather than holding shutdown for their delays.
+    this.outbound.hurryUp();
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
-    this.agents.http.destroy();
-    this.agents.https.destroy();
+    this.outbound.destroy();
   }
 
   private expand(hub: string, event: string): URL {
@@ -309,7 +322,7 @@ export class EventDispatcher {
     subject: EventSubject,
     ceType: string,
     eventName: string,
-    content: { contentType: string; body: Buffer; id?: string },
+    content: { contentType: string; body: Buffer; id?: string; fault: EventFault },
   ): Promise<HttpResult> {
     const p = this.postNow(subject, ceType, eventName, content);
     this.unanswered.add(p);
@@ -322,13 +335,18 @@ export class EventDispatcher {
     subject: EventSubject,
     ceType: string,
     eventName: string,
-    content: { contentType: string; body: Buffer; id?: string },
+    content: { contentType: string; body: Buffer; id?: string; fault: EventFault },
   ): Promise<HttpResult> {
     const url = this.expand(subject.hub, eventName);
-    await this.validate(url);
+    // The official emulator validates the template with `{event}` = "validate": once per handler.
+    const validation = this.expand(subject.hub, "validate");
+    if (!(await this.outbound.validate(validation))) {
+      throw new Error(`the event handler did not allow the origin ${this.origin}`);
+    }
     const signature = createHmac("sha256", Buffer.from(this.options.accessKey, "utf8"))
       .update(subject.connectionId, "utf8")
       .digest("hex");
+    // Built once: a retry replays the same request, `ce-id` and `ce-time` included.
     const headers: Record<string, string> = {
       "content-type": content.contentType,
       "ce-specversion": "1.0",
@@ -345,60 +363,21 @@ export class EventDispatcher {
     };
     if (subject.userId !== undefined) headers["ce-userId"] = subject.userId;
     if (subject.subprotocol !== undefined) headers["ce-subprotocol"] = subject.subprotocol;
-    return this.request(url, "POST", headers, content.body);
-  }
-
-  /** Abuse protection: a handler must allow our origin before it receives any event. */
-  private validate(url: URL): Promise<void> {
-    const key = url.href;
-    let p = this.validated.get(key);
-    if (!p) {
-      p = this.request(url, "OPTIONS", { "WebHook-Request-Origin": this.origin }, undefined).then((res) => {
-        const allowed = String(res.headers["webhook-allowed-origin"] ?? "")
-          .split(",")
-          .map((s) => s.trim());
-        if (res.status !== 200 || !(allowed.includes("*") || allowed.includes(this.origin))) {
-          throw new Error(
-            `abuse-protection validation of ${url.origin}${url.pathname} failed (${res.status})`,
-          );
-        }
-      });
-      this.validated.set(key, p);
-      // A failed validation is retried on the next event rather than remembered.
-      p.catch(() => this.validated.delete(key));
-    }
-    return p;
-  }
-
-  private request(
-    url: URL,
-    method: string,
-    headers: Record<string, string>,
-    body: Buffer | undefined,
-  ): Promise<HttpResult> {
-    const secure = url.protocol === "https:";
-    const lib = secure ? https : http;
-    return new Promise<HttpResult>((resolve, reject) => {
-      const req = lib.request(
-        url,
-        {
-          method,
-          headers: body ? { ...headers, "content-length": String(body.length) } : headers,
-          agent: secure ? this.agents.https : this.agents.http,
-          timeout: this.options.eventTimeoutMs,
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on("data", (c: Buffer) => chunks.push(c));
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-          );
-          res.on("error", reject);
-        },
-      );
-      req.on("timeout", () => req.destroy(new Error("event handler timed out")));
-      req.on("error", reject);
-      req.end(body);
-    });
+    const fault = content.fault;
+    const attemptFault =
+      fault.action === "serverError"
+        ? (attempt: number): AttemptFault | undefined =>
+            attempt < fault.times
+              ? { status: fault.status ?? 503, reachesHandler: fault.reachesHandler ?? true }
+              : undefined
+        : undefined;
+    return this.outbound.send(
+      url,
+      "POST",
+      headers,
+      content.body,
+      this.options.outbound.eventTimeoutMs,
+      attemptFault,
+    );
   }
 }

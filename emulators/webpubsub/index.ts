@@ -16,7 +16,14 @@ import type { EventEmitter } from "node:events";
 
 export type { WebPubSubEmulatorOptions, EventHandlerSetting, SystemEventName } from "./options";
 export { WELL_KNOWN_ACCESS_KEY } from "./options";
-export type { EventFault, FaultConfig, FaultInjector, NonBlockingEventInfo, SeededFaults } from "./faults";
+export type {
+  EventFault,
+  EventInfo,
+  FaultConfig,
+  FaultInjector,
+  NonBlockingEventInfo,
+  SeededFaults,
+} from "./faults";
 export type { ConnectionInfo, LifecycleEvents } from "./service";
 
 export interface WebPubSubEmulator {

@@ -1,4 +1,5 @@
 import type { FaultConfig } from "./faults";
+import { AZURE_OUTBOUND, type OutboundOptions } from "./outbound";
 
 /** The official emulator's well-known key, so its documented connection string works unchanged. */
 export const WELL_KNOWN_ACCESS_KEY = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789ABCDEFGH";
@@ -22,7 +23,7 @@ export interface WebPubSubEmulatorOptions {
   accessKey?: string;
   /** Per hub: a URL template (all events) or a full setting. Hub names are case-insensitive. */
   eventHandlers?: Record<string, string | EventHandlerSetting>;
-  /** Fault injection for the non-blocking `connected`/`disconnected` events. */
+  /** Fault injection: drop/duplicate/delay/reorder `connected`/`disconnected`; 5xx for any event. */
   faults?: FaultConfig;
   /** Per-connection outbound queue; beyond either limit the receiver is closed as `SlowClient`. */
   outboundQueue?: { maxMessages?: number; maxBytes?: number };
@@ -32,8 +33,12 @@ export interface WebPubSubEmulatorOptions {
   recoveryWindowMs?: number;
   /** WebSocket ping interval; default 20 s (the hub setting's default). */
   keepAliveIntervalMs?: number;
-  /** Timeout of each upstream event request; default 30 s. */
+  /** Bound of one upstream event, its retries included; default 100 s, as the service. */
   eventTimeoutMs?: number;
+  /** Waits before each retry of an event; default 1, 3 and 5 s, as the service. For unit tests. */
+  retryDelaysMs?: readonly number[];
+  /** Re-validation of handlers; default 1 s doubling to 60 s, 10 s timeout. For unit tests. */
+  validation?: Partial<OutboundOptions["validation"]>;
   /** Accepted token clock skew; default 300 s as in the official emulator. */
   clockSkewSeconds?: number;
   /** Log sink; never receives tokens or keys. Default: no logging. */
@@ -52,7 +57,7 @@ export interface ResolvedOptions {
   reliableMaxBytes: number;
   recoveryWindowMs: number;
   keepAliveIntervalMs: number;
-  eventTimeoutMs: number;
+  outbound: OutboundOptions;
   clockSkewSeconds: number;
   log: (line: string) => void;
 }
@@ -103,7 +108,29 @@ export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptio
     reliableMaxBytes: positive("reliableBuffer.maxBytes", options.reliableBuffer?.maxBytes, 16 * 1024 * 1024),
     recoveryWindowMs: positive("recoveryWindowMs", options.recoveryWindowMs, 30_000),
     keepAliveIntervalMs: positive("keepAliveIntervalMs", options.keepAliveIntervalMs, 20_000),
-    eventTimeoutMs: positive("eventTimeoutMs", options.eventTimeoutMs, 30_000),
+    outbound: {
+      retryDelaysMs: (options.retryDelaysMs ?? AZURE_OUTBOUND.retryDelaysMs).map((ms) =>
+        positive("retryDelaysMs", ms, ms),
+      ),
+      eventTimeoutMs: positive("eventTimeoutMs", options.eventTimeoutMs, AZURE_OUTBOUND.eventTimeoutMs),
+      validation: {
+        minIntervalMs: positive(
+          "validation.minIntervalMs",
+          options.validation?.minIntervalMs,
+          AZURE_OUTBOUND.validation.minIntervalMs,
+        ),
+        maxIntervalMs: positive(
+          "validation.maxIntervalMs",
+          options.validation?.maxIntervalMs,
+          AZURE_OUTBOUND.validation.maxIntervalMs,
+        ),
+        timeoutMs: positive(
+          "validation.timeoutMs",
+          options.validation?.timeoutMs,
+          AZURE_OUTBOUND.validation.timeoutMs,
+        ),
+      },
+    },
     clockSkewSeconds: options.clockSkewSeconds ?? 300,
     log: options.logger ?? (() => undefined),
   };

@@ -43,8 +43,9 @@ function removeFrom<K, V>(map: Map<K, Set<V>>, key: K, value: V): void {
   if (set && set.delete(value) && set.size === 0) map.delete(key);
 }
 
+/** Whitespace-only names are refused, as the official emulator does (WebPubSubNameValidator.cs). */
 export function isValidGroupName(group: string): boolean {
-  return group.length > 0 && group.length <= MAX_GROUP_NAME;
+  return group.trim().length > 0 && group.length <= MAX_GROUP_NAME;
 }
 
 export class WebPubSubService {
@@ -297,14 +298,20 @@ export class WebPubSubService {
     }
   }
 
-  /** Blocking user event: the handler's 200 body returns to the client; a failure drops the connection. */
+  /**
+   * Blocking user event: the handler's 200 body returns to the client; a failure drops the
+   * connection, and so does an event no handler takes (the official emulator's
+   * UpstreamEventDispatcher.cs: "a user event is synchronous and expects to be delivered").
+   */
   userEvent(conn: ClientConnection, event: string, data: MessageData | undefined, ackId?: number): void {
-    if (!this.events.wantsUserEvent(conn.hub, event)) {
-      if (ackId !== undefined) conn.sendControl({ type: "ack", ackId, success: true });
-      return;
-    }
     const subject = this.subject(conn);
     conn.eventChain = conn.eventChain.then(async () => {
+      if (conn.ended) return;
+      if (!this.events.wantsUserEvent(conn.hub, event)) {
+        this.options.log(`user event ${event} from ${conn.id}: no event handler takes it`);
+        this.close(conn, "No event handler is configured for this user event.");
+        return;
+      }
       const result = await this.events.userEvent(subject, event, data);
       if (conn.ended) return;
       if (!result.ok) {

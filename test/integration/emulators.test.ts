@@ -9,7 +9,12 @@ import { encodeIdSegment } from "../../common/ids";
 import type { LocalHost } from "../../devstack/host";
 import { startControlPlaneHost } from "../../devstack/controlPlaneHost";
 import { type IotHubEmulator, startIotHubEmulator } from "../../emulators/iothub";
-import { type EventFault, type WebPubSubEmulator, startWebPubSubEmulator } from "../../emulators/webpubsub";
+import {
+  type EventFault,
+  type EventInfo,
+  type WebPubSubEmulator,
+  startWebPubSubEmulator,
+} from "../../emulators/webpubsub";
 import { createServices } from "../../shared/app";
 import { loadConfig } from "../../shared/config";
 import type { AppServices } from "../../shared/routes";
@@ -32,7 +37,7 @@ interface Stack {
   devices: Devices;
   log: ReturnType<typeof recordingLogger>;
   clock: { offsetMs: number };
-  faults: { next: (type: "connected" | "disconnected") => EventFault };
+  faults: { next: (type: EventInfo["type"]) => EventFault };
 }
 
 let stack: Stack;
@@ -222,6 +227,27 @@ describe("surviving the relay's event faults", () => {
     );
     expect(closings).toHaveLength(1);
   });
+
+  it("a handler answering 503 twice to connect and disconnected: one stream, one of each transition", async () => {
+    // Every attempt reaches the control plane and is processed; only its answer is lost. With
+    // Azure's waits (1 s, then 3 s) each event arrives three times.
+    stack.faults.next = (type) =>
+      type === "connect" || type === "disconnected"
+        ? { action: "serverError", times: 2, reachesHandler: true }
+        : { action: "deliver" };
+    const { streamId, service, device } = await establish("Emu-retried");
+    await service.close();
+    await withDeadline(device.closed, 30_000, "device side torn down");
+    await stack.wps.eventsSettled();
+    const mine = stack.log.entries.items.filter((e) => e.fields.streamId === streamId);
+    const transitions = mine.filter((e) => e.message === "stream.transition").map((e) => e.fields.to);
+    expect(transitions).toEqual(["Requested", "Accepted", "Established", "Closed"]);
+    expect(mine.filter((e) => e.message === "relay.connect.refused")).toEqual([]);
+    const list = await fetch(`${stack.host.url}/api/devices/Emu-retried/streams?${V}`, {
+      headers: { authorization: sas() },
+    });
+    expect(((await list.json()) as { value: unknown[] }).value).toHaveLength(1);
+  }, 60_000);
 
   it("delayed and reordered events still end in Closed, and a healthy stream survives the sweeper", async () => {
     const delayed = await establish("Emu-delay");

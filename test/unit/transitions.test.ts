@@ -105,6 +105,12 @@ describe("races, each with its expected outcome", () => {
     expect(twice).toEqual({ result: { accept: true } });
   });
 
+  it("a connect retried by Web PubSub after the deadline is accepted if an earlier attempt was recorded in time", () => {
+    // Azure retries connect after 1, 3 and 5 s; an attempt whose answer was lost was still processed.
+    const once = run(requested(), [deviceConnect("c1")]).record;
+    expect(decideConnect(once, "device", "c1", DEADLINE + 9_000)).toEqual({ result: { accept: true } });
+  });
+
   it("a second connection with the same side's credential is refused: credentials are single-use", () => {
     const { results } = run(requested(), [deviceConnect("c1"), deviceConnect("c2")]);
     expect(results[1]).toEqual({ accept: false, reason: "the device relay credential was already used" });

@@ -54,7 +54,10 @@ export const HubErrors = {
   unavailable: () => new HubHttpError(503, "ServiceUnavailable", "The emulator is shutting down."),
   // Direct methods: the numeric codes callers decide on.
   methodArgument: (message: string) => new HubHttpError(400, "ArgumentInvalid", message, 400004),
+  // Codes: learn.microsoft.com/rest/api/iothub/common-error-codes (404001, 404103); 404010 is
+  // ErrorCode.ModuleNotFound of Microsoft.Azure.Devices (azure-iot-sdk-csharp).
   methodDeviceNotFound: () => new HubHttpError(404, "DeviceNotFound", "Device not found", 404001),
+  methodModuleNotFound: () => new HubHttpError(404, "ModuleNotFound", "Module not found", 404010),
   methodDeviceNotOnline: (timeoutSeconds: number) =>
     new HubHttpError(
       404,

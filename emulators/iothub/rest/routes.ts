@@ -166,8 +166,12 @@ export function createHubHandler(deps: HubHandlerDeps): HubRequestHandler {
       throw HubErrors.methodThrottled(throttle.retryAfterSeconds);
     }
     if (!registry.get(identity)) {
-      log(`method ${label}: 404001 ${describeIdentity(identity)} is not registered`);
-      throw HubErrors.methodDeviceNotFound();
+      // A module of a registered device is "module not found"; without the device, the device is.
+      const moduleMissing = identity.moduleId !== undefined && registry.get({ deviceId: identity.deviceId });
+      log(
+        `method ${label}: ${moduleMissing ? 404010 : 404001} ${describeIdentity(identity)} is not registered`,
+      );
+      throw moduleMissing ? HubErrors.methodModuleNotFound() : HubErrors.methodDeviceNotFound();
     }
     const call = {
       methodName,

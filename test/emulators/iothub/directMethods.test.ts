@@ -148,6 +148,32 @@ describe("unreachable identities", () => {
     expect(parseIotHubErrorBody(sdkErr.responseBody).code).toBe("404001");
   });
 
+  test("an unknown module of a registered device is 404010: ModuleNotFound", async () => {
+    await register("has-no-module");
+    const sdkErr = await rejection(service.invokeDeviceMethod("has-no-module", "ghost", { ...call }));
+    expect((sdkErr.response as { statusCode: number }).statusCode).toBe(404);
+    expect(parseIotHubErrorBody(sdkErr.responseBody).code).toBe("404010");
+    // A module of a device that does not exist: the device is what is missing.
+    const noDevice = await rejection(service.invokeDeviceMethod("ghost", "ghost", { ...call }));
+    expect(parseIotHubErrorBody(noDevice.responseBody).code).toBe("404001");
+  });
+
+  test("';' is legal in device and module IDs: registry and method routes take it", async () => {
+    const registry = createIotHubClients({
+      connectionString: hub.serviceConnectionString,
+      ca: hub.caPem,
+    }).registry!;
+    await registry.create({ deviceId: "semi;colon" });
+    await registry.addModule({ deviceId: "semi;colon", moduleId: "mod;ule" });
+    expect((await registry.get("semi;colon")).responseBody.deviceId).toBe("semi;colon");
+    expect((await registry.getModule("semi;colon", "mod;ule")).responseBody.moduleId).toBe("mod;ule");
+    const zero = { ...call, connectTimeoutInSeconds: 0 };
+    // Registered and offline: 404103, so the route found the identity.
+    for (const target of [{ deviceId: "semi;colon" }, { deviceId: "semi;colon", moduleId: "mod;ule" }]) {
+      expect(await rejection(invoker.invoke(target, zero))).toMatchObject({ iotHubErrorCode: "404103" });
+    }
+  });
+
   test("a registered device that is offline is 404103 at once with connectTimeoutInSeconds 0", async () => {
     await register("offline");
     const err = await rejection(

@@ -1,3 +1,6 @@
+import { once } from "node:events";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
 import WebSocket from "ws";
 import type { WebPubSubEmulator, EventFault } from "../../../emulators/webpubsub";
 import { toFaultInjector } from "../../../emulators/webpubsub/faults";
@@ -95,8 +98,8 @@ describe("event handlers", () => {
     const disconnected = await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
     expect(disconnected.signatureValid).toBe(true);
     expect(json(disconnected)).toEqual({ reason: expect.any(String) });
-    // One OPTIONS per handler URL, not per event.
-    expect(handler.options.items.length).toBe(4);
+    // One validation per handler, not per event (the official emulator's AbuseProtector.cs).
+    expect(handler.options.items.length).toBe(1);
   });
 
   it("turns a 4xx from connect into the upgrade response and sends nothing else", async () => {
@@ -179,20 +182,34 @@ describe("event handlers", () => {
     expect(settled).toBe(true);
   });
 
-  it("does not retry a failed non-blocking event", async () => {
+  it("retries an event answered 5xx after 1 and 3 s, replaying the same ce-id and ce-time", async () => {
+    let failures = 2;
     const { emulator, handler } = await setup((e) => ({
-      status: type(e) === "azure.webpubsub.sys.connected" ? 500 : 204,
+      status: type(e) === "azure.webpubsub.sys.connected" && failures-- > 0 ? 503 : 204,
     }));
     const client = await jsonClient(emulator, "u");
+    await emulator.eventsSettled();
+    const attempts = handler.events.items.filter((e) => type(e) === "azure.webpubsub.sys.connected");
+    expect(attempts).toHaveLength(3);
+    expect(new Set(attempts.map((e) => e.headers["ce-id"])).size).toBe(1);
+    expect(new Set(attempts.map((e) => e.headers["ce-time"])).size).toBe(1);
+    // The waits are the service's (at least 1 s, then 3 s); no upper bound, the machine may be slow.
+    expect(attempts[1]!.at - attempts[0]!.at).toBeGreaterThanOrEqual(950);
+    expect(attempts[2]!.at - attempts[1]!.at).toBeGreaterThanOrEqual(2950);
     client.ws.close();
-    await handler.events.wait((e) => type(e) === "azure.webpubsub.sys.disconnected");
-    await emulator.close();
-    expect(handler.events.items.map(type)).toEqual([
-      "azure.webpubsub.sys.connect",
-      "azure.webpubsub.sys.connected",
-      "azure.webpubsub.sys.disconnected",
-    ]);
-  });
+  }, 60_000);
+
+  it("retries connect on 503 and lets the client in once the handler accepts", async () => {
+    let failures = 2;
+    const { emulator, handler } = await setup((e) => ({
+      status: type(e) === "azure.webpubsub.sys.connect" && failures-- > 0 ? 503 : 204,
+    }));
+    const client = await jsonClient(emulator, "u");
+    const connects = handler.events.items.filter((e) => type(e) === "azure.webpubsub.sys.connect");
+    expect(connects).toHaveLength(3);
+    expect(new Set(connects.map((e) => e.headers["ce-connectionid"]))).toEqual(new Set([client.id]));
+    client.ws.close();
+  }, 60_000);
 
   it("sends a simple client's frames as `message` events and its reply back as a raw frame", async () => {
     const { emulator, handler } = await setup((e) =>
@@ -218,7 +235,8 @@ describe("event handler failures", () => {
     const handler = await startEventHandler();
     const url = handler.url;
     await handler.close();
-    const emulator = await startEmulator({ eventHandlers: { chat: url } });
+    // Network errors are retried, validation included: short waits keep this test quick.
+    const emulator = await startEmulator({ eventHandlers: { chat: url }, retryDelaysMs: [10, 10, 10] });
     cleanups.push(() => emulator.close());
     const { url: clientUrl } = await serviceClient(emulator, "chat").getClientAccessToken();
     expect(await upgradeStatus(clientUrl)).toBe(500);
@@ -267,6 +285,228 @@ describe("event handler failures", () => {
     for (let i = 0; i < 4; i++) await svc.sendToConnection(connectionId, { i });
     await expect(gone).resolves.toMatchObject({ connectionId, reason: "SlowClient" });
     expect((await client.closed).code).toBe(1008);
+  });
+});
+
+describe("Azure's event-handler behaviour (the official emulator's code)", () => {
+  async function quick(
+    reply: (e: ReceivedEvent) => EventReply,
+    handlers: (url: string) => Record<string, string | { urlTemplate: string; userEventPattern: string }> = (
+      url,
+    ) => ({ chat: url }),
+  ) {
+    const handler = await startEventHandler(reply);
+    cleanups.push(() => handler.close());
+    const emulator = await startEmulator({
+      eventHandlers: handlers(handler.url),
+      retryDelaysMs: [10, 10, 10],
+    });
+    cleanups.push(() => emulator.close());
+    return { emulator, handler };
+  }
+
+  it.each([
+    [503, 4, 503],
+    [408, 4, 408],
+    [500, 4, 500],
+    [429, 1, 429],
+    [400, 1, 400],
+  ])("connect answered %i: %i attempt(s), and the client gets %i", async (status, attempts, seen) => {
+    const { emulator, handler } = await quick((e) => ({
+      status: type(e) === "azure.webpubsub.sys.connect" ? status : 204,
+    }));
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken({ userId: "u" });
+    expect(await upgradeStatus(url)).toBe(seen);
+    expect(handler.events.items.filter((e) => type(e) === "azure.webpubsub.sys.connect")).toHaveLength(
+      attempts,
+    );
+  });
+
+  it("a timeout is not retried", async () => {
+    const handler = await startEventHandler(() => new Promise<EventReply>(() => undefined));
+    cleanups.push(() => handler.close());
+    const emulator = await startEmulator({ eventHandlers: { chat: handler.url }, eventTimeoutMs: 300 });
+    cleanups.push(() => emulator.close());
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    expect(await upgradeStatus(url)).toBe(500);
+    expect(handler.events.items).toHaveLength(1);
+  });
+
+  it("a user event no handler takes closes the client", async () => {
+    const { emulator } = await quick(
+      () => ({ status: 204 }),
+      (url) => ({ chat: { urlTemplate: url, userEventPattern: "report" } }),
+    );
+    const client = await jsonClient(emulator, "u");
+    client.ws.send(JSON.stringify({ type: "event", event: "other", dataType: "text", data: "x", ackId: 1 }));
+    expect(await client.closed).toEqual({ code: 1000, reason: expect.any(String) });
+    expect(client.frames.items.some((f) => f.data.toString().includes('"ack"'))).toBe(false);
+  });
+
+  it("a connect response with a whitespace-only group is a 500", async () => {
+    const { emulator } = await quick((e) =>
+      type(e) === "azure.webpubsub.sys.connect" ? { status: 200, body: { groups: [" "] } } : { status: 204 },
+    );
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    expect(await upgradeStatus(url)).toBe(500);
+  });
+
+  it("refuses whitespace-only group names from clients, tokens and REST", async () => {
+    const { emulator } = await quick(() => ({ status: 204 }));
+    const client = await jsonClient(emulator, "u");
+    client.ws.send(JSON.stringify({ type: "joinGroup", group: " \t ", ackId: 3 }));
+    const ack = await client.frames.wait((f) => f.data.toString().includes('"ack"'));
+    expect(JSON.parse(ack.data.toString())).toMatchObject({
+      ackId: 3,
+      success: false,
+      error: { name: "BadRequest" },
+    });
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken({ groups: ["  "] });
+    expect(await upgradeStatus(url)).toBe(400);
+    await expect(serviceClient(emulator, "chat").group("  ").addConnection(client.id)).rejects.toMatchObject({
+      statusCode: 400,
+    });
+    client.ws.close();
+  });
+});
+
+describe("abuse-protection validation (the official emulator's AbuseProtector.cs)", () => {
+  /** A handler whose validation answers are scripted; POSTs answer 204. */
+  async function scripted(validate: (method: string) => { status: number; origin?: string | string[] }) {
+    const seen: string[] = [];
+    let posts = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (req.method === "POST") {
+          posts++;
+          res.writeHead(204).end();
+          return;
+        }
+        seen.push(`${req.method} ${req.url}`);
+        const answer = validate(req.method ?? "");
+        res.writeHead(
+          answer.status,
+          answer.origin === undefined ? {} : { "WebHook-Allowed-Origin": answer.origin },
+        );
+        res.end();
+      });
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    cleanups.push(async () => {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    });
+    const { port } = server.address() as AddressInfo;
+    return { url: `http://127.0.0.1:${port}/events/{event}`, seen, posts: () => posts };
+  }
+
+  async function connectWith(
+    handlerUrl: string,
+    validation: { minIntervalMs?: number; maxIntervalMs?: number } = {},
+  ): Promise<{ emulator: WebPubSubEmulator; status: () => Promise<number> }> {
+    const emulator = await startEmulator({ eventHandlers: { chat: handlerUrl }, validation });
+    cleanups.push(() => emulator.close());
+    return {
+      emulator,
+      status: async () => upgradeStatus((await serviceClient(emulator, "chat").getClientAccessToken()).url),
+    };
+  }
+
+  it.each([
+    ["a 202 with our host, in another case", { status: 202, origin: "127.0.0.1".toUpperCase() }, 101],
+    ["a 200 with *", { status: 200, origin: "*" }, 101],
+    ["a 200 without the header", { status: 200 }, 500],
+    ["a 405", { status: 405, origin: "*" }, 500],
+    ["two origins in one header value", { status: 200, origin: "other.example, 127.0.0.1" }, 500],
+    ["two header lines, one ours", { status: 200, origin: ["other.example", "127.0.0.1"] }, 101],
+  ])("%s: %s", async (_name, answer, expected) => {
+    const handler = await scripted(() => answer);
+    const { status } = await connectWith(handler.url);
+    expect(await status()).toBe(expected);
+    expect(handler.seen).toEqual(["OPTIONS /events/validate"]);
+  });
+
+  it("falls back from OPTIONS to GET on a 404", async () => {
+    const handler = await scripted((method) =>
+      method === "OPTIONS" ? { status: 404 } : { status: 200, origin: "*" },
+    );
+    const { status } = await connectWith(handler.url);
+    expect(await status()).toBe(101);
+    expect(handler.seen).toEqual(["OPTIONS /events/validate", "GET /events/validate"]);
+  });
+
+  it("keeps the last result while it refreshes: a failure is retried after 1 s, doubling; a success holds", async () => {
+    let allow = false;
+    const handler = await scripted(() => (allow ? { status: 200, origin: "*" } : { status: 403 }));
+    const { status } = await connectWith(handler.url, { minIntervalMs: 100, maxIntervalMs: 400 });
+    expect(await status()).toBe(500);
+    expect(handler.seen).toHaveLength(1);
+    // Within the interval the failure is remembered: no new validation, no POST.
+    expect(await status()).toBe(500);
+    expect(handler.seen).toHaveLength(1);
+    allow = true;
+    // Once the interval has passed, the next event starts a refresh but still gets the last result.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    expect(await status()).toBe(500);
+    expect(handler.seen).toHaveLength(2);
+    // The refresh is done by the time the next client comes; the success is kept for maxIntervalMs.
+    let tries = 0;
+    while ((await status()) !== 101) expect(++tries).toBeLessThan(50);
+    expect(await status()).toBe(101);
+    expect(handler.seen).toHaveLength(2);
+  });
+});
+
+describe("fault injection: the handler answers 5xx n times", () => {
+  it.each([
+    [true, 3],
+    [false, 1],
+  ])(
+    "reachesHandler %s: the handler sees %i connect attempt(s), the client gets in",
+    async (reaches, seen) => {
+      const handler = await startEventHandler(() => ({ status: 204 }));
+      cleanups.push(() => handler.close());
+      const emulator = await startEmulator({
+        eventHandlers: { chat: handler.url },
+        retryDelaysMs: [10, 10, 10],
+        faults: (e) =>
+          e.type === "connect"
+            ? { action: "serverError", times: 2, reachesHandler: reaches }
+            : { action: "deliver" },
+      });
+      cleanups.push(() => emulator.close());
+      const client = await jsonClient(emulator, "u");
+      expect(handler.events.items.filter((e) => type(e) === "azure.webpubsub.sys.connect")).toHaveLength(
+        seen,
+      );
+      client.ws.close();
+    },
+  );
+
+  it("more failures than retries: the 503 reaches the client", async () => {
+    const handler = await startEventHandler(() => ({ status: 204 }));
+    const handlerUrl = handler.url;
+    cleanups.push(() => handler.close());
+    const emulator = await startEmulator({
+      eventHandlers: { chat: handlerUrl },
+      retryDelaysMs: [10, 10, 10],
+      faults: () => ({ action: "serverError", times: 4 }),
+    });
+    cleanups.push(() => emulator.close());
+    const { url } = await serviceClient(emulator, "chat").getClientAccessToken();
+    expect(await upgradeStatus(url)).toBe(503);
+  });
+
+  it("a seeded schedule can fail blocking events too, and keeps older schedules otherwise", () => {
+    const info = (type: "connect" | "connected") =>
+      ({ hub: "h", type, event: type, connectionId: "c", userId: undefined, sequence: 1 }) as const;
+    const seeded = toFaultInjector({ seed: 3, serverError: 1 });
+    expect(seeded(info("connect"))).toEqual({ action: "serverError", times: 2 });
+    expect(seeded(info("connected"))).toEqual({ action: "serverError", times: 2 });
+    const plain = toFaultInjector({ seed: 3, drop: 0.5 });
+    expect(plain(info("connect"))).toEqual({ action: "deliver" });
   });
 });
 
@@ -328,6 +568,7 @@ describe("fault injection on non-blocking events", () => {
       const info = {
         hub: "h",
         type: "connected" as const,
+        event: "connected",
         connectionId: "c",
         userId: undefined,
         sequence: 1,

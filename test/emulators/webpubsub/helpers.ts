@@ -96,6 +96,8 @@ export interface ReceivedEvent {
   headers: http.IncomingHttpHeaders;
   body: Buffer;
   signatureValid: boolean;
+  /** performance.now() when the request arrived. */
+  at: number;
 }
 
 export type EventReply = { status: number; body?: unknown; contentType?: string };
@@ -135,6 +137,7 @@ export async function startEventHandler(
         headers: req.headers,
         body: Buffer.concat(chunks),
         signatureValid: given.includes(expected),
+        at: performance.now(),
       };
       events.push(e);
       if (!e.signatureValid) {
