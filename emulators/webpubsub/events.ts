@@ -9,7 +9,7 @@ import http from "node:http";
 import https from "node:https";
 import type { MessageData } from "../../client/webpubsub/codec";
 import { toFaultInjector, type EventFault, type FaultInjector, type NonBlockingEventInfo } from "./faults";
-import type { EventHandlerSetting, ResolvedOptions } from "./options";
+import type { ResolvedEventHandler, ResolvedOptions } from "./options";
 
 export interface EventSubject {
   hub: string;
@@ -112,7 +112,7 @@ export class EventDispatcher {
     this.faults = toFaultInjector(options.faults);
   }
 
-  private handler(hub: string): Required<EventHandlerSetting> | undefined {
+  private handler(hub: string): ResolvedEventHandler | undefined {
     return this.options.eventHandlers.get(hub.toLowerCase());
   }
 
@@ -345,6 +345,11 @@ export class EventDispatcher {
     };
     if (subject.userId !== undefined) headers["ce-userId"] = subject.userId;
     if (subject.subprotocol !== undefined) headers["ce-subprotocol"] = subject.subprotocol;
+    const auth = this.handler(subject.hub)?.auth;
+    // Auth type ManagedIdentity: the hub's own identity token for the configured resource.
+    if (auth && this.options.identityToken) {
+      headers.Authorization = `Bearer ${await this.options.identityToken(auth.resource)}`;
+    }
     return this.request(url, "POST", headers, content.body);
   }
 

@@ -109,7 +109,7 @@ test("an application that accepts v2 tokens gets aud = its client id, the v2 iss
       disableInstanceDiscovery: true,
       tlsOptions: { ca: tls.caPem },
     });
-    const claims = jose.decodeJwt((await credential.getToken("api://device-streams/.default"))!.token);
+    const claims = jose.decodeJwt((await credential.getToken("api://device-streams/.default")).token);
     expect(claims).toMatchObject({
       aud: api.clientId,
       iss: `${entra.authorityHost}/${entra.tenantId}/v2.0`,
