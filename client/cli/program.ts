@@ -28,6 +28,7 @@ import { startAgent } from "./agent";
 import { registerDevCommands } from "./dev";
 import { type Settings, requireConnectionString, settings } from "./config";
 import { openDeviceClient } from "./deviceClient";
+import { cliCredential } from "./entra";
 import { EXIT, exitCodeFor } from "./exitCodes";
 import { Forwarder } from "./forward";
 import { echoTest, pipeStdio } from "./stdio";
@@ -89,8 +90,8 @@ async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsC
     const scope = flags.scope ?? s.get("DEVICESTREAM_SCOPE");
     if (!scope)
       throw new UsageError("Entra ID needs the control plane's scope: --scope or DEVICESTREAM_SCOPE");
-    const { DefaultAzureCredential } = await import("@azure/identity");
-    return new StreamsClient(endpoint, new DefaultAzureCredential(), { ...options, tokenScopes: scope });
+    const credential = await cliCredential((name) => s.get(name));
+    return new StreamsClient(endpoint, credential, { ...options, tokenScopes: scope });
   }
   return StreamsClient.fromConnectionString(requireConnectionString(flags.connectionString, s), options);
 }
