@@ -92,7 +92,11 @@ export const SETTINGS = {
     description: "Object id of the identity Web PubSub calls us with.",
     requiredIn: ["azure"],
   },
-  RELAY_EVENTS_AUDIENCE: { description: "Audience of the token Web PubSub sends.", requiredIn: ["azure"] },
+  RELAY_EVENTS_AUDIENCE: {
+    description:
+      "Accepted audiences of the token Web PubSub sends, comma-separated: the App ID URI (v1 tokens) and the client id (v2 tokens).",
+    requiredIn: ["azure"],
+  },
   STREAMS_MAX_PER_DEVICE: { description: "Concurrent streams per device identity.", requiredIn: [] },
   STREAMS_MAX_PER_CALLER: {
     description:

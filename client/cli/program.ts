@@ -40,6 +40,7 @@ import {
   settings,
 } from "./config";
 import { openDeviceClient } from "./deviceClient";
+import { cliCredential } from "./entra";
 import { EXIT, exitCodeFor } from "./exitCodes";
 import { Forwarder } from "./forward";
 import { echoTest, pipeStdio } from "./stdio";
@@ -104,11 +105,8 @@ async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsC
   const target = resolveControlPlane(flags, s);
   if (target.kind === "entra") {
     checkEntraEndpoint(target.endpoint); // before any credential is created or asked for a token
-    const { DefaultAzureCredential } = await import("@azure/identity");
-    return new StreamsClient(target.endpoint, new DefaultAzureCredential(), {
-      ...options,
-      tokenScopes: target.scope,
-    });
+    const credential = await cliCredential((name) => s.get(name));
+    return new StreamsClient(target.endpoint, credential, { ...options, tokenScopes: target.scope });
   }
   return StreamsClient.fromConnectionString(target.connectionString, options);
 }

@@ -11,6 +11,7 @@ import { MqttWebSocketEndpoint } from "./mqtt/websocket";
 import { TokenBucket } from "./rateLimit";
 import { IdentityRegistry, RegistryError } from "./registry";
 import { createHubHandler } from "./rest/routes";
+import type { BearerCheck } from "../entra/rbac";
 import { HubRestServer } from "./rest/server";
 
 export { DEV_POLICY } from "./hub";
@@ -32,6 +33,8 @@ export interface IotHubEmulatorOptions {
   methodRateLimitPerSecond?: number;
   /** One line per connect, disconnect, method call and result (default: silent). */
   log?: EmulatorLog;
+  /** Accept Entra ID bearer tokens on the service REST API, as IoT Hub does (keyless). */
+  entra?: BearerCheck;
 }
 
 export interface IotHubEmulator {
@@ -93,6 +96,7 @@ export async function startIotHubEmulator(options: IotHubEmulatorOptions = {}): 
       bridge,
       hosts,
       log,
+      ...(options.entra ? { entra: options.entra } : {}),
       ...(options.methodRateLimitPerSecond === undefined
         ? {}
         : { methodRateLimit: new TokenBucket(options.methodRateLimitPerSecond) }),

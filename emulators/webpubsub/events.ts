@@ -7,7 +7,7 @@
 import { createHmac, randomUUID } from "node:crypto";
 import type { MessageData } from "../../client/webpubsub/codec";
 import { toFaultInjector, type EventFault, type EventInfo, type FaultInjector } from "./faults";
-import type { EventHandlerSetting, ResolvedOptions } from "./options";
+import type { ResolvedEventHandler, ResolvedOptions } from "./options";
 import { isValidGroupName } from "./service";
 import { Outbound, type AttemptFault, type HttpResult } from "./outbound";
 
@@ -103,7 +103,7 @@ export class EventDispatcher {
     this.outbound = new Outbound(options.outbound, origin, options.log);
   }
 
-  private handler(hub: string): Required<EventHandlerSetting> | undefined {
+  private handler(hub: string): ResolvedEventHandler | undefined {
     return this.options.eventHandlers.get(hub.toLowerCase());
   }
 
@@ -363,6 +363,11 @@ export class EventDispatcher {
     };
     if (subject.userId !== undefined) headers["ce-userId"] = subject.userId;
     if (subject.subprotocol !== undefined) headers["ce-subprotocol"] = subject.subprotocol;
+    const auth = this.handler(subject.hub)?.auth;
+    // Auth type ManagedIdentity: the hub's own identity token for the configured resource.
+    if (auth && this.options.identityToken) {
+      headers.Authorization = `Bearer ${await this.options.identityToken(auth.resource)}`;
+    }
     const fault = content.fault;
     const attemptFault =
       fault.action === "serverError"

@@ -6,6 +6,7 @@
  */
 import { once } from "node:events";
 import http from "node:http";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { ClientEndpoint } from "./client-endpoint";
 import { EventDispatcher } from "./events";
@@ -27,7 +28,7 @@ export type {
 export type { ConnectionInfo, LifecycleEvents } from "./service";
 
 export interface WebPubSubEmulator {
-  /** `http://host:port`, the form a connection string's Endpoint takes. */
+  /** `http://host:port` (`https://` with `tls`), the form a connection string's Endpoint takes. */
   endpoint: string;
   connectionString: string;
   port: number;
@@ -50,17 +51,18 @@ export async function startWebPubSubEmulator(
   const clients = new ClientEndpoint(resolved, service, () => endpoint);
   const rest = new RestApi(resolved, service, () => endpoint);
 
-  const server = http.createServer((req, res) => {
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if ((req.url ?? "").startsWith("/api/")) return rest.handle(req, res);
     res.writeHead(404, { "content-type": "text/plain; charset=utf-8" }).end("Not found.");
-  });
+  };
+  const server = resolved.tls ? https.createServer(resolved.tls, listener) : http.createServer(listener);
   server.on("upgrade", (req, socket, head) => clients.handleUpgrade(req, socket, head));
   server.on("clientError", (_err, socket) => socket.destroy());
   server.listen(resolved.port, resolved.host);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const hostForUrl = resolved.host.includes(":") ? `[${resolved.host}]` : resolved.host;
-  endpoint = `http://${hostForUrl}:${port}`;
+  endpoint = `${resolved.tls ? "https" : "http"}://${hostForUrl}:${port}`;
 
   const keepAlive = setInterval(() => service.keepAlive(Date.now()), resolved.keepAliveIntervalMs);
   keepAlive.unref();

@@ -1,3 +1,4 @@
+import type { BearerCheck } from "../entra/rbac";
 import type { FaultConfig } from "./faults";
 import { AZURE_OUTBOUND, type OutboundOptions } from "./outbound";
 
@@ -13,6 +14,8 @@ export interface EventHandlerSetting {
   systemEvents?: readonly SystemEventName[];
   /** `*` (default), or comma-separated user event names. */
   userEventPattern?: string;
+  /** `{ type: "ManagedIdentity", resource }`: send `Authorization: Bearer` for that audience. */
+  auth?: { type: "ManagedIdentity"; resource: string };
 }
 
 export interface WebPubSubEmulatorOptions {
@@ -43,13 +46,28 @@ export interface WebPubSubEmulatorOptions {
   clockSkewSeconds?: number;
   /** Log sink; never receives tokens or keys. Default: no logging. */
   logger?: (line: string) => void;
+  /** Serve HTTPS/WSS with this certificate (Entra bearer tokens need TLS); default plain HTTP. */
+  tls?: { key: string; cert: string };
+  /**
+   * Accept Entra ID bearer tokens on the REST API (keyless, as in Azure), checked for signature,
+   * audience `https://webpubsub.azure.com` and a role assignment; access-key tokens still work.
+   */
+  entra?: BearerCheck;
+  /**
+   * Event-handler auth type ManagedIdentity: mints the token the hub sends upstream, for the
+   * handler setting's `auth.resource` (Azure uses the Web PubSub resource's identity).
+   */
+  identityToken?: (resource: string) => Promise<string>;
 }
+
+export type ResolvedEventHandler = Required<Omit<EventHandlerSetting, "auth">> &
+  Pick<EventHandlerSetting, "auth">;
 
 export interface ResolvedOptions {
   port: number;
   host: string;
   accessKey: string;
-  eventHandlers: Map<string, Required<EventHandlerSetting>>;
+  eventHandlers: Map<string, ResolvedEventHandler>;
   faults: FaultConfig | undefined;
   maxQueuedMessages: number;
   maxQueuedBytes: number;
@@ -60,6 +78,9 @@ export interface ResolvedOptions {
   outbound: OutboundOptions;
   clockSkewSeconds: number;
   log: (line: string) => void;
+  tls: { key: string; cert: string } | undefined;
+  entra: BearerCheck | undefined;
+  identityToken: ((resource: string) => Promise<string>) | undefined;
 }
 
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -81,7 +102,7 @@ export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptio
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError("port must be 0..65535");
   const accessKey = options.accessKey ?? WELL_KNOWN_ACCESS_KEY;
   if (accessKey.length === 0) throw new RangeError("accessKey must not be empty");
-  const eventHandlers = new Map<string, Required<EventHandlerSetting>>();
+  const eventHandlers = new Map<string, ResolvedEventHandler>();
   for (const [hub, setting] of Object.entries(options.eventHandlers ?? {})) {
     if (!isValidHubName(hub)) throw new RangeError(`invalid hub name in eventHandlers: ${hub}`);
     const s = typeof setting === "string" ? { urlTemplate: setting } : setting;
@@ -90,10 +111,16 @@ export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptio
     } catch {
       throw new RangeError(`event handler for hub ${hub} is not a URL template: ${s.urlTemplate}`);
     }
+    if (s.auth && !options.identityToken) {
+      throw new RangeError(
+        `event handler for hub ${hub} uses ManagedIdentity auth, but no identityToken is given`,
+      );
+    }
     eventHandlers.set(hub.toLowerCase(), {
       urlTemplate: s.urlTemplate,
       systemEvents: s.systemEvents ?? ALL_SYSTEM_EVENTS,
       userEventPattern: s.userEventPattern ?? "*",
+      ...(s.auth ? { auth: s.auth } : {}),
     });
   }
   return {
@@ -133,5 +160,8 @@ export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptio
     },
     clockSkewSeconds: options.clockSkewSeconds ?? 300,
     log: options.logger ?? (() => undefined),
+    tls: options.tls,
+    entra: options.entra,
+    identityToken: options.identityToken,
   };
 }

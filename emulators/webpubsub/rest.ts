@@ -9,6 +9,17 @@ import { JwtError, signHs256, verifyHs256 } from "./jwt";
 import { isValidHubName, MAX_FRAME_BYTES, type ResolvedOptions } from "./options";
 import { isValidGroupName, type WebPubSubService } from "./service";
 import type { ClientConnection } from "./connection";
+import { BUILT_IN_ROLES } from "../entra/rbac";
+
+/** An Entra token (RS256, from the issuer) rather than one signed with the access key (HS256). */
+function isEntraToken(authorization: string): boolean {
+  const head = authorization.slice(7).trim().split(".")[0] ?? "";
+  try {
+    return (JSON.parse(Buffer.from(head, "base64url").toString("utf8")) as { alg?: unknown }).alg === "RS256";
+  } catch {
+    return false;
+  }
+}
 
 class RestError extends Error {
   constructor(
@@ -92,7 +103,7 @@ export class RestApi {
     if (segments[0] !== "api" || segments[1] !== "hubs" || segments[2] === undefined) {
       throw new RestError(404, "NotFound", "No such API.");
     }
-    this.authenticate(req);
+    await this.authenticate(req);
     const hub = segments[2];
     if (!isValidHubName(hub)) throw badRequest("Invalid hub name.");
     const ctx: Ctx = {
@@ -105,9 +116,19 @@ export class RestApi {
     return this.dispatch(ctx);
   }
 
-  private authenticate(req: IncomingMessage): void {
+  private async authenticate(req: IncomingMessage): Promise<void> {
     const auth = req.headers.authorization;
     if (!auth || !/^bearer /i.test(auth)) throw new RestError(401, "Unauthorized", "Missing bearer token.");
+    const entra = this.options.entra;
+    if (entra && isEntraToken(auth)) {
+      // Reads need Owner or Reader; everything else (sending, closing, :generateToken) needs Owner.
+      const read = req.method === "GET" || req.method === "HEAD";
+      const { webPubSubServiceOwner: owner, webPubSubServiceReader: reader } = BUILT_IN_ROLES;
+      const outcome = await entra.check(auth, read ? [owner, reader] : [owner]);
+      if (outcome.ok) return;
+      if (outcome.status === 403) throw new RestError(403, "Forbidden", `Access denied: ${outcome.reason}.`);
+      throw new RestError(401, "Unauthorized", `Invalid bearer token: ${outcome.reason}.`);
+    }
     const path = req.url ?? "/";
     const pathOnly = path.split("?")[0]!;
     const bases = [this.endpoint()];

@@ -38,6 +38,8 @@ export function errorBody(err: HubHttpError): string {
 export const HubErrors = {
   unauthorized: (reason: string) =>
     new HubHttpError(401, "IotHubUnauthorizedAccess", `Unauthorized: ${reason}`),
+  /** A valid Entra token whose principal lacks the role assignment (RBAC). */
+  forbidden: (reason: string) => new HubHttpError(403, "IotHubUnauthorizedAccess", `Unauthorized: ${reason}`),
   badRequest: (message: string) => new HubHttpError(400, "ArgumentInvalid", message),
   notFound: (message: string) => new HubHttpError(404, "DeviceNotFound", message),
   routeNotFound: (method: string, path: string) =>

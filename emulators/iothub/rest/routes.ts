@@ -7,6 +7,7 @@ import type { DeviceGateway } from "../mqtt/gateway";
 import type { TokenBucket } from "../rateLimit";
 import { type IdentityInput, type IdentityRegistry, RegistryError } from "../registry";
 import { SasError, parseSas, verifySas } from "../sas";
+import { BUILT_IN_ROLES, type BearerCheck } from "../../entra/rbac";
 import { HubErrors, type HubHttpError } from "./hubErrors";
 import { renderIdentity, renderTwin } from "./render";
 import type { HubReply, HubRequest, HubRequestHandler } from "./server";
@@ -18,15 +19,34 @@ export interface HubHandlerDeps {
   hosts: HubHosts;
   log: EmulatorLog;
   methodRateLimit?: TokenBucket;
+  /** Accept Entra ID bearer tokens (audience https://iothubs.azure.net) with a role assignment. */
+  entra?: BearerCheck;
 }
 
-function authorize(request: HubRequest, hosts: HubHosts): void {
+/** Which built-in roles permit a request: reads, registry writes, or everything (direct methods). */
+function rolesFor(request: HubRequest): string[] {
+  const r = BUILT_IN_ROLES;
+  if (request.method === "GET")
+    return [r.iotHubDataContributor, r.iotHubDataReader, r.iotHubRegistryContributor];
+  if (request.segments[0] === "devices") return [r.iotHubDataContributor, r.iotHubRegistryContributor];
+  return [r.iotHubDataContributor];
+}
+
+async function authorize(request: HubRequest, deps: HubHandlerDeps): Promise<void> {
+  const { hosts } = deps;
   const header = request.headers.authorization;
   if (!header) throw HubErrors.unauthorized("no Authorization header");
-  if (header.startsWith("Bearer ")) {
-    throw HubErrors.unauthorized(
-      `the emulator accepts SAS tokens of the '${DEV_POLICY.name}' policy, not bearer tokens`,
-    );
+  if (/^Bearer\s/i.test(header)) {
+    if (!deps.entra) {
+      throw HubErrors.unauthorized(
+        `the emulator accepts SAS tokens of the '${DEV_POLICY.name}' policy, not bearer tokens (start it with Entra ID)`,
+      );
+    }
+    const outcome = await deps.entra.check(header, rolesFor(request));
+    if (outcome.ok) return;
+    throw outcome.status === 403
+      ? HubErrors.forbidden(outcome.reason)
+      : HubErrors.unauthorized(outcome.reason);
   }
   try {
     const sas = parseSas(header);
@@ -226,7 +246,7 @@ export function createHubHandler(deps: HubHandlerDeps): HubRequestHandler {
   }
 
   return async (request) => {
-    authorize(request, deps.hosts);
+    await authorize(request, deps);
     if (!request.query.get("api-version"))
       throw HubErrors.badRequest("The api-version query parameter is required.");
     const s = request.segments;

@@ -1,0 +1,45 @@
+/**
+ * The CLI's Entra ID credential. Against a local authority (the local Entra ID of
+ * `npm start -- --keyless`, named by AZURE_AUTHORITY_HOST) it builds `ClientSecretCredential` with
+ * `disableInstanceDiscovery` itself: no environment variable sets that, and without it MSAL asks
+ * the public cloud for instance metadata, which fails offline. Otherwise `DefaultAzureCredential`.
+ */
+import { readFileSync } from "node:fs";
+import type { TokenCredential } from "@azure/core-auth";
+import { UsageError } from "./args";
+
+/** Microsoft's own authority hosts: instance discovery works there, so the default chain applies. */
+const CLOUD_AUTHORITIES =
+  /(^|\.)(microsoftonline\.(com|us|de)|chinacloudapi\.cn|microsoftonline\.microsoft\.scloud)$/i;
+
+export const ENTRA_CA_FILE_VAR = "DEVICESTREAM_ENTRA_CA_FILE";
+
+export async function cliCredential(get: (name: string) => string | undefined): Promise<TokenCredential> {
+  const identity = await import("@azure/identity");
+  const authorityHost = get("AZURE_AUTHORITY_HOST");
+  let host: string | undefined;
+  try {
+    host = authorityHost ? new URL(authorityHost).hostname : undefined;
+  } catch {
+    throw new UsageError(`AZURE_AUTHORITY_HOST is not a URL: '${authorityHost ?? ""}'`);
+  }
+  if (host === undefined || CLOUD_AUTHORITIES.test(host)) return new identity.DefaultAzureCredential();
+  const [tenant, clientId, secret] = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"].map(get);
+  if (!tenant || !clientId || !secret) {
+    throw new UsageError(
+      "a local authority (AZURE_AUTHORITY_HOST) needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+    );
+  }
+  const caFile = get(ENTRA_CA_FILE_VAR);
+  let ca: string | undefined;
+  try {
+    ca = caFile ? readFileSync(caFile, "utf8") : undefined;
+  } catch {
+    throw new UsageError(`${ENTRA_CA_FILE_VAR}: cannot read '${caFile ?? ""}'`);
+  }
+  return new identity.ClientSecretCredential(tenant, clientId, secret, {
+    authorityHost: authorityHost!,
+    disableInstanceDiscovery: true,
+    ...(ca ? { tlsOptions: { ca } } : {}),
+  });
+}

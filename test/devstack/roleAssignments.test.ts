@@ -1,0 +1,19 @@
+import { resolve } from "node:path";
+import { loadDeclaredAssignments } from "../../devstack/roleAssignments";
+import { BUILT_IN_ROLES } from "../../emulators/entra/rbac";
+
+const REPO = resolve(__dirname, "..", "..");
+
+test("the local role-assignment table is read from infra/: the app identity's data-plane grants, on their resource types", async () => {
+  const table = await loadDeclaredAssignments(REPO);
+  const grants = table.map((a) => `${a.identity} ${a.roleDefinitionId} ${a.scope}`);
+  expect(grants).toEqual(
+    expect.arrayContaining([
+      `appIdentity ${BUILT_IN_ROLES.webPubSubServiceOwner} Microsoft.SignalRService/webPubSub`,
+      `appIdentity ${BUILT_IN_ROLES.iotHubDataContributor} Microsoft.Devices/IotHubs`,
+      `appIdentity ${BUILT_IN_ROLES.storageTableDataContributor} Microsoft.Storage/storageAccounts`,
+    ]),
+  );
+  // Web PubSub's own identity holds no role anywhere (infra/main.bicep says so).
+  expect(table.filter((a) => a.identity !== "appIdentity")).toEqual([]);
+});
