@@ -21,7 +21,10 @@ export interface DevStackDeps {
    * arrives: the Web PubSub emulator needs the host's URL for its event handler, so the host
    * starts before every setting is known.
    */
-  createRouteTable: (env: () => NodeJS.ProcessEnv) => RouteTable | Promise<RouteTable>;
+  createRouteTable: (
+    env: () => NodeJS.ProcessEnv,
+    options: DevStackOptions,
+  ) => RouteTable | Promise<RouteTable>;
   /** Settings the local ones are layered under; `process.env` by default. */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -123,7 +126,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       ...(deps.env ?? process.env),
       ...localSettings(azurite.connectionString, iotHub),
     };
-    const table = await deps.createRouteTable(() => env);
+    const table = await deps.createRouteTable(() => env, options);
     const functions = await step(
       () => startLocalHost({ table, host, port: options.port, logger }),
       options.port,
