@@ -94,7 +94,8 @@ export function appEntry(appDir: string): string {
   if (typeof main !== "string" || main === "")
     throw new Error(`${manifest}: "main" must name the entry point the Functions worker loads`);
   const entry = resolve(appDir, main);
-  if (!existsSync(entry)) throw new Error(`${manifest}: main '${main}' does not exist (build or package first)`);
+  if (!existsSync(entry))
+    throw new Error(`${manifest}: main '${main}' does not exist (build or package first)`);
   return entry;
 }
 
@@ -142,7 +143,9 @@ function main(appDir: string): void {
   const root = resolve(appDir);
   const loaded = new Set<string>();
   const unresolved = new Set<string>();
-  const internals = Module as unknown as { _load: (request: string, parent: Module | null, ...r: unknown[]) => unknown };
+  const internals = Module as unknown as {
+    _load: (request: string, parent: Module | null, ...r: unknown[]) => unknown;
+  };
   const load = internals._load;
   internals._load = function (request: string, parent: Module | null, ...rest: unknown[]): unknown {
     if (!Module.isBuiltin(request) && request !== CORE_MODULE) {

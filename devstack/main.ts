@@ -7,7 +7,10 @@ import type { DevStackDeps } from "./start";
 export function repositoryRoot(from: string = __dirname): string {
   for (let dir = resolve(from); ; dir = dirname(dir)) {
     const manifest = join(dir, "package.json");
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "device-streams")
+    if (
+      existsSync(manifest) &&
+      (JSON.parse(readFileSync(manifest, "utf8")) as { name?: string }).name === "device-streams"
+    )
       return dir;
     if (dirname(dir) === dir) throw new Error(`no device-streams package.json above ${from}`);
   }

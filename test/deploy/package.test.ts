@@ -34,7 +34,12 @@ afterAll(() => unpacked?.cleanup());
 
 describe("the artifact", () => {
   test("holds host.json, package.json, the bundle and its third-party notices, nothing else", () => {
-    expect(unpacked.artifact.files).toEqual(["THIRD-PARTY-NOTICES.txt", "host.json", "index.js", "package.json"]);
+    expect(unpacked.artifact.files).toEqual([
+      "THIRD-PARTY-NOTICES.txt",
+      "host.json",
+      "index.js",
+      "package.json",
+    ]);
     expect(readFileSync(join(unpacked.dir, "host.json"), "utf8")).toBe(
       readFileSync(join(REPO, "host.json"), "utf8"),
     );
@@ -62,7 +67,9 @@ describe("the artifact", () => {
   });
 
   test("leaves unbundled only what the worker provides and optional peers loaded in try/catch", () => {
-    expect(unpacked.artifact.unbundled.filter((m) => !OPTIONAL_REQUIRES.includes(m))).toEqual(WORKER_PROVIDED);
+    expect(unpacked.artifact.unbundled.filter((m) => !OPTIONAL_REQUIRES.includes(m))).toEqual(
+      WORKER_PROVIDED,
+    );
   });
 });
 
@@ -79,7 +86,10 @@ describe("the artifact starts, loaded as the Functions worker loads it", () => {
     // every file it loads from anywhere but the artifact.
     const env = { ...process.env };
     delete env.NODE_PATH;
-    const { stdout } = await run(process.execPath, [unpacked.harness, unpacked.dir], { cwd: unpacked.dir, env });
+    const { stdout } = await run(process.execPath, [unpacked.harness, unpacked.dir], {
+      cwd: unpacked.dir,
+      env,
+    });
     report = JSON.parse(stdout);
   });
 
