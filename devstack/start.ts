@@ -225,6 +225,7 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "",
     "device-streams local stack is ready",
     `  Control plane (Functions host)  ${e.api}`,
+    `  Function app                    ${options.app || "this repository (package.json main)"}`,
     `  Azurite table service           ${e.tables}`,
     `  Web PubSub emulator             ${e.webPubSub}`,
     `  IoT Hub emulator                ${e.iotHubHttps} (REST), ${e.iotHubMqtt} (devices)`,
