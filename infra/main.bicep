@@ -41,7 +41,7 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Web PubSub SKU: Free_F1 (20 connections, trials), Standard_S1, Premium_P1 or Premium_P2.')
+@description('Web PubSub SKU: Free_F1 (1 unit, 20 connections, trials), Standard_S1, Premium_P1 or Premium_P2.')
 @allowed([
   'Free_F1'
   'Standard_S1'
@@ -50,10 +50,48 @@ param instanceMemoryMB int = 2048
 ])
 param webPubSubSku string = 'Standard_S1'
 
-@description('Web PubSub units: 1,000 connections (500 concurrent streams) each. See docs/deploy.md.')
-@minValue(1)
-@maxValue(1000)
+// ARM accepts only these unit counts per SKU (Free_F1: 1; Standard_S1 and Premium_P1: 1-10, 20,
+// 30 ... 100; Premium_P2: 100, 200 ... 1000; see docs/deploy.md), and Bicep cannot relate two
+// parameters without the experimental `assert`: so one parameter per SKU family, each with
+// exactly the values ARM takes, and webPubSubCapacity picks by SKU.
+@description('Web PubSub units for Standard_S1 and Premium_P1: 1,000 connections (500 concurrent streams) each. See docs/deploy.md.')
+@allowed([
+  1
+  2
+  3
+  4
+  5
+  6
+  7
+  8
+  9
+  10
+  20
+  30
+  40
+  50
+  60
+  70
+  80
+  90
+  100
+])
 param webPubSubUnits int = 1
+
+@description('Web PubSub units for Premium_P2 (ignored by the other SKUs).')
+@allowed([
+  100
+  200
+  300
+  400
+  500
+  600
+  700
+  800
+  900
+  1000
+])
+param webPubSubP2Units int = 100
 
 @description('Web PubSub hub carrying the streams.')
 param webPubSubHub string = 'streams'
@@ -73,10 +111,16 @@ param existingIotHubResourceGroup string = ''
 ])
 param iotHubSku string = 'S1'
 
-@description('Units of a new IoT hub (ignored with an existing hub). S1: about 40 direct-method calls/s per unit.')
+// ARM's unit limits per IoT Hub SKU: F1 exactly 1, S1 and S2 up to 200, S3 up to 10.
+@description('Units of a new S1 or S2 IoT hub (ignored with an existing hub, F1 and S3). S1: about 40 direct-method calls/s per unit.')
 @minValue(1)
 @maxValue(200)
 param iotHubUnits int = 1
+
+@description('Units of a new S3 IoT hub (ignored by the other SKUs).')
+@minValue(1)
+@maxValue(10)
+param iotHubS3Units int = 1
 
 @description('Table holding stream records.')
 param tableName string = 'streams'
@@ -121,6 +165,8 @@ var createIotHub = empty(existingIotHubName)
 var iotHubName = createIotHub ? '${abbrs.devicesIotHubs}${resourceToken}' : existingIotHubName
 var iotHubResourceGroup = createIotHub || empty(existingIotHubResourceGroup) ? rg.name : existingIotHubResourceGroup
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
+var webPubSubCapacity = webPubSubSku == 'Free_F1' ? 1 : (webPubSubSku == 'Premium_P2' ? webPubSubP2Units : webPubSubUnits)
+var iotHubCapacity = iotHubSku == 'F1' ? 1 : (iotHubSku == 'S3' ? iotHubS3Units : iotHubUnits)
 var relayAudience = empty(relayEventsAudience) ? trim(split(entraAudience, ',')[0]) : relayEventsAudience
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -184,7 +230,7 @@ module webPubSub 'app/webpubsub.bicep' = {
     location: location
     tags: tags
     sku: webPubSubSku
-    units: webPubSubUnits
+    units: webPubSubCapacity
     relayIdentityId: relayIdentity.outputs.id
     principalId: appIdentity.outputs.principalId
     logAnalyticsId: monitoring.outputs.logAnalyticsId
@@ -199,7 +245,7 @@ module iotHub 'app/iothub.bicep' = if (createIotHub) {
     location: location
     tags: tags
     sku: iotHubSku
-    units: iotHubUnits
+    units: iotHubCapacity
   }
 }
 

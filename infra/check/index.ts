@@ -17,6 +17,7 @@ import { modulesRule } from "./rules/modules";
 import { referencesRule } from "./rules/references";
 import { roleAssignmentRule } from "./rules/roleAssignments";
 import { secretsRule } from "./rules/secrets";
+import { skuUnitsRule } from "./rules/skuUnits";
 
 export interface InfraExpectations extends SettingsCatalogue {
   /** Route of the relay-events function without the host's route prefix, e.g. `relay/events`. */
@@ -84,6 +85,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
     ...modulesRule(files),
     ...referencesRule(files),
     ...descriptionRule(files),
+    ...skuUnitsRule(entry),
     ...azdOutputsRule(entry),
     ...parametersFileRule(entry, inputs.parametersJson),
   ];
