@@ -12,7 +12,7 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { buildArtifact, formatMB, zipArtifact } from "../../deploy/package";
 import { percentile } from "../stats";
-import type { BenchRow, BenchSuite } from "../types";
+import type { BenchSuite } from "../types";
 
 const run = promisify(execFile);
 const REPO = resolve(__dirname, "..", "..", "..");
