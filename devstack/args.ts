@@ -15,6 +15,8 @@ export interface DevStackOptions {
   demoSshPort: number;
   /** The local port the printed `forward` command listens on (only printed, never bound here). */
   demoForwardPort: number;
+  /** The function app to serve (its package.json `main`); empty means this repository's build. */
+  app: string;
   help: boolean;
 }
 
@@ -29,6 +31,7 @@ export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
   stateDir: ".devstack",
   demoSshPort: 22,
   demoForwardPort: 8081,
+  app: "",
   help: false,
 });
 
@@ -49,6 +52,8 @@ Options:
   --demo-ssh-port <n>  the demo device's 'ssh' stream reaches 127.0.0.1:<n> (default ${DEFAULT_OPTIONS.demoSshPort})
   --demo-forward-port <n>
                        local port in the printed 'forward' command (default ${DEFAULT_OPTIONS.demoForwardPort})
+  --app <dir>          serve the function app in <dir> (package.json main; e.g. the packed
+                       artifact .deploy/api) instead of this repository's build
   -h, --help           show this help
 `;
 
@@ -80,6 +85,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
         "state-dir": { type: "string" },
         "demo-ssh-port": { type: "string" },
         "demo-forward-port": { type: "string" },
+        app: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -125,6 +131,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
       stateDir,
       demoSshPort,
       demoForwardPort,
+      app: values.app ?? DEFAULT_OPTIONS.app,
       help: values.help ?? false,
     },
   };

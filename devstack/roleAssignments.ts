@@ -29,6 +29,8 @@ function identityOf(main: BicepFile, file: BicepFile, param: string): string | u
     const arg = propertyAt(declarationBody(node), "params", param)?.text;
     const symbol = arg && /^(\w+)\.outputs\.principalId$/.exec(arg)?.[1];
     if (symbol) return symbol;
+    // A main.bicep parameter, e.g. `principalId` (azd's AZURE_PRINCIPAL_ID: whoever deploys).
+    if (arg && /^\w+$/.test(arg)) return arg;
   }
   return undefined;
 }

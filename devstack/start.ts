@@ -21,7 +21,10 @@ export interface DevStackDeps {
    * arrives: the Web PubSub emulator needs the host's URL for its event handler, so the host
    * starts before every setting is known.
    */
-  createRouteTable: (env: () => NodeJS.ProcessEnv) => RouteTable | Promise<RouteTable>;
+  createRouteTable: (
+    env: () => NodeJS.ProcessEnv,
+    options: DevStackOptions,
+  ) => RouteTable | Promise<RouteTable>;
   /** Settings the local ones are layered under; `process.env` by default. */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
@@ -139,7 +142,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       ...(deps.env ?? process.env),
       ...localSettings(azurite.connectionString, iotHub),
     };
-    const table = await deps.createRouteTable(() => env);
+    const table = await deps.createRouteTable(() => env, options);
     const functions = await step(
       () => startLocalHost({ table, host, port: options.port, logger }),
       options.port,
@@ -239,6 +242,7 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "",
     "device-streams local stack is ready",
     `  Control plane (Functions host)  ${e.api}`,
+    `  Function app                    ${options.app || "this repository (package.json main)"}`,
     `  Azurite table service           ${e.tables}`,
     `  Web PubSub emulator             ${e.webPubSub}`,
     `  IoT Hub emulator                ${e.iotHubHttps} (REST), ${e.iotHubMqtt} (devices)`,

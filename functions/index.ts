@@ -1,10 +1,11 @@
 /**
  * Azure Functions entry point (package.json `main`). It registers the route table — the same
  * table the local host serves — so `func start` and `npm start` expose identical routes.
- * Services are created on first invocation, from the app settings.
+ * Services are created on first invocation, from the app settings; Web PubSub's OPTIONS validation
+ * is answered from the settings alone, so it never waits on the store or its role assignment.
  */
 import { app } from "@azure/functions";
-import { lazyServices } from "../shared/app";
+import { lazyRelayGuard, lazyServices } from "../shared/app";
 import { createRouteTable } from "../shared/routes";
 
 // Without HTTP streaming the host buffers every request body whole (up to
@@ -15,7 +16,8 @@ import { createRouteTable } from "../shared/routes";
 // on an older host. devstack/host.ts serves requests the same way.
 app.setup({ enableHttpStream: true });
 
-const table = createRouteTable(lazyServices(() => process.env));
+const settings = () => process.env;
+const table = createRouteTable(lazyServices(settings), lazyRelayGuard(settings));
 
 for (const route of table.http) {
   app.http(route.name, {

@@ -28,6 +28,11 @@ param nodeVersion string = '22'
 @maxValue(1000)
 param alwaysReadyInstances int = 1
 
+@description('Always-ready instances for the housekeeping timer; 0 (default) runs it on demand instances. See docs/deploy.md, Cost.')
+@minValue(0)
+@maxValue(1000)
+param housekeepingAlwaysReady int = 0
+
 @description('Maximum Flex Consumption instances.')
 @minValue(40)
 @maxValue(1000)
@@ -41,7 +46,7 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
-@description('Web PubSub SKU: Free_F1 (20 connections, trials), Standard_S1, Premium_P1 or Premium_P2.')
+@description('Web PubSub SKU: Free_F1 (1 unit, 20 connections, trials), Standard_S1, Premium_P1 or Premium_P2.')
 @allowed([
   'Free_F1'
   'Standard_S1'
@@ -50,10 +55,48 @@ param instanceMemoryMB int = 2048
 ])
 param webPubSubSku string = 'Standard_S1'
 
-@description('Web PubSub units: 1,000 connections (500 concurrent streams) each. See docs/deploy.md.')
-@minValue(1)
-@maxValue(1000)
+// ARM accepts only these unit counts per SKU (Free_F1: 1; Standard_S1 and Premium_P1: 1-10, 20,
+// 30 ... 100; Premium_P2: 100, 200 ... 1000; see docs/deploy.md), and Bicep cannot relate two
+// parameters without the experimental `assert`: so one parameter per SKU family, each with
+// exactly the values ARM takes, and webPubSubCapacity picks by SKU.
+@description('Web PubSub units for Standard_S1 and Premium_P1: 1,000 connections (500 concurrent streams) each. See docs/deploy.md.')
+@allowed([
+  1
+  2
+  3
+  4
+  5
+  6
+  7
+  8
+  9
+  10
+  20
+  30
+  40
+  50
+  60
+  70
+  80
+  90
+  100
+])
 param webPubSubUnits int = 1
+
+@description('Web PubSub units for Premium_P2 (ignored by the other SKUs).')
+@allowed([
+  100
+  200
+  300
+  400
+  500
+  600
+  700
+  800
+  900
+  1000
+])
+param webPubSubP2Units int = 100
 
 @description('Web PubSub hub carrying the streams.')
 param webPubSubHub string = 'streams'
@@ -61,7 +104,7 @@ param webPubSubHub string = 'streams'
 @description('Name of an existing IoT hub to use; empty creates a new hub.')
 param existingIotHubName string = ''
 
-@description('Resource group of the existing IoT hub (same subscription); empty means the deployment resource group.')
+@description('Resource group of the existing IoT hub (same subscription); required with existingIotHubName.')
 param existingIotHubResourceGroup string = ''
 
 @description('SKU of a new IoT hub (ignored with an existing hub).')
@@ -73,10 +116,16 @@ param existingIotHubResourceGroup string = ''
 ])
 param iotHubSku string = 'S1'
 
-@description('Units of a new IoT hub (ignored with an existing hub). S1: about 40 direct-method calls/s per unit.')
+// ARM's unit limits per IoT Hub SKU: F1 exactly 1, S1 and S2 up to 200, S3 up to 10.
+@description('Units of a new S1 or S2 IoT hub (ignored with an existing hub, F1 and S3). S1: about 40 direct-method calls/s per unit.')
 @minValue(1)
 @maxValue(200)
 param iotHubUnits int = 1
+
+@description('Units of a new S3 IoT hub (ignored by the other SKUs).')
+@minValue(1)
+@maxValue(10)
+param iotHubS3Units int = 1
 
 @description('Table holding stream records.')
 param tableName string = 'streams'
@@ -103,8 +152,19 @@ param entraRoles array = [
   }
 ]
 
-@description('Audience Web PubSub requests its event-handler token for; empty means the first entraAudience value.')
+@description('Audiences the event handler accepts on Web PubSub\'s token, comma-separated; empty means every entraAudience value. Web PubSub requests its token for the first one.')
 param relayEventsAudience string = ''
+
+@description('Object id of the deployer (azd fills AZURE_PRINCIPAL_ID): granted IoT Hub Registry Contributor on the hub, for the live suite and device registration. Empty grants nothing.')
+param principalId string = ''
+
+@description('Principal type of principalId: User, or ServicePrincipal when a pipeline deploys.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param principalType string = 'User'
 
 @description('Versionless Key Vault secret URI holding SERVICE_SAS_POLICIES; empty disables SAS policies.')
 param sasPoliciesSecretUri string = ''
@@ -119,9 +179,19 @@ var tags = {
 }
 var createIotHub = empty(existingIotHubName)
 var iotHubName = createIotHub ? '${abbrs.devicesIotHubs}${resourceToken}' : existingIotHubName
-var iotHubResourceGroup = createIotHub || empty(existingIotHubResourceGroup) ? rg.name : existingIotHubResourceGroup
+// An existing hub is looked up in its own group; without one the lookup would search the new,
+// empty group and fail obscurely. ARM has no fail(): the failing int() stops template validation
+// with this sentence in the error (ARM evaluates only the branch of if() that is taken). The
+// preprovision hook refuses the same case earlier, with the command that fixes it.
+var iotHubResourceGroup = createIotHub ? rg.name : (empty(existingIotHubResourceGroup) ? string(int('existingIotHubResourceGroup (EXISTING_IOTHUB_RESOURCE_GROUP) is required with existingIotHubName ${existingIotHubName}')) : existingIotHubResourceGroup)
 var functionAppName = '${abbrs.webSitesFunctions}api-${resourceToken}'
-var relayAudience = empty(relayEventsAudience) ? trim(split(entraAudience, ',')[0]) : relayEventsAudience
+var webPubSubCapacity = webPubSubSku == 'Free_F1' ? 1 : (webPubSubSku == 'Premium_P2' ? webPubSubP2Units : webPubSubUnits)
+var iotHubCapacity = iotHubSku == 'F1' ? 1 : (iotHubSku == 'S3' ? iotHubS3Units : iotHubUnits)
+// Every audience the backend app registration may appear under (v1 App ID URI, v2 client id):
+// the app accepts them all, Web PubSub asks for the first.
+var relayAudienceList = map(filter(split(empty(relayEventsAudience) ? entraAudience : relayEventsAudience, ','), a => !empty(trim(a))), a => trim(a))
+var relayAudiences = join(relayAudienceList, ',')
+var relayTokenAudience = relayAudienceList[0]
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: empty(resourceGroupName) ? '${abbrs.resourcesResourceGroups}${environmentName}' : resourceGroupName
@@ -184,7 +254,7 @@ module webPubSub 'app/webpubsub.bicep' = {
     location: location
     tags: tags
     sku: webPubSubSku
-    units: webPubSubUnits
+    units: webPubSubCapacity
     relayIdentityId: relayIdentity.outputs.id
     principalId: appIdentity.outputs.principalId
     logAnalyticsId: monitoring.outputs.logAnalyticsId
@@ -199,7 +269,7 @@ module iotHub 'app/iothub.bicep' = if (createIotHub) {
     location: location
     tags: tags
     sku: iotHubSku
-    units: iotHubUnits
+    units: iotHubCapacity
   }
 }
 
@@ -211,6 +281,8 @@ module iotHubAccess 'app/iothub-access.bicep' = {
     principalId: appIdentity.outputs.principalId
     logAnalyticsId: monitoring.outputs.logAnalyticsId
     diagnosticSettingName: 'device-streams-${environmentName}'
+    deployerPrincipalId: principalId
+    deployerPrincipalType: principalType
   }
   dependsOn: [
     iotHub
@@ -227,6 +299,7 @@ module api 'app/api.bicep' = {
     tags: tags
     nodeVersion: nodeVersion
     alwaysReadyInstances: alwaysReadyInstances
+    housekeepingAlwaysReady: housekeepingAlwaysReady
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
     identityId: appIdentity.outputs.id
@@ -244,7 +317,7 @@ module api 'app/api.bicep' = {
     entraAudience: entraAudience
     entraRoles: string(entraRoles)
     relayEventsPrincipalId: relayIdentity.outputs.principalId
-    relayEventsAudience: relayAudience
+    relayEventsAudience: relayAudiences
     sasPoliciesSecretUri: sasPoliciesSecretUri
     logLevel: logLevel
   }
@@ -257,7 +330,7 @@ module hub 'app/webpubsub-hub.bicep' = {
     webPubSubName: webPubSub.outputs.name
     hubName: webPubSubHub
     functionAppHostName: api.outputs.hostName
-    relayEventsAudience: relayAudience
+    relayEventsAudience: relayTokenAudience
   }
 }
 

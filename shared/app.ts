@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { TableClient } from "@azure/data-tables";
 import { DefaultAzureCredential } from "@azure/identity";
 import { accessControl } from "./api/access";
-import { createRelayEventAuthenticator, createServiceAuthChain } from "./auth";
+import { type RelayEventAuthenticator, createRelayEventAuthenticator, createServiceAuthChain } from "./auth";
 import { type Config, ConfigError, loadConfig } from "./config";
 import { Errors } from "./errors";
 import { type DirectMethodInvoker, IotHubDirectMethodInvoker, createIotHubClients } from "./iothub";
@@ -25,6 +25,21 @@ function connectionStringPart(connectionString: string, name: string): string | 
       return part.slice(eq + 1).trim();
   }
   return undefined;
+}
+
+/**
+ * The authenticator of Web PubSub's upstream calls, from settings alone: no credential, no store,
+ * no network until a token must be verified.
+ */
+export function relayGuardOf(config: Readonly<Config>): RelayEventAuthenticator {
+  const wps = config.webPubSub;
+  const accessKeys =
+    "connectionString" in wps ? [connectionStringPart(wps.connectionString, "AccessKey") ?? ""] : [];
+  // Web PubSub names itself by host name, without a port, in WebHook-Request-Origin.
+  const relayHost = new URL(
+    "connectionString" in wps ? (connectionStringPart(wps.connectionString, "Endpoint") ?? "") : wps.endpoint,
+  ).hostname;
+  return createRelayEventAuthenticator(config.auth, accessKeys, relayHost);
 }
 
 /** Replacements for the outside world, for tests that run without an emulator. */
@@ -66,12 +81,6 @@ export async function createServices(
     ("connectionString" in wps
       ? new WebPubSubRelay({ connectionString: wps.connectionString }, wps.hub)
       : new WebPubSubRelay({ endpoint: wps.endpoint, credential: need(credential) }, wps.hub));
-  const accessKeys =
-    "connectionString" in wps ? [connectionStringPart(wps.connectionString, "AccessKey") ?? ""] : [];
-  // Web PubSub names itself by host name, without a port, in WebHook-Request-Origin.
-  const relayHost = new URL(
-    "connectionString" in wps ? (connectionStringPart(wps.connectionString, "Endpoint") ?? "") : wps.endpoint,
-  ).hostname;
 
   const iot = config.iotHub;
   const { client } =
@@ -97,11 +106,21 @@ export async function createServices(
     config,
     service,
     access: accessControl(createServiceAuthChain(config.auth), config.streams.maxPerCaller),
-    relayGuard: createRelayEventAuthenticator(config.auth, accessKeys, relayHost),
+    relayGuard: relayGuardOf(config),
     logger,
     relayEndpoint: relay.clientEndpoint,
     iotHubHostName,
   };
+}
+
+/** The settings, or the 500-free "misconfigured" error that names the bad ones. */
+function configFrom(env: NodeJS.ProcessEnv): Readonly<Config> {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw Errors.misconfigured(err.problems);
+    throw err;
+  }
 }
 
 /**
@@ -111,19 +130,20 @@ export async function createServices(
 export function lazyServices(env: () => NodeJS.ProcessEnv): () => Promise<AppServices> {
   let pending: Promise<AppServices> | undefined;
   return () => {
-    pending ??= (async () => {
-      let config: Readonly<Config>;
-      try {
-        config = loadConfig(env());
-      } catch (err) {
-        if (err instanceof ConfigError) throw Errors.misconfigured(err.problems);
-        throw err;
-      }
-      return createServices(config);
-    })().catch((err: unknown) => {
+    pending ??= (async () => createServices(configFrom(env())))().catch((err: unknown) => {
       pending = undefined;
       throw err;
     });
     return pending;
   };
+}
+
+/**
+ * The relay-events authenticator built once from the settings, apart from the services: Web
+ * PubSub's abuse-protection OPTIONS is answered while the store (or its role assignment) is not
+ * ready yet, so validating the event handler does not wait on RBAC propagation.
+ */
+export function lazyRelayGuard(env: () => NodeJS.ProcessEnv): () => Promise<RelayEventAuthenticator> {
+  let guard: RelayEventAuthenticator | undefined;
+  return async () => (guard ??= relayGuardOf(configFrom(env())));
 }

@@ -8,7 +8,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from "@azure/fu
 import type { AccessControl } from "./api/access";
 import type { RelayEventAuthenticator } from "./auth";
 import { buildOpenApi } from "./api/openapi";
-import { RelayEventsApi } from "./api/relayEventsApi";
+import { RelayEventsApi, abuseProtectionResponse } from "./api/relayEventsApi";
 import {
   createStreamBody,
   createdStream,
@@ -41,7 +41,17 @@ export const RELAY_EVENTS_ROUTE = "relay/events";
 
 type Handler = (request: HttpRequest, services: AppServices) => Promise<HttpResponseInit>;
 
-export function createRouteTable(getServices: () => Promise<AppServices>): RouteTable {
+/** What Web PubSub's OPTIONS validation needs: the allowed origins, from the settings alone. */
+export type AbuseProtection = () => Promise<Pick<RelayEventAuthenticator, "abuseProtection">>;
+
+/**
+ * `getAbuseProtection` answers the relay-events OPTIONS without the services (functions/index.ts
+ * passes one built from the settings); by default it comes from the services.
+ */
+export function createRouteTable(
+  getServices: () => Promise<AppServices>,
+  getAbuseProtection: AbuseProtection = async () => (await getServices()).relayGuard,
+): RouteTable {
   const wrap =
     (handler: Handler) =>
     async (request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> => {
@@ -56,6 +66,8 @@ export function createRouteTable(getServices: () => Promise<AppServices>): Route
     new StreamsApi({ service: s.service, access: s.access, maxDataBytes: s.config.streams.maxDataBytes });
   const relayEvents = (s: AppServices) =>
     new RelayEventsApi({ service: s.service, guard: s.relayGuard, hub: s.config.webPubSub.hub });
+
+  const postRelayEvent = wrap((req, s) => relayEvents(s).post(req));
 
   const errors = {
     400: { description: "Invalid input; the message names the field." },
@@ -210,9 +222,14 @@ export function createRouteTable(getServices: () => Promise<AppServices>): Route
       name: "relayEvents",
       methods: ["POST", "OPTIONS"],
       route: RELAY_EVENTS_ROUTE,
-      handler: wrap((req, s) =>
-        req.method === "OPTIONS" ? relayEvents(s).options(req) : relayEvents(s).post(req),
-      ),
+      handler: async (req, context) => {
+        if (req.method !== "OPTIONS") return postRelayEvent(req, context);
+        try {
+          return abuseProtectionResponse(req, await getAbuseProtection());
+        } catch (err) {
+          return toErrorResponse(err, (m) => context.error(m));
+        }
+      },
     },
   ];
 

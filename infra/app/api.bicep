@@ -22,6 +22,11 @@ param nodeVersion string
 @maxValue(1000)
 param alwaysReadyInstances int
 
+@description('Always-ready instances for the housekeeping timer (function:housekeeping); 0 leaves it on demand. See docs/deploy.md, Cost.')
+@minValue(0)
+@maxValue(1000)
+param housekeepingAlwaysReady int
+
 @description('Upper bound of instances the plan scales out to.')
 @minValue(40)
 @maxValue(1000)
@@ -88,7 +93,7 @@ param entraRoles string
 @minLength(1)
 param relayEventsPrincipalId string
 
-@description('Audience of the token Web PubSub sends to the event handler.')
+@description('Accepted audiences of the token Web PubSub sends to the event handler, comma-separated.')
 @minLength(1)
 param relayEventsAudience string
 
@@ -150,12 +155,17 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
-        alwaysReady: [
-          {
-            name: 'http'
-            instanceCount: alwaysReadyInstances
-          }
-        ]
+        // On Flex the timer scales apart from the HTTP group; an always-ready entry for it is
+        // listed only when asked for, so the default deploys exactly as before.
+        alwaysReady: concat(
+          [
+            {
+              name: 'http'
+              instanceCount: alwaysReadyInstances
+            }
+          ],
+          housekeepingAlwaysReady > 0 ? [{ name: 'function:housekeeping', instanceCount: housekeepingAlwaysReady }] : []
+        )
         maximumInstanceCount: maximumInstanceCount
         instanceMemoryMB: instanceMemoryMB
       }

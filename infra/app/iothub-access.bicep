@@ -14,6 +14,17 @@ param logAnalyticsId string
 @description('Name of the diagnostic setting; unique per hub, so one per environment.')
 param diagnosticSettingName string
 
+@description('Object id of the person or pipeline running azd; empty grants nothing.')
+param deployerPrincipalId string
+
+@description('Principal type of the deployer.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+  'Group'
+])
+param deployerPrincipalType string
+
 var roles = loadJsonContent('roles.json')
 
 resource iotHub 'Microsoft.Devices/IotHubs@2023-06-30' existing = {
@@ -27,6 +38,18 @@ resource dataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.iotHubDataContributor)
+  }
+}
+
+// The deployer registers devices (the live suite, `dev add-device`-style registration): the
+// registry, and nothing of the data plane the control plane uses.
+resource deployerRegistry 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(iotHub.id, deployerPrincipalId, roles.iotHubRegistryContributor)
+  scope: iotHub
+  properties: {
+    principalId: deployerPrincipalId
+    principalType: deployerPrincipalType
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.iotHubRegistryContributor)
   }
 }
 

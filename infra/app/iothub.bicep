@@ -19,7 +19,7 @@ param tags object
 ])
 param sku string
 
-@description('IoT Hub units (F1 allows exactly 1).')
+@description('IoT Hub units: F1 exactly 1, S1/S2 up to 200, S3 up to 10 (main.bicep picks per SKU).')
 @minValue(1)
 @maxValue(200)
 param units int

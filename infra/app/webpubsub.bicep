@@ -21,9 +21,37 @@ param tags object
 ])
 param sku string
 
-@description('Units: 1,000 concurrent connections each, one stream uses two. Standard_S1/Premium_P1 accept 1-10, 20, 30 ... 100; Premium_P2 100, 200 ... 1000.')
-@minValue(1)
-@maxValue(1000)
+@description('Units: 1,000 concurrent connections each, one stream uses two. Free_F1 takes 1; Standard_S1/Premium_P1 1-10, 20, 30 ... 100; Premium_P2 100, 200 ... 1000 (main.bicep picks per SKU).')
+@allowed([
+  1
+  2
+  3
+  4
+  5
+  6
+  7
+  8
+  9
+  10
+  20
+  30
+  40
+  50
+  60
+  70
+  80
+  90
+  100
+  200
+  300
+  400
+  500
+  600
+  700
+  800
+  900
+  1000
+])
 param units int
 
 @description('Resource id of the user-assigned identity Web PubSub calls the event handler with.')

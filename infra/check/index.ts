@@ -5,6 +5,8 @@ import { join } from "node:path";
 import type { Finding } from "./finding";
 import { loadBicep, templatePaths } from "./files";
 import { syntaxErrors, type BicepFile } from "./parser";
+import { TYPES_DIR, type TypeData, loadTypeData } from "./typeData";
+import { azureTypesRule } from "./rules/azureTypes";
 import { appSettingsRule, type SettingsCatalogue } from "./rules/appSettings";
 import { azdOutputsRule, descriptionRule, parametersFileRule } from "./rules/declarations";
 import { diagnosticsRule } from "./rules/diagnostics";
@@ -15,6 +17,7 @@ import { modulesRule } from "./rules/modules";
 import { referencesRule } from "./rules/references";
 import { roleAssignmentRule } from "./rules/roleAssignments";
 import { secretsRule } from "./rules/secrets";
+import { skuUnitsRule } from "./rules/skuUnits";
 
 export interface InfraExpectations extends SettingsCatalogue {
   /** Route of the relay-events function without the host's route prefix, e.g. `relay/events`. */
@@ -35,7 +38,17 @@ export function inputsFor(repoRoot: string, expected: InfraExpectations): Inputs
   const parametersJson: unknown = JSON.parse(
     readFileSync(join(repoRoot, "infra", "main.parameters.json"), "utf8"),
   );
-  return { ...expected, routePrefix: routePrefix(repoRoot), parametersJson };
+  return { ...expected, routePrefix: routePrefix(repoRoot), parametersJson, typeData: typeDataOf(repoRoot) };
+}
+
+const typeDataCache = new Map<string, TypeData>();
+
+/** infra/types, read once per process (about 1 MB of JSON). */
+function typeDataOf(repoRoot: string): TypeData {
+  const dir = join(repoRoot, TYPES_DIR);
+  let data = typeDataCache.get(dir);
+  if (!data) typeDataCache.set(dir, (data = loadTypeData(dir)));
+  return data;
 }
 
 /** Loads infra/ (main.bicep first) and runs checkFiles on it. */
@@ -48,6 +61,8 @@ export interface Inputs extends InfraExpectations {
   readonly routePrefix: string;
   /** The parsed main.parameters.json. */
   readonly parametersJson: unknown;
+  /** Azure's resource type data (infra/types). */
+  readonly typeData: TypeData;
 }
 
 /** `files[0]` is the entry template: "nothing deployed" findings point at it. */
@@ -59,6 +74,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
   if (!entry) return [];
   const path = `/${[inputs.routePrefix, inputs.relayEventsRoute].filter((s) => s !== "").join("/")}`;
   return [
+    ...azureTypesRule(files, inputs.typeData),
     ...roleAssignmentRule(files),
     ...secretsRule(files),
     ...localAuthRule(files),
@@ -69,6 +85,7 @@ export function checkFiles(files: readonly BicepFile[], inputs: Inputs): Finding
     ...modulesRule(files),
     ...referencesRule(files),
     ...descriptionRule(files),
+    ...skuUnitsRule(entry),
     ...azdOutputsRule(entry),
     ...parametersFileRule(entry, inputs.parametersJson),
   ];

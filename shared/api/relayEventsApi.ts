@@ -40,13 +40,19 @@ export const MAX_EVENT_BYTES = 1024 * 1024;
 const disconnectedBody = z.object({ reason: z.string().max(4096).optional() }).loose();
 const reportBody = z.object({ bytesSent: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }).loose();
 
+/**
+ * The abuse-protection handshake (OPTIONS; anonymous by design of the protocol). It needs the
+ * allowed origins only, so the route answers it from the settings without building the services.
+ */
+export function abuseProtectionResponse(
+  request: HttpRequest,
+  guard: Pick<RelayEventAuthenticator, "abuseProtection">,
+): HttpResponseInit {
+  return { status: 200, headers: guard.abuseProtection(request.headers) };
+}
+
 export class RelayEventsApi {
   constructor(private readonly deps: RelayEventsDeps) {}
-
-  /** Abuse protection handshake (anonymous by design of the protocol). */
-  async options(request: HttpRequest): Promise<HttpResponseInit> {
-    return { status: 200, headers: this.deps.guard.abuseProtection(request.headers) };
-  }
 
   async post(request: HttpRequest): Promise<HttpResponseInit> {
     // The route is anonymous: refuse a declared size first, and read no byte of a body before the

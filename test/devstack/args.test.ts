@@ -36,8 +36,14 @@ describe("parseDevStackArgs", () => {
       stateDir: ".devstack",
       demoSshPort: 22,
       demoForwardPort: 8081,
+      app: "",
       help: false,
     });
+  });
+
+  it("--app names the function app to serve (e.g. the packed artifact)", () => {
+    const parsed = parseDevStackArgs(["--app", ".deploy/api"]);
+    expect(parsed.ok && parsed.options.app).toBe(".deploy/api");
   });
 
   it.each([

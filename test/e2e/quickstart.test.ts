@@ -82,6 +82,8 @@ beforeAll(async () => {
   await ensureBuilt();
   ws = await mkdtemp(join(tmpdir(), "e2e-quickstart-"));
   await cp(join(REPO, "dist"), join(ws, "dist"), { recursive: true });
+  // npm start loads the function app as the worker does: from package.json `main`.
+  await cp(join(REPO, "package.json"), join(ws, "package.json"));
   for (const dir of ["node_modules", "docs"]) await symlink(join(REPO, dir), join(ws, dir)); // docs/demo: the demo's page
   sshd = await startSshd();
   forwardPort = await freePort();

@@ -243,7 +243,7 @@ describe("surviving the relay's event faults", () => {
     const transitions = mine.filter((e) => e.message === "stream.transition").map((e) => e.fields.to);
     expect(transitions).toEqual(["Requested", "Accepted", "Established", "Closed"]);
     expect(mine.filter((e) => e.message === "relay.connect.refused")).toEqual([]);
-    const list = await fetch(`${stack.host.url}/api/devices/Emu-retried/streams?${V}`, {
+    const list = await fetch(`${stack.host.url}/api/devices/${encodeIdSegment("Emu-retried")}/streams?${V}`, {
       headers: { authorization: sas() },
     });
     expect(((await list.json()) as { value: unknown[] }).value).toHaveLength(1);

@@ -6,13 +6,20 @@ import type { Node } from "web-tree-sitter";
 import { finding, type Finding } from "../finding";
 import type { BicepFile } from "../parser";
 import { deployed } from "../resources";
-import { arrayItems, parameterBound, propertyAt, propertyValue, stringValue } from "../syntax";
+import { arrayItems, call, parameterBound, propertyAt, propertyValue, stringValue } from "../syntax";
 
 const RULE = "flex-consumption";
 
 function guaranteedMinimum(file: BicepFile, node: Node | undefined): number | undefined {
   if (node?.type === "number") return Number(node.text);
   return node?.type === "identifier" ? parameterBound(file.root, node.text, "minValue") : undefined;
+}
+
+/** The literal entries of `alwaysReady`: an array, or the array arguments of concat(...). */
+function alwaysReadyItems(node: Node | undefined): Node[] {
+  const called = call(node);
+  if (called?.name === "concat") return called.args.flatMap((a) => arrayItems(a) ?? []);
+  return arrayItems(node) ?? [];
 }
 
 export function flexRule(files: readonly BicepFile[]): Finding[] {
@@ -27,7 +34,7 @@ export function flexRule(files: readonly BicepFile[]): Finding[] {
         void findings.push(finding(file, site.node, RULE, `${site.symbol}: ${message}`));
       if (stringValue(propertyAt(config, "runtime", "name")) !== "node")
         report("functionAppConfig.runtime.name must be 'node'");
-      const http = arrayItems(propertyAt(config, "scaleAndConcurrency", "alwaysReady"))?.find(
+      const http = alwaysReadyItems(propertyAt(config, "scaleAndConcurrency", "alwaysReady")).find(
         (item) => stringValue(propertyValue(item, "name")) === "http",
       );
       const minimum = guaranteedMinimum(file, propertyValue(http, "instanceCount"));
