@@ -20,7 +20,7 @@ export const BUILT_IN_ROLES = {
   webPubSubServiceReader: "bfb1c7d2-fb1a-466b-b2ba-aee63b92deaf",
   iotHubDataContributor: "4fc6c259-987e-4a07-842e-c321cc9d413f",
   iotHubDataReader: "b447c946-2db7-41ec-983d-d8bf3b1c77e3",
-  iotHubRegistryContributor: "4ea46cd5-d1c2-4b19-8a2b-c9a8ab5ec99f",
+  iotHubRegistryContributor: "4ea46cd5-c1b2-4a8e-910b-273211f9ce47",
   storageTableDataContributor: "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
   storageTableDataReader: "76199698-9eea-4c19-bc75-cec21354c6b6",
 } as const;

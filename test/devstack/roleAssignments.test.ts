@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { loadDeclaredAssignments } from "../../devstack/roleAssignments";
 import { BUILT_IN_ROLES } from "../../emulators/entra/rbac";
@@ -19,4 +20,14 @@ test("the local role-assignment table is read from infra/: the app identity's da
   expect(table.filter((a) => a.identity !== "appIdentity").map((a) => `${a.identity} ${a.scope}`)).toEqual([
     "principalId Microsoft.Devices/IotHubs",
   ]);
+});
+
+test("the local services know each role by the GUID infra/ grants it with", () => {
+  const roles = JSON.parse(readFileSync(resolve(REPO, "infra", "app", "roles.json"), "utf8")) as Record<
+    string,
+    string
+  >;
+  for (const [name, guid] of Object.entries(BUILT_IN_ROLES)) {
+    if (name in roles) expect([name, guid]).toEqual([name, roles[name]]);
+  }
 });
