@@ -17,6 +17,8 @@ export interface DevStackOptions {
   demoForwardPort: number;
   /** The function app to serve (its package.json `main`); empty means this repository's build. */
   app: string;
+  /** Azure mode against the local services: no key, Entra ID tokens everywhere (devstack/keyless.ts). */
+  keyless: boolean;
   help: boolean;
 }
 
@@ -32,6 +34,7 @@ export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
   demoSshPort: 22,
   demoForwardPort: 8081,
   app: "",
+  keyless: false,
   help: false,
 });
 
@@ -54,6 +57,9 @@ Options:
                        local port in the printed 'forward' command (default ${DEFAULT_OPTIONS.demoForwardPort})
   --app <dir>          serve the function app in <dir> (package.json main; e.g. the packed
                        artifact .deploy/api) instead of this repository's build
+  --keyless            run the control plane in Azure mode (DEPLOYMENT_MODE=azure) against the local
+                       services: no key or connection string, managed identity through a local
+                       Entra ID, HTTPS with the local CA; the CLI signs in with Entra ID
   -h, --help           show this help
 `;
 
@@ -86,6 +92,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
         "demo-ssh-port": { type: "string" },
         "demo-forward-port": { type: "string" },
         app: { type: "string" },
+        keyless: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
     }));
@@ -132,6 +139,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
       demoSshPort,
       demoForwardPort,
       app: values.app ?? DEFAULT_OPTIONS.app,
+      keyless: values.keyless ?? false,
       help: values.help ?? false,
     },
   };

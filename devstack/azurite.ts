@@ -1,5 +1,5 @@
 import { mkdir } from "node:fs/promises";
-import type { Server } from "node:http";
+import type { IncomingMessage, Server } from "node:http";
 import { join } from "node:path";
 import { isAddressInUse, PortInUseError } from "./ports";
 
@@ -14,6 +14,13 @@ export interface AzuriteTableOptions {
   port?: number;
   /** Directory for the table database; in memory when absent. */
   persistDir?: string;
+  /**
+   * Serve HTTPS with these PEM files and accept Entra ID bearer tokens (`--oauth basic`): Azurite
+   * refuses Bearer over http. Basic OAuth only decodes the token (v1 issuer, storage audience).
+   */
+  keyless?: { certPath: string; keyPath: string };
+  /** Sees every request before Azurite does: the keyless stack counts how each one was signed. */
+  onRequest?: (req: IncomingMessage) => void;
 }
 
 export interface AzuriteTable {
@@ -67,14 +74,15 @@ export async function startAzuriteTable(options: AzuriteTableOptions = {}): Prom
     undefined, // debug log file
     true, // loose: accept headers and parameters Azurite does not implement
     true, // skip the API-version check, so newer @azure/data-tables releases keep working
-    "", // cert
-    "", // key
+    options.keyless?.certPath ?? "", // cert
+    options.keyless?.keyPath ?? "", // key
     "", // cert password
-    undefined, // OAuth
+    options.keyless ? "basic" : undefined, // OAuth
     false, // product-style URLs stay available
     !options.persistDir, // in-memory persistence
   );
   const server = new TableServer(config);
+  if (options.onRequest) server.httpServer.prependListener("request", options.onRequest);
   try {
     await server.start();
   } catch (err) {
@@ -84,14 +92,15 @@ export async function startAzuriteTable(options: AzuriteTableOptions = {}): Prom
   const address = server.httpServer.address();
   if (address === null || typeof address === "string")
     throw new Error("Azurite table service: no TCP address");
-  const tableEndpoint = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}/${DEV_ACCOUNT_NAME}`;
+  const scheme = options.keyless ? "https" : "http";
+  const tableEndpoint = `${scheme}://${host.includes(":") ? `[${host}]` : host}:${address.port}/${DEV_ACCOUNT_NAME}`;
 
   let closing: Promise<void> | undefined;
   return {
     tableEndpoint,
     port: address.port,
     connectionString:
-      `DefaultEndpointsProtocol=http;AccountName=${DEV_ACCOUNT_NAME};AccountKey=${DEV_ACCOUNT_KEY};` +
+      `DefaultEndpointsProtocol=${scheme};AccountName=${DEV_ACCOUNT_NAME};AccountKey=${DEV_ACCOUNT_KEY};` +
       `TableEndpoint=${tableEndpoint};`,
     close() {
       closing ??= (async () => {

@@ -19,8 +19,8 @@ export const DEMO_TILES = 24;
 
 export interface DemoDeviceOptions {
   iotHub: IotHubEmulator;
-  /** The Web PubSub emulator's host (`127.0.0.1:8080`): with DEV_HUB, the only relay the demo agent joins. */
-  relayHost: string;
+  /** The Web PubSub emulator's endpoint (`http://127.0.0.1:8080`): with DEV_HUB, the only relay the demo agent joins. */
+  relayEndpoint: string;
   host: string;
   /** What stream `ssh` reaches on this machine. */
   sshPort: number;
@@ -110,8 +110,13 @@ export async function startDemoDevice(options: DemoDeviceOptions): Promise<DemoD
     ]);
     listener = startAgent(client, {
       targets,
-      // The emulator speaks plain http; its hub is the one the local control plane uses.
-      relay: { endpoint: `http://${options.relayHost}`, hub: DEV_HUB, allowInsecure: true },
+      // The emulator's endpoint (plain http by default, HTTPS with --keyless); its hub is the one
+      // the local control plane uses.
+      relay: {
+        endpoint: options.relayEndpoint,
+        hub: DEV_HUB,
+        allowInsecure: options.relayEndpoint.startsWith("http:"),
+      },
       log: options.log,
     });
   } catch (err) {

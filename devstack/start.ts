@@ -7,11 +7,18 @@ import { startAzuriteTable } from "./azurite";
 import { startLocalHost } from "./host";
 import { relayEventHandler } from "./controlPlaneHost";
 import { createLogger, type Logger } from "../shared/log";
-import { productionDeps } from "./main";
+import { productionDeps, repositoryRoot } from "./main";
+import {
+  type KeylessStack,
+  keylessChildSignals,
+  runKeylessChild,
+  scrubbedEnv,
+  startKeyless,
+} from "./keyless";
 import { PortInUseError, isAddressInUse } from "./ports";
 import { startIotHubEmulator, type IotHubEmulator } from "../emulators/iothub";
 import { startWebPubSubEmulator } from "../emulators/webpubsub";
-import { DEV_HUB, clientSettings, localSettings } from "./settings";
+import { DEV_HUB, DEV_SAS_RESOURCE, clientSettings, localSettings } from "./settings";
 import { startDemoDevice, type DemoDevice } from "./demo";
 import { userInfo } from "node:os";
 
@@ -28,6 +35,8 @@ export interface DevStackDeps {
   /** Settings the local ones are layered under; `process.env` by default. */
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
+  /** Where infra/ lives (the role assignments of `--keyless`); this repository by default. */
+  repoRoot?: string;
 }
 
 export interface DevStack {
@@ -46,6 +55,8 @@ export interface DevStack {
   readonly iotHub: IotHubEmulator;
   /** The demo device, unless `--no-demo`. */
   readonly demo?: DemoDevice;
+  /** `--keyless`: the local Entra ID and the request counts of every service. */
+  readonly keyless?: KeylessStack;
   close(): Promise<void>;
 }
 
@@ -113,9 +124,23 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
     for (const s of started.reverse()) await s.close().catch(() => undefined);
   };
   try {
+    const keyless = options.keyless
+      ? await startKeyless({
+          host,
+          stateDir: options.stateDir,
+          repoRoot: deps.repoRoot ?? repositoryRoot(),
+          log: (line) => logger.log("info", line, { service: "entra-emulator" }),
+        })
+      : undefined;
+    if (keyless) started.push(keyless);
     const azurite = await step(
       () =>
-        startAzuriteTable({ host, port: options.tablePort, persistDir: join(options.stateDir, "azurite") }),
+        startAzuriteTable({
+          host,
+          port: options.tablePort,
+          persistDir: join(options.stateDir, "azurite"),
+          ...keyless?.azurite(options.stateDir),
+        }),
       options.tablePort,
       host,
       "--table-port",
@@ -130,6 +155,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
           httpsPort: options.iotHubPort,
           stateDir: resolve(options.stateDir, "iothub"),
           log: (line) => logger.log("info", line, { service: "iothub-emulator" }),
+          ...keyless?.iotHub(),
         }),
       options.iotHubPort,
       host,
@@ -138,10 +164,10 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
     );
     started.push(iotHub);
 
-    const env: NodeJS.ProcessEnv = {
-      ...(deps.env ?? process.env),
-      ...localSettings(azurite.connectionString, iotHub),
-    };
+    const base = deps.env ?? process.env;
+    const env: NodeJS.ProcessEnv = keyless
+      ? scrubbedEnv(base)
+      : { ...base, ...localSettings(azurite.connectionString, iotHub) };
     const table = await deps.createRouteTable(() => env, options);
     const functions = await step(
       () => startLocalHost({ table, host, port: options.port, logger }),
@@ -158,6 +184,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
           port: options.webPubSubPort,
           eventHandlers: { [DEV_HUB]: relayEventHandler(functions.url) },
           logger: (line) => logger.log("info", line, { service: "webpubsub-emulator" }),
+          ...keyless?.webPubSub(relayEventHandler(functions.url)),
         }),
       options.webPubSubPort,
       host,
@@ -165,13 +192,23 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       "Web PubSub emulator",
     );
     started.push(webPubSub);
-    env.WEBPUBSUB_CONNECTION_STRING = webPubSub.connectionString;
+    if (keyless) {
+      Object.assign(
+        env,
+        keyless.controlPlaneSettings({
+          tableEndpoint: azurite.tableEndpoint,
+          webPubSubEndpoint: webPubSub.endpoint,
+          iotHubHostName: `${new URL(webPubSub.endpoint).hostname}:${iotHub.httpsPort}`,
+          sasResource: DEV_SAS_RESOURCE,
+        }),
+      );
+    } else env.WEBPUBSUB_CONNECTION_STRING = webPubSub.connectionString;
 
     let demo: DemoDevice | undefined;
     if (options.demo) {
       demo = await startDemoDevice({
         iotHub,
-        relayHost: new URL(webPubSub.endpoint).host,
+        relayEndpoint: webPubSub.endpoint,
         host,
         sshPort: options.demoSshPort,
         log: (line) => logger.log("info", line, { service: "demo-device" }),
@@ -180,7 +217,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
     }
 
     const clientEnv = {
-      ...clientSettings(functions.port, iotHub),
+      ...(keyless ? keyless.clientSettings(functions.url) : clientSettings(functions.port, iotHub)),
       ...(demo ? { DEMO_DEVICE_ID: demo.deviceId } : {}),
     };
     await writeEnvFile(options.stateDir, clientEnv);
@@ -199,6 +236,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       clientEnv,
       iotHub,
       ...(demo ? { demo } : {}),
+      ...(keyless ? { keyless } : {}),
       close() {
         closing ??= closeStarted().then(() => logger.log("info", "local stack stopped"));
         return closing;
@@ -249,8 +287,7 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     `  IoT Hub CA (trust it)           ${stack.iotHub.caPath}`,
     `  State directory                 ${options.stateDir}`,
     "",
-    "Service connection string (also in " + join(options.stateDir, "env") + "):",
-    `  DEVICESTREAM_CONNECTION_STRING="${stack.clientEnv.DEVICESTREAM_CONNECTION_STRING}"`,
+    ...credentialLines(stack, options),
     "",
     ...configLines(options),
     "",
@@ -259,6 +296,25 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "Press Ctrl-C to stop.",
     "",
   ].join("\n");
+}
+
+/** SAS mode: the connection string. Keyless: who signs in with what (no secret printed). */
+function credentialLines(stack: DevStack, options: DevStackOptions): string[] {
+  const file = join(options.stateDir, "env");
+  if (!stack.keyless) {
+    return [
+      `Service connection string (also in ${file}):`,
+      `  DEVICESTREAM_CONNECTION_STRING="${stack.clientEnv.DEVICESTREAM_CONNECTION_STRING}"`,
+    ];
+  }
+  const e = stack.clientEnv;
+  return [
+    "Keyless (Azure mode): no key or connection string in the control plane's settings.",
+    `  Local Entra ID (authority)      ${e.AZURE_AUTHORITY_HOST} (tenant ${e.AZURE_TENANT_ID})`,
+    `  Managed identity endpoint       ${stack.keyless.entra.identityEndpoint}`,
+    `  CLI signs in as                 ${e.AZURE_CLIENT_ID} (client credentials in ${file})`,
+    `  CLI scope                       ${e.DEVICESTREAM_SCOPE}`,
+  ];
 }
 
 /**
@@ -331,6 +387,7 @@ export async function runCli(argv: readonly string[], deps: DevStackDeps, io: Cl
   io.stdout(banner(stack, options));
   const signal = await stop.received;
   io.stdout(`\n${signal}: stopping…\n`);
+  if (stack.keyless) io.stdout(`${stack.keyless.summary()}\n`);
   const force = nextSignal(io.signals);
   const outcome = await Promise.race([
     stack.close().then(() => "closed" as const),
@@ -349,9 +406,18 @@ if (require.main === module) {
   // Everything the stack writes (Azurite's database, the emulators' keys, the env files) is
   // private to the user from the start: new files 0600, new directories 0700.
   process.umask(0o077);
-  void runCli(process.argv.slice(2), productionDeps(), {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    signals: process,
-  }).then((code) => process.exit(code));
+  void (async () => {
+    const argv = process.argv.slice(2);
+    const parsed = parseDevStackArgs(argv);
+    const viaChild =
+      parsed.ok && parsed.options.keyless ? await runKeylessChild(parsed.options, argv) : undefined;
+    return (
+      viaChild ??
+      runCli(argv, productionDeps(), {
+        stdout: (text) => process.stdout.write(text),
+        stderr: (text) => process.stderr.write(text),
+        signals: keylessChildSignals(),
+      })
+    );
+  })().then((code) => process.exit(code));
 }

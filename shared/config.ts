@@ -169,9 +169,13 @@ const schema = z.object({
     .regex(/(^|;)\s*AccessKey=/i, "must contain AccessKey=")
     .optional(),
   WEBPUBSUB_HUB: hubName.default("streams"),
+  // An optional port, for the local emulator (`npm start -- --keyless`); Azure hubs have none.
   IOTHUB_HOST_NAME: z
     .string()
-    .regex(/^[A-Za-z0-9.-]+$/, "a host name such as myhub.azure-devices.net")
+    .regex(
+      /^[A-Za-z0-9.-]+(:(6553[0-5]|655[0-2]\d|65[0-4]\d{2}|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$/,
+      "a host name such as myhub.azure-devices.net, optionally with :port",
+    )
     .optional(),
   IOTHUB_CONNECTION_STRING: z
     .string()

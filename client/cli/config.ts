@@ -38,6 +38,12 @@ export const CHECKOUT_SETTINGS: readonly string[] = [
   "IOTHUB_HUB_HOSTNAME",
   "IOTHUB_GATEWAY_HOST",
   "DEMO_DEVICE_ID",
+  // `npm start -- --keyless`: the local Entra ID's client credentials and the local CA.
+  "AZURE_AUTHORITY_HOST",
+  "AZURE_TENANT_ID",
+  "AZURE_CLIENT_ID",
+  "AZURE_CLIENT_SECRET",
+  "DEVICESTREAM_ENTRA_CA_FILE",
 ];
 
 /** A configuration file is a handful of lines; anything larger is not one. */
@@ -125,6 +131,7 @@ function checkoutEndpointProblem(values: Readonly<Record<string, string>>): stri
   const urls: [string, string | undefined][] = [
     [CONNECTION_STRING_VAR, /(?:^|;)\s*Endpoint=([^;]*)/i.exec(values[CONNECTION_STRING_VAR] ?? "")?.[1]],
     ["DEVICESTREAM_ENDPOINT", values.DEVICESTREAM_ENDPOINT],
+    ["AZURE_AUTHORITY_HOST", values.AZURE_AUTHORITY_HOST],
   ];
   for (const [name, value] of urls) {
     if (value === undefined || value === "") continue;

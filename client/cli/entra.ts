@@ -5,6 +5,7 @@
  * the public cloud for instance metadata, which fails offline. Otherwise `DefaultAzureCredential`.
  */
 import { readFileSync } from "node:fs";
+import { Agent } from "node:https";
 import type { TokenCredential } from "@azure/core-auth";
 import { UsageError } from "./args";
 
@@ -30,16 +31,30 @@ export async function cliCredential(get: (name: string) => string | undefined): 
       "a local authority (AZURE_AUTHORITY_HOST) needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
     );
   }
-  const caFile = get(ENTRA_CA_FILE_VAR);
-  let ca: string | undefined;
-  try {
-    ca = caFile ? readFileSync(caFile, "utf8") : undefined;
-  } catch {
-    throw new UsageError(`${ENTRA_CA_FILE_VAR}: cannot read '${caFile ?? ""}'`);
-  }
+  const ca = localCa(get);
   return new identity.ClientSecretCredential(tenant, clientId, secret, {
     authorityHost: authorityHost!,
     disableInstanceDiscovery: true,
     ...(ca ? { tlsOptions: { ca } } : {}),
   });
+}
+
+/** The local stack's CA (DEVICESTREAM_ENTRA_CA_FILE), if one is named. */
+function localCa(get: (name: string) => string | undefined): string | undefined {
+  const caFile = get(ENTRA_CA_FILE_VAR);
+  try {
+    return caFile ? readFileSync(caFile, "utf8") : undefined;
+  } catch {
+    throw new UsageError(`${ENTRA_CA_FILE_VAR}: cannot read '${caFile ?? ""}'`);
+  }
+}
+
+/**
+ * The keyless local stack serves its relay (the Web PubSub emulator) over WSS with the same local
+ * CA as its authority: relay WebSockets trust it through this agent. Undefined without a CA file,
+ * so HTTPS_PROXY keeps applying to real relays.
+ */
+export function localRelayAgent(get: (name: string) => string | undefined): Agent | undefined {
+  const ca = localCa(get);
+  return ca ? new Agent({ ca, keepAlive: false }) : undefined;
 }

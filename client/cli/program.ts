@@ -40,7 +40,7 @@ import {
   settings,
 } from "./config";
 import { openDeviceClient } from "./deviceClient";
-import { cliCredential } from "./entra";
+import { cliCredential, localRelayAgent } from "./entra";
 import { EXIT, exitCodeFor } from "./exitCodes";
 import { Forwarder } from "./forward";
 import { echoTest, pipeStdio } from "./stdio";
@@ -106,6 +106,8 @@ async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsC
   if (target.kind === "entra") {
     checkEntraEndpoint(target.endpoint); // before any credential is created or asked for a token
     const credential = await cliCredential((name) => s.get(name));
+    const relayAgent = localRelayAgent((name) => s.get(name));
+    if (relayAgent) options.relayAgent = relayAgent;
     return new StreamsClient(target.endpoint, credential, { ...options, tokenScopes: target.scope });
   }
   return StreamsClient.fromConnectionString(target.connectionString, options);

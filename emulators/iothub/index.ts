@@ -35,6 +35,8 @@ export interface IotHubEmulatorOptions {
   log?: EmulatorLog;
   /** Accept Entra ID bearer tokens on the service REST API, as IoT Hub does (keyless). */
   entra?: BearerCheck;
+  /** Called for each service REST request signed with a SAS key. */
+  onKeySignedRequest?: () => void;
 }
 
 export interface IotHubEmulator {
@@ -97,6 +99,7 @@ export async function startIotHubEmulator(options: IotHubEmulatorOptions = {}): 
       hosts,
       log,
       ...(options.entra ? { entra: options.entra } : {}),
+      ...(options.onKeySignedRequest ? { onKeySignedRequest: options.onKeySignedRequest } : {}),
       ...(options.methodRateLimitPerSecond === undefined
         ? {}
         : { methodRateLimit: new TokenBucket(options.methodRateLimitPerSecond) }),

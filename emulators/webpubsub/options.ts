@@ -58,6 +58,8 @@ export interface WebPubSubEmulatorOptions {
    * handler setting's `auth.resource` (Azure uses the Web PubSub resource's identity).
    */
   identityToken?: (resource: string) => Promise<string>;
+  /** Called for each REST request signed with the access key (tests prove the keyless path with it). */
+  onKeySignedRequest?: () => void;
 }
 
 export type ResolvedEventHandler = Required<Omit<EventHandlerSetting, "auth">> &
@@ -81,6 +83,7 @@ export interface ResolvedOptions {
   tls: { key: string; cert: string } | undefined;
   entra: BearerCheck | undefined;
   identityToken: ((resource: string) => Promise<string>) | undefined;
+  onKeySignedRequest: () => void;
 }
 
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -162,6 +165,7 @@ export function resolveOptions(options: WebPubSubEmulatorOptions): ResolvedOptio
     log: options.logger ?? (() => undefined),
     tls: options.tls,
     entra: options.entra,
+    onKeySignedRequest: options.onKeySignedRequest ?? (() => undefined),
     identityToken: options.identityToken,
   };
 }

@@ -129,6 +129,7 @@ export class RestApi {
       if (outcome.status === 403) throw new RestError(403, "Forbidden", `Access denied: ${outcome.reason}.`);
       throw new RestError(401, "Unauthorized", `Invalid bearer token: ${outcome.reason}.`);
     }
+    this.options.onKeySignedRequest();
     const path = req.url ?? "/";
     const pathOnly = path.split("?")[0]!;
     const bases = [this.endpoint()];

@@ -37,8 +37,16 @@ describe("parseDevStackArgs", () => {
       demoSshPort: 22,
       demoForwardPort: 8081,
       app: "",
+      keyless: false,
       help: false,
     });
+  });
+
+  it("--keyless selects the Azure-mode stack; SAS local mode stays the default", () => {
+    const parsed = parseDevStackArgs(["--keyless"]);
+    expect(parsed.ok && parsed.options.keyless).toBe(true);
+    const plain = parseDevStackArgs([]);
+    expect(plain.ok && plain.options.keyless).toBe(false);
   });
 
   it("--app names the function app to serve (e.g. the packed artifact)", () => {

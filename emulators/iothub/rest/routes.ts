@@ -21,6 +21,8 @@ export interface HubHandlerDeps {
   methodRateLimit?: TokenBucket;
   /** Accept Entra ID bearer tokens (audience https://iothubs.azure.net) with a role assignment. */
   entra?: BearerCheck;
+  /** Called for each request signed with a SAS key (tests prove the keyless path with it). */
+  onKeySignedRequest?: () => void;
 }
 
 /** Which built-in roles permit a request: reads, registry writes, or everything (direct methods). */
@@ -48,6 +50,7 @@ async function authorize(request: HubRequest, deps: HubHandlerDeps): Promise<voi
       ? HubErrors.forbidden(outcome.reason)
       : HubErrors.unauthorized(outcome.reason);
   }
+  deps.onKeySignedRequest?.();
   try {
     const sas = parseSas(header);
     if (sas.keyName !== DEV_POLICY.name) throw new SasError(`unknown policy '${sas.keyName ?? ""}' (skn)`);
