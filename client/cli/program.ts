@@ -5,17 +5,18 @@
 import type { Readable, Writable } from "node:stream";
 import { Command, CommanderError, Option } from "commander";
 import { escapeControl, safeJson } from "../../common/text";
-import { MAX_SAS_TTL_SECONDS } from "../../common/sas";
-import { mintSasToken } from "../../shared/auth";
-import {
-  type DeviceStream,
-  type StreamInfo,
+import { MAX_SAS_TTL_SECONDS, mintSasToken } from "../../common/sas";
+// Only light modules load at start; each command loads its SDK when it runs (see `load` below),
+// so `--help` and `sas` never load the relay, the IoT device SDK or @azure/identity.
+import type {
+  DeviceStream,
+  StreamInfo,
   StreamsClient,
-  StreamsError,
-  type StreamsClientOptions,
-  type TunnelTuning,
-  parseConnectionString,
+  StreamsClientOptions,
+  TunnelTuning,
 } from "../sdk/service";
+import { parseConnectionString } from "../sdk/service/connectionString";
+import { StreamsError } from "../sdk/service/errors";
 import {
   UsageError,
   collectAllows,
@@ -28,8 +29,6 @@ import {
   parseTunnelKeepalive,
   parseTtl,
 } from "./args";
-import { startAgent } from "./agent";
-import { registerDevCommands } from "./dev";
 import {
   type Settings,
   agentSettings,
@@ -39,11 +38,39 @@ import {
   resolveControlPlane,
   settings,
 } from "./config";
-import { openDeviceClient } from "./deviceClient";
-import { cliCredential } from "./entra";
 import { EXIT, exitCodeFor } from "./exitCodes";
-import { Forwarder } from "./forward";
-import { echoTest, pipeStdio } from "./stdio";
+
+/**
+ * The modules behind the commands, loaded on first use. require(), not import(): these are this
+ * package's own CommonJS files, and a synchronous require keeps their types and jest's module map.
+ */
+/* eslint-disable @typescript-eslint/no-require-imports */
+const load = {
+  service: () => require("../sdk/service") as typeof import("../sdk/service"),
+  agent: () => require("./agent") as typeof import("./agent"),
+  deviceClient: () => require("./deviceClient") as typeof import("./deviceClient"),
+  entra: () => require("./entra") as typeof import("./entra"),
+  forward: () => require("./forward") as typeof import("./forward"),
+  stdio: () => require("./stdio") as typeof import("./stdio"),
+};
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** What an extension's commands get from the CLI. */
+export interface CliExtensionContext {
+  settings: Settings;
+  out: (text: string) => void;
+  err: (text: string) => void;
+  /** The working directory. */
+  cwd: string;
+  /** The relay the agent may join, as the control plane reports it (in agent-flag form). */
+  relay: () => Promise<{ endpoint: string; hub: string }>;
+}
+
+/**
+ * Adds commands to the program. The checkout's bin adds the local stack's `dev` commands this way,
+ * so the client itself never imports the local stack. It runs at every start: load in actions.
+ */
+export type CliExtension = (program: Command, context: CliExtensionContext) => void;
 
 export interface CliIo {
   stdin: Readable;
@@ -65,6 +92,8 @@ export interface CliIo {
    * the bin has a process to look at: in-process callers leave it out.
    */
   openHandles?: () => Promise<string[]>;
+  /** Commands added by the host of this CLI (the checkout's bin adds `dev`). */
+  extensions?: readonly CliExtension[];
 }
 
 interface ServiceFlags {
@@ -105,10 +134,11 @@ async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsC
   const target = resolveControlPlane(flags, s);
   if (target.kind === "entra") {
     checkEntraEndpoint(target.endpoint); // before any credential is created or asked for a token
-    const credential = await cliCredential((name) => s.get(name));
+    const credential = await load.entra().cliCredential((name) => s.get(name));
+    const { StreamsClient } = load.service();
     return new StreamsClient(target.endpoint, credential, { ...options, tokenScopes: target.scope });
   }
-  return StreamsClient.fromConnectionString(target.connectionString, options);
+  return load.service().StreamsClient.fromConnectionString(target.connectionString, options);
 }
 
 function waitForAbort(signal: AbortSignal): Promise<void> {
@@ -232,6 +262,8 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
         );
       }
       const { connectionString, caFile, relay } = agentSettings(o, s, io.env);
+      const { openDeviceClient } = load.deviceClient();
+      const { startAgent } = load.agent();
       const client = await openDeviceClient({
         connectionString,
         transport: o.transport as "mqtt" | "mqtt-ws",
@@ -280,6 +312,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       .option("--stream-per-connection", "one stream per connection (the device-streams behaviour)"),
   ).action(async (deviceId: string, name: string, o: ServiceFlags & Record<string, unknown>) => {
     const client = await serviceClient(o, s);
+    const { Forwarder } = load.forward();
     const forwarder = new Forwarder(client, {
       deviceId,
       name,
@@ -308,6 +341,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     if (!stream) return;
     const stopWatching = closeOnAbort(io.signal, stream);
     try {
+      const { pipeStdio } = load.stdio();
       await pipeStdio(await stream.openChannel("connect"), io.stdin, io.stdout);
     } finally {
       stopWatching();
@@ -337,6 +371,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
     }
     const stopWatching = closeOnAbort(io.signal, stream);
     try {
+      const { echoTest, pipeStdio } = load.stdio();
       if (typeof o.bytes !== "number") {
         await pipeStdio(await stream.openChannel("echo"), io.stdin, io.stdout);
         return;
@@ -455,12 +490,14 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
       print(o.json as boolean | undefined, { token, expiresAt }, () => token);
     });
 
-  registerDevCommands(program, s, {
+  const context: CliExtensionContext = {
+    settings: s,
     out,
     err,
     cwd: io.cwd,
     relay: async () => relayFlags((await (await serviceClient({}, s)).getEndpoints()).relay),
-  });
+  };
+  for (const extend of io.extensions ?? []) extend(program, context);
 
   return program;
 }
