@@ -4,6 +4,8 @@ import { setImmediate as turn } from "node:timers/promises";
 import { openHandles } from "../client/cli/handles";
 import { checkoutConfigPath } from "../client/cli/config";
 import { runCli } from "../client/cli/program";
+// The checkout's CLI is the client's plus the local stack's `dev` commands (docs/cli.md).
+import { registerDevCommands } from "../devstack/devCommands";
 
 const controller = new AbortController();
 // SIGHUP too: OpenSSH sends it to its ProxyCommand (`connect`) when the session ends, and Node's
@@ -20,6 +22,7 @@ runCli(process.argv.slice(2), {
   // Node runs the entry point from its real path: the checkout is the one holding this dist/.
   checkoutConfig: checkoutConfigPath(__dirname),
   signal: controller.signal,
+  extensions: [registerDevCommands],
   openHandles: async () => {
     releaseStdin();
     // Handles closed by the command's last callbacks finish closing in the loop's close phase.

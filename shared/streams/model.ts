@@ -1,5 +1,8 @@
 /** The stream record and its vocabulary; storage-agnostic. */
 import { randomBytes } from "node:crypto";
+import type { Side } from "../../common/relay";
+
+export { relayGroup, relayUserId, type Side } from "../../common/relay";
 
 export const STREAM_STATES = [
   "Requested",
@@ -19,7 +22,6 @@ export function isActive(state: StreamState): boolean {
   return ACTIVE_STATES.includes(state);
 }
 
-export type Side = "service" | "device";
 /** Who ended a stream: one of the two relay sides, or the control plane itself. */
 export type Closer = Side | "control-plane" | "api";
 
@@ -76,15 +78,6 @@ export interface StreamRecord {
   callerKey?: string;
   callerSlot?: number;
   repeatabilityId?: string;
-}
-
-/** Groups and user ids are derived from the stream id, so a relay token names its stream and side. */
-export function relayGroup(streamId: string): string {
-  return `stream.${streamId}`;
-}
-
-export function relayUserId(streamId: string, side: Side): string {
-  return `${streamId}.${side}`;
 }
 
 const STREAM_ID = /^[A-Za-z0-9_-]{16,64}$/;

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Agent } from "node:http";
 import { SUPPORTED_OFFER_VERSIONS } from "../../../common/offer";
-import { relayGroup } from "../../../shared/streams/model";
+import { relayGroup } from "../../../common/relay";
 import { type ChannelRequest, type TunnelChannel, type TunnelCloseInfo, TunnelSession } from "../../tunnel";
 import {
   type RelayConnectOptions,

@@ -4,7 +4,7 @@
  */
 import type { Agent } from "node:http";
 import { encodeIdSegment } from "../../../common/ids";
-import { relayGroup } from "../../../shared/streams/model";
+import { relayGroup } from "../../../common/relay";
 import { TunnelError, TunnelSession, type TunnelSessionOptions } from "../../tunnel";
 import { RelayError, connectRelay, proxyAgentFor } from "../relay";
 import { parseConnectionString } from "./connectionString";

@@ -1,5 +1,5 @@
 import type { TokenCredential } from "@azure/core-auth";
-import { mintSasToken } from "../../../shared/auth";
+import { mintSasToken } from "../../../common/sas";
 
 /** A control-plane SAS policy: its name and base64 key. */
 export interface SasKeyCredential {

@@ -4,14 +4,16 @@
  * agent configuration file beside it and prints the device's connection string and the agent
  * command that uses the file. Local development only: it refuses to run without the emulator's
  * settings, and re-running it for a registered device prints the existing identity.
+ *
+ * It belongs to the local stack, not to the client: the checkout's bin (bin/devicestream.ts) adds it
+ * to the client's CLI as an extension, and an installed client has no `dev` commands (docs/cli.md).
  */
 import { chmodSync, readFileSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative, resolve } from "node:path";
-import type { Command } from "commander";
 import type { Device } from "azure-iothub";
-import { createIotHubClients } from "../../shared/iothub";
-import { UsageError } from "./args";
-import type { Settings } from "./config";
+import { UsageError } from "../client/cli/args";
+import type { Settings } from "../client/cli/config";
+import type { CliExtension } from "../client/cli/program";
 
 /** Settings `npm start` writes for this command (see devstack/settings.ts). */
 export const DEV_SETTINGS = {
@@ -56,6 +58,9 @@ export async function addDevice(
       `${DEV_SETTINGS.caFile} ${caFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
     );
   }
+  // Loaded here, not at the top: the IoT Hub service SDK is large, and `--help` must not pay for it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { createIotHubClients } = require("../shared/iothub") as typeof import("../shared/iothub");
   const { registry } = createIotHubClients({ connectionString: serviceCs, ca });
   if (!registry) throw new Error("no IoT Hub registry client");
   let device: Device;
@@ -73,15 +78,6 @@ export async function addDevice(
     connectionString: `HostName=${hubHostName};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=${gateway}`,
     created,
   };
-}
-
-export interface DevIo {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  /** The printed command uses a path relative to it when it can. */
-  cwd: string;
-  /** The relay the agent may join, as the control plane reports it. */
-  relay: () => Promise<{ endpoint: string; hub: string }>;
 }
 
 /** Quotes for a POSIX shell, only when needed: the printed command is pasted as it is. */
@@ -111,7 +107,7 @@ export function writeAgentConfig(
   return file;
 }
 
-export function registerDevCommands(program: Command, s: Settings, io: DevIo): void {
+export const registerDevCommands: CliExtension = (program, { settings: s, ...io }) => {
   program
     .command("dev")
     .description("local development helpers (the stack of `npm start`)")
@@ -141,4 +137,4 @@ export function registerDevCommands(program: Command, s: Settings, io: DevIo): v
           `  node dist/bin/devicestream.js device --config ${shellWord(path)} --echo`,
       );
     });
-}
+};
