@@ -35,7 +35,7 @@ const KEY = Buffer.alloc(32, 7).toString("base64");
 
 type Closer = () => Promise<void>;
 
-async function listen(server: Server | WebSocketServer): Promise<number> {
+export async function listen(server: Server | WebSocketServer): Promise<number> {
   if (server instanceof WebSocketServer) {
     if (!server.address()) await once(server, "listening");
     return (server.address() as AddressInfo).port;
@@ -51,7 +51,7 @@ const closeServer = (server: Server) => new Promise<void>((resolve) => server.cl
  * A TCP sink: `received(n)` resolves with the chunks one connection delivered once it has n bytes.
  * Chunks are kept, not hashed, so sha256 verification happens outside the timed part.
  */
-async function sink() {
+export async function sink() {
   let waiter: { n: number; resolve: (chunks: Buffer[]) => void } | undefined;
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -77,7 +77,7 @@ async function sink() {
   };
 }
 
-async function echoServer() {
+export async function echoServer() {
   const server = createServer((socket) => {
     socket.on("error", () => undefined);
     socket.pipe(socket);
@@ -93,7 +93,7 @@ const chunkAt = (i: number, size: number): Buffer => POOL.subarray((i * 61) % 40
  * Sends `total` bytes to port in 64 KiB writes; resolves with the seconds until the sink had them
  * all. The sha256 of what was sent and of what arrived are compared after the clock stops.
  */
-async function throughput(
+export async function throughput(
   port: number,
   total: number,
   received: (n: number) => Promise<Buffer[]>,
@@ -149,7 +149,7 @@ async function rtt(port: number, count: number): Promise<{ p50: number; p99: num
 }
 
 /** The baseline relay: pairs ws clients by path and forwards their messages, with no flow control. */
-async function bareRelay(): Promise<{ port: number; close: Closer }> {
+export async function bareRelay(): Promise<{ port: number; close: Closer }> {
   const wss = new WebSocketServer({ port: 0, host: "127.0.0.1", perMessageDeflate: false });
   const waiting = new Map<string, WebSocket>();
   wss.on("connection", (ws, req) => {
@@ -170,7 +170,10 @@ async function bareRelay(): Promise<{ port: number; close: Closer }> {
 }
 
 /** TCP listener → ws client of the bare relay; the far end dials `targetPort`. */
-async function bareBridge(relayPort: number, targetPort: number): Promise<{ port: number; close: Closer }> {
+export async function bareBridge(
+  relayPort: number,
+  targetPort: number,
+): Promise<{ port: number; close: Closer }> {
   let n = 0;
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -202,7 +205,7 @@ async function bareBridge(relayPort: number, targetPort: number): Promise<{ port
   };
 }
 
-async function localStack() {
+export async function localStack() {
   const closers: Closer[] = [];
   const { host, eventHandler, attach } = await startControlPlaneHost();
   closers.push(() => host.close());
@@ -244,6 +247,10 @@ async function localStack() {
   return {
     client,
     device,
+    /** For a device in another process: its connection string and the hub's CA. */
+    deviceConnectionString: (id: string) => hub.createDevice(id),
+    caPem: hub.caPem,
+    keyConnectionString: `Endpoint=${host.url};SharedAccessKeyName=bench;SharedAccessKey=${KEY}`,
     relayHost: new URL(wps.endpoint).host,
     relayEndpoint: wps.endpoint,
     relayHub: "streams",

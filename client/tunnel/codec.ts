@@ -21,6 +21,15 @@ export const HEADER_SIZE = 14;
 export const MAX_REASON_MESSAGE_BYTES = 1024;
 export const MAX_LABEL_BYTES = 256;
 
+/**
+ * Feature bits of the HELLO extension (§4): a side sets a bit only for what it supports, and a
+ * feature is on for the stream only when both HELLOs carry its bit.
+ */
+export const FEATURES = {
+  /** DATA and FIN may follow OPEN before the ACCEPT, within the channel's initial credit (§5). */
+  earlyData: 0x1,
+} as const;
+
 /** Protocol bounds on the limits a HELLO may grant (§4). */
 export const LIMITS = {
   maxStreamWindowBytes: 3 * 1024 * 1024,
@@ -54,6 +63,8 @@ export interface HelloFields {
   channelWindowMessages: number;
   maxChannels: number;
   maxDataPayload: number;
+  /** FEATURES bits; absent or 0 is sent as the plain v1 HELLO, which every peer understands. */
+  features?: number;
 }
 
 export interface WindowEntry {
@@ -140,7 +151,8 @@ export function encodeData(
 export function encodeFrame(seq: number, frame: Frame): Buffer {
   switch (frame.type) {
     case "hello": {
-      const buf = frameBuffer(TYPE.hello, seq, 0, HELLO_SIZE);
+      const features = frame.features ?? 0;
+      const buf = frameBuffer(TYPE.hello, seq, 0, HELLO_SIZE + (features ? 4 : 0));
       let at = HEADER_SIZE;
       at = buf.writeUInt16BE(frame.minVersion, at);
       at = buf.writeUInt16BE(frame.maxVersion, at);
@@ -149,7 +161,8 @@ export function encodeFrame(seq: number, frame: Frame): Buffer {
       at = buf.writeUInt32BE(frame.channelWindowBytes, at);
       at = buf.writeUInt16BE(frame.channelWindowMessages, at);
       at = buf.writeUInt32BE(frame.maxChannels, at);
-      buf.writeUInt32BE(frame.maxDataPayload, at);
+      at = buf.writeUInt32BE(frame.maxDataPayload, at);
+      if (features) buf.writeUInt32BE(features >>> 0, at);
       return seal(buf);
     }
     case "close":
@@ -232,7 +245,8 @@ function positive(value: number, max: number, field: string): number {
 }
 
 function decodeHello(body: Buffer): Frame {
-  // Extension bytes after the v1 fields are allowed, so a later version can extend HELLO.
+  // Extension bytes after the v1 fields are allowed, so a later version can extend HELLO. The first
+  // four are the feature bits; peers released before them ignore them, and send none.
   if (body.length < HELLO_SIZE) fail(`HELLO body must be at least ${HELLO_SIZE} bytes`);
   const minVersion = body.readUInt16BE(0);
   const maxVersion = body.readUInt16BE(2);
@@ -264,6 +278,7 @@ function decodeHello(body: Buffer): Frame {
     channelWindowMessages,
     maxChannels,
     maxDataPayload,
+    ...(body.length >= HELLO_SIZE + 4 ? { features: body.readUInt32BE(HELLO_SIZE) } : {}),
   };
 }
 

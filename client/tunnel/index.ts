@@ -5,6 +5,7 @@ export {
   type FrameType,
   type HelloFields,
   type WindowEntry,
+  FEATURES,
   HEADER_SIZE,
   LIMITS,
   PROTOCOL_VERSION,

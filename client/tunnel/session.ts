@@ -6,7 +6,15 @@
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { TunnelChannel, type ChannelHost } from "./channel";
-import { type Frame, type HelloFields, LIMITS, PROTOCOL_VERSION, decodeFrame, encodeFrame } from "./codec";
+import {
+  FEATURES,
+  type Frame,
+  type HelloFields,
+  LIMITS,
+  PROTOCOL_VERSION,
+  decodeFrame,
+  encodeFrame,
+} from "./codec";
 import { TunnelError } from "./errors";
 import type { CloseReason, SendableCloseReason, SendableRefuseReason, SendableResetReason } from "./reasons";
 import type { TunnelTransport } from "./transport";
@@ -38,6 +46,11 @@ export interface TunnelSessionOptions {
   handshakeTimeoutInMs?: number;
   keepaliveIntervalInMs?: number;
   keepaliveTimeoutInMs?: number;
+  /**
+   * Offer early data (§5: DATA after OPEN without waiting for ACCEPT). Default true; false makes
+   * this side speak exactly the HELLO of peers released before the feature.
+   */
+  earlyData?: boolean;
 }
 
 export interface TunnelStats {
@@ -85,7 +98,7 @@ export const DEFAULT_TUNNEL_OPTIONS = {
   keepaliveTimeoutInMs: 45_000,
 } as const;
 
-type Resolved = Omit<Required<TunnelSessionOptions>, "acceptChannel" | "transport" | "role">;
+type Resolved = Omit<Required<TunnelSessionOptions>, "acceptChannel" | "transport" | "role" | "earlyData">;
 
 interface Opening {
   resolve: (channel: TunnelChannel) => void;
@@ -132,6 +145,9 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   /** The device stays silent until the service's HELLO (§4). */
   private mayTalk: boolean;
   private peer: HelloFields | undefined;
+  /** FEATURES bits this side offers, and those both offered (set by the handshake). */
+  private readonly offeredFeatures: number;
+  private features = 0;
   private outSeq = 0;
   private inSeq = 0;
 
@@ -174,6 +190,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.transport = options.transport;
     this.options = resolveOptions(options);
     this.acceptChannel = options.acceptChannel;
+    this.offeredFeatures = options.earlyData === false ? 0 : FEATURES.earlyData;
     this.mayTalk = this.role === "service";
     this.recvStreamBytes = this.options.streamWindowBytes;
     this.recvStreamMessages = this.options.streamWindowMessages;
@@ -204,12 +221,17 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       this.options.handshakeTimeoutInMs,
     );
     this.handshakeTimer.unref();
-    if (this.role === "service") this.sendHello(1, PROTOCOL_VERSION);
+    if (this.role === "service") this.sendHello(1, PROTOCOL_VERSION, this.offeredFeatures);
   }
 
   /** Resolves once both HELLOs are exchanged; rejects with the close reason. */
   waitReady(): Promise<void> {
     return this.readyPromise;
+  }
+
+  /** True once both sides offered early data in their HELLOs (§5). */
+  get earlyData(): boolean {
+    return (this.features & FEATURES.earlyData) !== 0;
   }
 
   /** The most channels the device accepts at once (its HELLO); undefined before the handshake. */
@@ -222,8 +244,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
    * When the device's channel limit is reached, the request waits (first come, first served) up to
    * `waitInMs` for a channel to finish, then rejects with ChannelLimit: a connection pool or a
    * parallel download briefly above the limit queues instead of failing.
+   * `early`: when the device supports early data (§5), resolve at once, without waiting for the
+   * ACCEPT, so the first bytes leave with the OPEN; a REFUSE then errors the channel instead.
    */
-  async openChannel(label = "", waitInMs = DEFAULT_CHANNEL_WAIT_MS): Promise<TunnelChannel> {
+  async openChannel(label = "", waitInMs = DEFAULT_CHANNEL_WAIT_MS, early = false): Promise<TunnelChannel> {
     if (this.role !== "service")
       throw new TunnelError("ProtocolError", "only the service side opens channels");
     await this.readyPromise;
@@ -237,6 +261,15 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     }
     if (this.highestChannelId >= 0xffffffff) throw new TunnelError("ChannelLimit", "channel ids exhausted");
     const channel = this.createChannel(++this.highestChannelId, label);
+    if (early && this.earlyData) {
+      // The application writes at once; its first bytes leave with the OPEN, and a REFUSE reaches
+      // it as the channel's error (the session destroys it below), as a reset would.
+      const ignore = (): void => undefined;
+      this.opening.set(channel.id, { resolve: ignore, reject: ignore });
+      channel.exposed = true;
+      channel.queueControl("open");
+      return channel;
+    }
     const accepted = new Promise<TunnelChannel>((resolve, reject) => {
       this.opening.set(channel.id, { resolve, reject });
     });
@@ -343,9 +376,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.sendRaw(encodeFrame(this.outSeq, frame));
   }
 
-  private sendHello(minVersion: number, maxVersion: number): void {
+  private sendHello(minVersion: number, maxVersion: number, features: number): void {
     const o = this.options;
     this.sendStream({
+      features,
       type: "hello",
       minVersion,
       maxVersion,
@@ -461,7 +495,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
           `the service offers versions ${hello.minVersion}..${hello.maxVersion}; this device speaks 1..${PROTOCOL_VERSION}`,
         );
       }
-      this.sendHello(version, version);
+      this.sendHello(version, version, this.offeredFeatures & (hello.features ?? 0));
     } else if (hello.minVersion !== hello.maxVersion || hello.maxVersion > PROTOCOL_VERSION) {
       return this.fail(
         "VersionMismatch",
@@ -469,6 +503,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       );
     }
     this.peer = hello;
+    this.features = this.offeredFeatures & (hello.features ?? 0);
     this.sendStreamBytes = hello.streamWindowBytes;
     this.sendStreamMessages = hello.streamWindowMessages;
     this.state = "open";
@@ -549,11 +584,15 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
           channel.exposed = true;
           opening.resolve(channel);
         } else {
-          this.retire(channel);
-          channel.destroy();
-          opening.reject(
-            new TunnelError(frame.reason, `channel refused: ${frame.reason} ${frame.message}`.trim(), true),
+          const err = new TunnelError(
+            frame.reason,
+            `channel refused: ${frame.reason} ${frame.message}`.trim(),
+            true,
           );
+          this.retire(channel);
+          // Exposed only with early data: the application already holds the channel.
+          channel.destroy(channel.exposed ? err : undefined);
+          opening.reject(err);
         }
         return this.creditStream(0, 1);
       }
@@ -607,6 +646,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     }
     this.creditStream(0, 1);
     const channel = this.createChannel(id, label);
+    // Early DATA and FIN wait in the channel's buffer until it is accepted, or go with its REFUSE.
+    if (this.earlyData) channel.peerMaySend = true;
     const request: ChannelRequest = { id, label };
     const decide = (decision: ChannelDecision): void => {
       if (channel.retired || this.state !== "open") return;

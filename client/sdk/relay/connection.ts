@@ -4,7 +4,8 @@
  * TunnelTransport, so the multiplexer never sees Web PubSub.
  */
 import { EventEmitter } from "node:events";
-import type { Agent } from "node:http";
+import type { Agent, IncomingMessage } from "node:http";
+import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import type { TunnelTransport } from "../../tunnel";
 import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../webpubsub";
@@ -132,6 +133,9 @@ export class RelayConnection
   private disconnectedReason: string | undefined;
   private reporter: (() => number) | undefined;
   private readonly ended: Promise<void>;
+  /** The WebSocket's own TCP/TLS socket, corked while a tick's frames are queued (see send). */
+  private socket: Duplex | undefined;
+  private corked = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -139,6 +143,7 @@ export class RelayConnection
   ) {
     super();
     ws.binaryType = "nodebuffer";
+    ws.once("upgrade", (res: IncomingMessage) => (this.socket = res.socket));
     this.ended = new Promise((resolve) => ws.once("close", () => resolve()));
     ws.on("message", this.onMessage);
     // Frames that arrive before the tunnel attaches are held, not lost: the device's peer may speak
@@ -170,8 +175,22 @@ export class RelayConnection
     this.reporter = reporter;
   }
 
+  /**
+   * Frames sent in the same tick leave in one write: the tunnel flushes a batch of frames at once
+   * (OPEN with its early DATA, DATA of many channels, WINDOW), and one syscall per WebSocket message
+   * was the largest cost of small-frame traffic in the profile (docs/performance.md).
+   */
   send(frame: Uint8Array): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    const socket = this.socket;
+    if (socket && !this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
     this.ws.send(
       encodeUpstream({
         type: "sendToGroup",

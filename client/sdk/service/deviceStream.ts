@@ -69,10 +69,11 @@ export class DeviceStream extends EventEmitter<DeviceStreamEvents> {
   /**
    * Opens a channel; rejects with a TunnelError (code = reason) when refused or the stream ended.
    * On a full stream it waits up to `waitInMs` (default 30 s) for a channel to finish, in order of
-   * arrival, then rejects with `ChannelLimit`.
+   * arrival, then rejects with `ChannelLimit`. `early`: see TunnelSession.openChannel (a REFUSE then
+   * errors the channel rather than rejecting).
    */
-  openChannel(label = "", options: { waitInMs?: number } = {}): Promise<Duplex> {
-    return this.session.openChannel(label, options.waitInMs);
+  openChannel(label = "", options: { waitInMs?: number; early?: boolean } = {}): Promise<Duplex> {
+    return this.session.openChannel(label, options.waitInMs, options.early);
   }
 
   /** Ends the stream (the device's channels see the reason) and waits for the relay socket to close. */

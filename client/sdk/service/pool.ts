@@ -92,7 +92,11 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       const wait = roomy ? remaining : mayGrow ? Math.min(this.o.overflowAfterInMs, remaining) : remaining;
       this.pending.set(stream, (this.pending.get(stream) ?? 0) + 1);
       try {
-        const channel = await stream.openChannel(label, { waitInMs: Math.max(0, wait) });
+        const channel = await stream.openChannel(label, {
+          waitInMs: Math.max(0, wait),
+          // forward splices a socket into it: its first bytes go with the OPEN (tunnel-protocol §5).
+          early: true,
+        });
         this.touch(stream);
         return channel;
       } catch (err) {

@@ -1,0 +1,266 @@
+/**
+ * The cost of a channel (issue 15, point 4): connection churn, small request/response and bulk
+ * through one `forward`, each beside the same load in the same run (direct on loopback, or the bare
+ * ws relay with the same hops for bulk), and the agent's CPU per 1,000 channel opens and per GiB.
+ * The agent runs with its default settings in its own process, so process.cpuUsage() there is what
+ * a device owner pays; everything else (control plane, relay and hub emulators, forward) runs here.
+ */
+import { fork } from "node:child_process";
+import { once } from "node:events";
+import { type Socket, connect } from "node:net";
+import { performance } from "node:perf_hooks";
+import { Client } from "azure-iot-device";
+import { Mqtt } from "azure-iot-device-mqtt";
+import { NoRetry } from "azure-iot-common";
+import { startAgent } from "../../client/cli/agent";
+import { Forwarder } from "../../client/cli/forward";
+import type { BenchRow, BenchSuite } from "../types";
+import { bareBridge, bareRelay, echoServer, localStack, sink, throughput } from "./tunnel";
+
+const MiB = 1024 * 1024;
+const CHILD_FLAG = "--channels-bench-agent";
+const PROBE = Buffer.alloc(64, 0x62);
+
+type Msg = { type: string; [k: string]: unknown };
+
+// ---- the agent, in its own process ----
+
+function cpuMicros(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+async function runAgentChild(): Promise<void> {
+  const [start] = (await once(process, "message")) as [Msg];
+  const client = Client.fromConnectionString(String(start.connectionString), Mqtt);
+  client.setRetryPolicy(new NoRetry());
+  client.on("error", () => undefined);
+  await client.setOptions({ ca: String(start.caPem) });
+  await client.open();
+  const targets = start.targets as Record<string, number>;
+  const agent = startAgent(client, {
+    targets: new Map(Object.entries(targets).map(([name, port]) => [name, { host: "127.0.0.1", port }])),
+    relay: { endpoint: String(start.relayEndpoint), hub: String(start.hub), allowInsecure: true },
+  });
+  process.on("message", (m: Msg) => {
+    if (m.type === "cpu") process.send?.({ type: "cpu", micros: cpuMicros() });
+  });
+  process.on("disconnect", () => void agent.close().finally(() => process.exit(0)));
+  process.send?.({ type: "ready" });
+}
+
+async function startAgentChild(start: Msg) {
+  // CHANNELS_BENCH_AGENT_PROF=DIR writes the agent's CPU profile there (node --cpu-prof).
+  const prof = process.env.CHANNELS_BENCH_AGENT_PROF;
+  const child = fork(__filename, [CHILD_FLAG], {
+    stdio: ["ignore", "ignore", "inherit", "ipc"],
+    execArgv: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
+  });
+  const exited = once(child, "exit");
+  child.send(start);
+  await Promise.race([
+    once(child, "message"),
+    exited.then(() => {
+      throw new Error("channels bench agent exited before it was ready");
+    }),
+  ]);
+  return {
+    cpuMicros: async (): Promise<number> => {
+      const reply = once(child, "message") as Promise<[Msg]>;
+      child.send({ type: "cpu" });
+      return Number((await reply)[0].micros);
+    },
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      // A disconnect lets it close its streams and write its profile; SIGKILL if it hangs.
+      child.disconnect();
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+// ---- loads ----
+
+/** Resolves once `socket` has delivered `n` more bytes. */
+function readBytes(socket: Socket, n: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let got = 0;
+    const onData = (b: Buffer) => {
+      got += b.length;
+      if (got >= n) {
+        socket.off("data", onData);
+        socket.off("error", reject);
+        resolve();
+      }
+    };
+    socket.on("data", onData);
+    socket.once("error", reject);
+  });
+}
+
+/** Sequential short connections: connect, 64 B echoed, close; connections per second. */
+async function churn(port: number, count: number): Promise<number> {
+  const started = performance.now();
+  for (let i = 0; i < count; i++) {
+    const socket = connect({ port, host: "127.0.0.1", noDelay: true });
+    const echoed = readBytes(socket, PROBE.length);
+    socket.write(PROBE);
+    await echoed;
+    const closed = once(socket, "close");
+    socket.end();
+    await closed;
+  }
+  return count / ((performance.now() - started) / 1000);
+}
+
+/** `connections` connections each doing 64 B request/response back to back; operations per second. */
+async function requestResponse(port: number, connections: number, seconds: number): Promise<number> {
+  const sockets = await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const socket = connect({ port, host: "127.0.0.1", noDelay: true });
+      await once(socket, "connect");
+      // One warm-up round trip: with a pooled forward the channel is open once this returns.
+      const echoed = readBytes(socket, PROBE.length);
+      socket.write(PROBE);
+      await echoed;
+      return socket;
+    }),
+  );
+  let ops = 0;
+  const until = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    sockets.map(async (socket) => {
+      while (performance.now() < until) {
+        const echoed = readBytes(socket, PROBE.length);
+        socket.write(PROBE);
+        await echoed;
+        ops++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  await Promise.all(
+    sockets.map((s) => {
+      const closed = once(s, "close");
+      s.end();
+      return closed;
+    }),
+  );
+  return ops / elapsed;
+}
+
+// ---- the suite ----
+
+const suite: BenchSuite = async ({ quick }) => {
+  const churnCount = quick ? 100 : 2000;
+  const rrSeconds = quick ? 1 : 5;
+  const bulk = quick ? 16 * MiB : 512 * MiB;
+  const closers: Array<() => Promise<void>> = [];
+  const rows: BenchRow[] = [];
+  try {
+    const echo = await echoServer();
+    const target = await sink();
+    closers.push(echo.close, target.close);
+    const stack = await localStack();
+    closers.push(stack.close);
+    const agent = await startAgentChild({
+      type: "start",
+      connectionString: await stack.deviceConnectionString("bench-channels"),
+      caPem: stack.caPem,
+      relayEndpoint: stack.relayEndpoint,
+      hub: stack.relayHub,
+      targets: { echo: echo.port, sink: target.port },
+    });
+    closers.push(agent.stop);
+    const [echoPort, sinkPort] = await Promise.all(
+      ["echo", "sink"].map(async (name) => {
+        const f = new Forwarder(stack.client, {
+          deviceId: "bench-channels",
+          name,
+          listen: { host: "127.0.0.1", port: 0 },
+        });
+        closers.push(() => f.close());
+        return (await f.listen()).port;
+      }),
+    );
+    const relay = await bareRelay();
+    closers.push(relay.close);
+    const bareSink = await bareBridge(relay.port, target.port);
+    closers.push(bareSink.close);
+
+    // Warm-up: streams opened, JIT compiled.
+    await churn(echoPort!, 50);
+    await churn(echo.port, 50);
+    await throughput(sinkPort!, 4 * MiB, target.received);
+    await throughput(bareSink.port, 4 * MiB, target.received);
+
+    const directChurn = await churn(echo.port, churnCount);
+    const cpuBeforeChurn = await agent.cpuMicros();
+    const fullChurn = await churn(echoPort!, churnCount);
+    const churnCpuMicros = (await agent.cpuMicros()) - cpuBeforeChurn;
+    const directRr = await requestResponse(echo.port, 20, rrSeconds);
+    const fullRr = await requestResponse(echoPort!, 20, rrSeconds);
+    const bareMBps = bulk / MiB / (await throughput(bareSink.port, bulk, target.received));
+    const cpuBeforeBulk = await agent.cpuMicros();
+    const fullMBps = bulk / MiB / (await throughput(sinkPort!, bulk, target.received));
+    const bulkCpuMicros = (await agent.cpuMicros()) - cpuBeforeBulk;
+
+    const group = "channels";
+    rows.push(
+      {
+        group,
+        name: `connection churn through one forward: open + 64 B echo + close, sequential (n=${churnCount})`,
+        value: fullChurn,
+        unit: "conn/s",
+        baseline: { name: "direct loopback", value: directChurn },
+        target: ">= 1500 conn/s",
+      },
+      {
+        group,
+        name: `request/response, 20 connections x 64 B through one forward (${rrSeconds} s)`,
+        value: fullRr,
+        unit: "ops/s",
+        baseline: { name: "direct loopback", value: directRr },
+        target: ">= 2x the ratio before issue 15",
+      },
+      {
+        group,
+        name: `bulk one way through forward→relay→agent (${bulk / MiB} MiB, sha256-verified)`,
+        value: fullMBps,
+        unit: "MiB/s",
+        baseline: { name: "bare ws relay, same hops", value: bareMBps },
+        target: ">= 90% of bare",
+      },
+      {
+        group,
+        name: "agent CPU per 1,000 channel opens (churn loop above, agent process)",
+        value: (churnCpuMicros / 1000 / churnCount) * 1000,
+        unit: "ms",
+        note: "user + system of the agent process: open, 64 B each way, close, target dial",
+      },
+      {
+        group,
+        name: "agent CPU per GiB moved (bulk above, agent process)",
+        value: (bulkCpuMicros / 1000) * (1024 / (bulk / MiB)),
+        unit: "ms",
+        target: "half of before issue 15",
+        note: "user + system of the agent process",
+      },
+    );
+  } finally {
+    for (const c of closers.reverse()) await c().catch(() => undefined);
+  }
+  return rows;
+};
+
+if (require.main === module && process.argv[2] === CHILD_FLAG) {
+  runAgentChild().catch((err: unknown) => {
+    process.stderr.write(`channels bench agent: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
+
+export default suite;
