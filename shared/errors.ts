@@ -51,6 +51,14 @@ export const Errors = {
   misconfigured: (problems: string[]) =>
     new ApiError(503, "ConfigurationError", `The service is misconfigured: ${problems.join("; ")}`),
   upstreamUnavailable: (message: string) => new ApiError(503, "ServiceUnavailable", message),
+  /** An Azure service refused the control plane's own credential: a deployment problem, not the caller's. */
+  upstreamAuthorization: (service: string, status: number) =>
+    new ApiError(
+      503,
+      "UpstreamAuthorizationFailed",
+      `${service} refused the control plane's credential (${status}): check the app identity's role ` +
+        "assignments (docs/deploy.md, 'Who can deploy'); new assignments can take minutes to apply.",
+    ),
   deviceTimeout: (message: string) => new ApiError(504, "DeviceTimeout", message),
 } as const;
 

@@ -23,7 +23,30 @@ export function errorResponse(err: ApiError): HttpResponseInit {
 export function toErrorResponse(err: unknown, log?: (message: string) => void): HttpResponseInit {
   if (isApiError(err)) return errorResponse(err);
   log?.(`unhandled error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-  return errorResponse(Errors.internal());
+  return errorResponse(upstreamRefusal(err) ?? Errors.internal());
+}
+
+/** The Azure SDK packages the control plane calls through, by their user-agent prefix. */
+const SERVICES: ReadonlyArray<[string, string]> = [
+  ["azsdk-js-web-pubsub", "Web PubSub"],
+  ["azsdk-js-data-tables", "Table Storage"],
+];
+
+/**
+ * A 401/403 from an Azure SDK call (core-rest-pipeline's RestError) means the control plane's own
+ * identity lacks a role: said plainly, with the service's name only. The service's message stays in
+ * the log: it may name principals and resources.
+ */
+function upstreamRefusal(err: unknown) {
+  if (!(err instanceof Error) || err.name !== "RestError") return undefined;
+  const { statusCode, request } = err as {
+    statusCode?: unknown;
+    request?: { headers?: { get?: (name: string) => string | undefined } };
+  };
+  if (statusCode !== 401 && statusCode !== 403) return undefined;
+  const agent = request?.headers?.get?.("user-agent") ?? "";
+  const service = SERVICES.find(([prefix]) => agent.includes(prefix))?.[1] ?? "An Azure service";
+  return Errors.upstreamAuthorization(service, statusCode);
 }
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponseInit {

@@ -9,6 +9,7 @@ import { RestError } from "@azure/core-rest-pipeline";
 import { WebPubSubServiceClient } from "@azure/web-pubsub";
 import type { TokenCredential } from "@azure/core-auth";
 import { jose } from "../../../shared/auth/jose";
+import { toErrorResponse } from "../../../shared/http/respond";
 import { createIotHubClients } from "../../../shared/iothub/clients";
 import { type WebPubSubEmulator, startWebPubSubEmulator } from "../../../emulators/webpubsub";
 import { type IotHubEmulator, startIotHubEmulator } from "../../../emulators/iothub";
@@ -105,6 +106,23 @@ describe("Web PubSub emulator REST", () => {
     expect(err.statusCode).toBe(403);
     expect(err.message).toMatch(/no role assignment/);
     expect(await status(client.groupExists("g"))).toBe(200);
+  });
+
+  it("a refusal of the control plane's own identity reaches its caller as a clear 503 that names the service and nothing else", async () => {
+    const refused = await wpsClient(tenant.credential(tenant.reader))
+      .getClientAccessToken()
+      .catch((e: unknown) => e);
+    const logged: string[] = [];
+    const res = toErrorResponse(refused, (m) => logged.push(m));
+    expect(res.status).toBe(503);
+    const { error } = res.jsonBody as { error: { code: string; message: string } };
+    expect(error.code).toBe("UpstreamAuthorizationFailed");
+    expect(error.message).toMatch(
+      /^Web PubSub refused the control plane's credential \(403\): check the app identity's role assignments/,
+    );
+    // What the service said (principals, resources) stays in the log.
+    expect(error.message).not.toMatch(/no role assignment|oid|principal/i);
+    expect(logged.join("\n")).toMatch(/no role assignment/);
   });
 
   it("refuses a principal with no role assignment at all (403)", async () => {
