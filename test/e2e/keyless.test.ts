@@ -93,6 +93,16 @@ describe("npm start -- --keyless", () => {
     expect(session.stdout()).toContain("keyless-42");
   });
 
+  it("forward serves the demo's web page", async () => {
+    // exec: the signal below reaches forward itself, not the shell that started it.
+    const fwd = shell(`exec ${CLI} forward ${DEVICE} web --listen 0`);
+    const [, port] = await fwd.waitFor(/forwarding 127\.0\.0\.1:(\d+) ->/, "forward to listen");
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain("Hello from the demo device");
+    expect((await stop(fwd, "SIGINT")).code).toBe(EXIT.ok);
+  });
+
   it("a stream the device rejects", async () => {
     const refused = shell(`${CLI} connect ${DEVICE} no-such-target`);
     const exit = await withDeadline(refused.exit, 60_000, "the refused connect");
