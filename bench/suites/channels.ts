@@ -13,9 +13,8 @@ import { Client } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import { startAgent } from "../../client/cli/agent";
-import { Forwarder } from "../../client/cli/forward";
 import type { BenchRow, BenchSuite } from "../types";
-import { bareBridge, bareRelay, echoServer, localStack, sink, throughput } from "./tunnel";
+import { bareBridge, bareRelay, echoServer, forwarders, localStack, sink, throughput } from "./tunnel";
 
 const MiB = 1024 * 1024;
 const CHILD_FLAG = "--channels-bench-agent";
@@ -175,17 +174,7 @@ const suite: BenchSuite = async ({ quick }) => {
       targets: { echo: echo.port, sink: target.port },
     });
     closers.push(agent.stop);
-    const [echoPort, sinkPort] = await Promise.all(
-      ["echo", "sink"].map(async (name) => {
-        const f = new Forwarder(stack.client, {
-          deviceId: "bench-channels",
-          name,
-          listen: { host: "127.0.0.1", port: 0 },
-        });
-        closers.push(() => f.close());
-        return (await f.listen()).port;
-      }),
-    );
+    const [echoPort, sinkPort] = await forwarders(stack.client, "bench-channels", ["echo", "sink"], closers);
     const relay = await bareRelay();
     closers.push(relay.close);
     const bareSink = await bareBridge(relay.port, target.port);

@@ -205,6 +205,22 @@ export async function bareBridge(
   };
 }
 
+/** One `forward` per stream name of a device, each on its own loopback port (in `names`' order). */
+export function forwarders(
+  client: StreamsClient,
+  deviceId: string,
+  names: readonly string[],
+  closers: Closer[],
+): Promise<number[]> {
+  return Promise.all(
+    names.map(async (name) => {
+      const f = new Forwarder(client, { deviceId, name, listen: { host: "127.0.0.1", port: 0 } });
+      closers.push(() => f.close());
+      return (await f.listen()).port;
+    }),
+  );
+}
+
 export async function localStack() {
   const closers: Closer[] = [];
   const { host, eventHandler, attach } = await startControlPlaneHost();
@@ -279,20 +295,9 @@ const suite: BenchSuite = async ({ quick }) => {
         ["echo", { host: "127.0.0.1", port: echo.port }],
       ]),
       relay: { endpoint: stack.relayEndpoint, hub: stack.relayHub, allowInsecure: true },
-      maxChannels: 64,
     });
     closers.push(() => agent.close());
-    const forwarders = await Promise.all(
-      ["sink", "echo"].map(async (name) => {
-        const f = new Forwarder(stack.client, {
-          deviceId: "bench-agent",
-          name,
-          listen: { host: "127.0.0.1", port: 0 },
-        });
-        closers.push(() => f.close());
-        return (await f.listen()).port;
-      }),
-    );
+    const forwardPorts = await forwarders(stack.client, "bench-agent", ["sink", "echo"], closers);
     const relay = await bareRelay();
     closers.push(relay.close);
     const bareSink = await bareBridge(relay.port, target.port);
@@ -300,11 +305,11 @@ const suite: BenchSuite = async ({ quick }) => {
     closers.push(bareSink.close, bareEcho.close);
 
     // Warm up every path (stream opened, JIT), then measure.
-    await throughput(forwarders[0]!, 4 * MiB, target.received);
+    await throughput(forwardPorts[0]!, 4 * MiB, target.received);
     await throughput(bareSink.port, 4 * MiB, target.received);
     const raw = total / MiB / (await throughput(target.port, total, target.received));
     const bare = total / MiB / (await throughput(bareSink.port, total, target.received));
-    const full = total / MiB / (await throughput(forwarders[0]!, total, target.received));
+    const full = total / MiB / (await throughput(forwardPorts[0]!, total, target.received));
     const label = `${total / MiB} MiB one way, sha256-verified`;
     rows.push(
       { group: "tunnel", name: `throughput, raw loopback TCP (${label})`, value: raw, unit: "MiB/s" },
@@ -327,8 +332,8 @@ const suite: BenchSuite = async ({ quick }) => {
 
     const rawRtt = await rtt(echo.port, rttCount);
     const bareRtt = await rtt(bareEcho.port, rttCount);
-    await rtt(forwarders[1]!, 10);
-    const fullRtt = await rtt(forwarders[1]!, rttCount);
+    await rtt(forwardPorts[1]!, 10);
+    const fullRtt = await rtt(forwardPorts[1]!, rttCount);
     for (const p of ["p50", "p99"] as const) {
       rows.push(
         { group: "tunnel", name: `RTT ${p}, 64 B, raw TCP (n=${rttCount})`, value: rawRtt[p], unit: "ms" },
