@@ -116,7 +116,9 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
         }
         if (mayGrow) await this.grow().catch((e: unknown) => this.onGrowFailed(e));
       } finally {
-        this.pending.set(stream, this.pending.get(stream)! - 1);
+        // A stream that closed meanwhile has no entry any more; none is made for it again.
+        const pending = this.pending.get(stream);
+        if (pending !== undefined) this.pending.set(stream, pending - 1);
       }
     }
   }
