@@ -10,6 +10,7 @@ import { entraEndpoints, type EntraEndpoints, DEFAULT_AUTHORITY_HOST } from "./j
 import { ACTIONS } from "./principal";
 import { MAX_SAS_TTL_SECONDS } from "../../common/sas";
 import { decodeBase64Strict, isIotHubResource, MIN_SAS_KEY_BYTES } from "./sas";
+import { isLoopbackHost } from "../../common/loopback";
 
 /** Local development signs for `localhost`; in Azure this is the function app's host name. */
 export const DEFAULT_SAS_RESOURCE = "localhost";
@@ -108,13 +109,11 @@ const commaList = z.string().transform((text) =>
     .filter((s) => s.length > 0),
 );
 
-const isLoopback = (host: string) => host === "localhost" || host === "127.0.0.1" || host === "[::1]";
-
 /** https, or http to a loopback address (tests and local emulators). */
 const keysUrl = z.string().refine((text) => {
   try {
     const url = new URL(text);
-    return url.protocol === "https:" || (url.protocol === "http:" && isLoopback(url.hostname));
+    return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
   } catch {
     return false;
   }

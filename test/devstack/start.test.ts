@@ -9,6 +9,7 @@ import { DEFAULT_OPTIONS } from "../../devstack/args";
 import { runCli, runDevStack, type DevStackDeps } from "../../devstack/start";
 import { deferred, Recorder, withDeadline } from "../helpers/events";
 import { recordingLogger } from "../helpers/logger";
+import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 
 jest.setTimeout(15_000);
 
@@ -68,18 +69,6 @@ describe("the local stack", () => {
     iotHubPort: 0,
     stateDir,
   });
-  const ephemeralPorts = [
-    "--port",
-    "0",
-    "--table-port",
-    "0",
-    "--webpubsub-port",
-    "0",
-    "--mqtt-port",
-    "0",
-    "--iothub-port",
-    "0",
-  ];
   let log = recordingLogger();
   beforeEach(() => (log = recordingLogger()));
   const deps = (gate?: Parameters<typeof sampleTable>[1]): DevStackDeps => ({
@@ -153,7 +142,7 @@ describe("the local stack", () => {
   });
 
   it("prints the endpoints and stops cleanly on SIGINT", async () => {
-    const run = cli([...ephemeralPorts, "--state-dir", stateDir, "--no-demo"]);
+    const run = cli([...EPHEMERAL_STACK_PORTS, "--state-dir", stateDir, "--no-demo"]);
     const api = await run.ready();
     expect(run.out()).toMatch(/Azurite table service\s+http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1/);
     expect(run.out()).toContain("off (--no-demo)");
@@ -170,7 +159,7 @@ describe("the local stack", () => {
     const entered = deferred();
     const release = deferred();
     const run = cli(
-      [...ephemeralPorts, "--state-dir", stateDir],
+      [...EPHEMERAL_STACK_PORTS, "--state-dir", stateDir],
       deps({ entered: () => entered.resolve(), release: release.promise }),
     );
     const api = await run.ready();
@@ -198,7 +187,7 @@ describe("the local stack", () => {
   ])("names a port taken for %s, says how to change it, and exits 1", async (flag, service) => {
     const { port, server } = await occupiedPort();
     try {
-      const argv = [...ephemeralPorts, "--state-dir", stateDir, flag, String(port)];
+      const argv = [...EPHEMERAL_STACK_PORTS, "--state-dir", stateDir, flag, String(port)];
       const run = cli(argv);
       expect(await withDeadline(run.exit, 10_000, "the CLI to exit")).toBe(1);
       expect(run.err()).toContain(`port ${port} on 127.0.0.1 is already in use (${service})`);
@@ -209,7 +198,7 @@ describe("the local stack", () => {
   });
 
   it("reports a control plane that fails to build and exits 1", async () => {
-    const run = cli([...ephemeralPorts, "--state-dir", stateDir], {
+    const run = cli([...EPHEMERAL_STACK_PORTS, "--state-dir", stateDir], {
       createRouteTable: () => {
         throw new Error("AzureWebJobsStorage: invalid");
       },

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { unpackedArtifact, type Unpacked } from "../deploy/artifact";
 import { withDeadline } from "../helpers/events";
+import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import { REPO, type Child, ensureBuilt, freePort, killAll, start, stop } from "./support";
 
 jest.setTimeout(120_000);
@@ -27,18 +28,7 @@ beforeAll(async () => {
     [
       "dist/devstack/start.js",
       ...["--app", unpacked.dir],
-      ...[
-        "--port",
-        "0",
-        "--table-port",
-        "0",
-        "--webpubsub-port",
-        "0",
-        "--mqtt-port",
-        "0",
-        "--iothub-port",
-        "0",
-      ],
+      ...EPHEMERAL_STACK_PORTS,
       ...["--demo-forward-port", String(await freePort())],
     ],
     { cwd: ws, env: { ...process.env, DEVICESTREAM_CONNECTION_STRING: "" } },

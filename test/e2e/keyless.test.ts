@@ -8,6 +8,7 @@ import { cp, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { withDeadline } from "../helpers/events";
+import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import { EXIT } from "../../client/cli/exitCodes";
 import { REPO, type Child, type Sshd, ensureBuilt, killAll, start, startSshd, stop } from "./support";
 
@@ -45,8 +46,8 @@ beforeAll(async () => {
     [
       "dist/devstack/start.js",
       "--keyless",
-      ...["--port", "0", "--table-port", "0", "--webpubsub-port", "0", "--mqtt-port", "0"],
-      ...["--iothub-port", "0", "--demo-ssh-port", String(sshd.port)],
+      ...EPHEMERAL_STACK_PORTS,
+      ...["--demo-ssh-port", String(sshd.port)],
     ],
     // A secret in the shell must not reach the control plane (EnvironmentCredential would win).
     { cwd: ws, env: { ...process.env, AZURE_CLIENT_SECRET: "from-the-shell", AZURE_TENANT_ID: "x" } },

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type BrowserContext } from "playwright-core";
 import { withDeadline } from "../helpers/events";
+import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import {
   REPO,
   type Child,
@@ -41,8 +42,8 @@ function startStack(): Child {
     process.execPath,
     [
       "dist/devstack/start.js",
-      ...["--port", "0", "--table-port", "0", "--webpubsub-port", "0", "--mqtt-port", "0"],
-      ...["--iothub-port", "0", "--demo-ssh-port", String(sshd.port)],
+      ...EPHEMERAL_STACK_PORTS,
+      ...["--demo-ssh-port", String(sshd.port)],
       ...["--demo-forward-port", String(forwardPort)],
     ],
     { cwd: ws, env: { ...process.env, DEVICESTREAM_CONNECTION_STRING: "" } },
