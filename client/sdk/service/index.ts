@@ -3,6 +3,7 @@ export { type ParsedConnectionString, parseConnectionString } from "./connection
 export { type SasKeyCredential, type StreamsCredential } from "./credentials";
 export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
 export { ChannelPool, type ChannelPoolOptions } from "./pool";
+export { DeviceHttpAgent, type DeviceHttpAgentOptions, type DeviceTarget } from "./http/agent";
 export { StreamsError, isStreamsError } from "./errors";
 export type {
   Endpoints,
