@@ -26,7 +26,8 @@ const RULES: Record<string, { folders: string[]; packages: string[] }> = {
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
+    // The client package's build output (client/dist) and installed dependencies are not sources.
+    if (entry.isDirectory()) return ["dist", "node_modules"].includes(entry.name) ? [] : sourceFiles(path);
     return /\.(ts|js|mjs|cjs)$/.test(entry.name) ? [path] : [];
   });
 }
