@@ -25,8 +25,10 @@ async function loadIdentity() {
     return await import("@azure/identity");
   } catch (e) {
     const { code, message } = e as NodeJS.ErrnoException;
-    // Only the package itself missing; a broken install inside it keeps its own error.
-    if (code !== "MODULE_NOT_FOUND" || !message.includes("'@azure/identity'")) throw e;
+    // Only the package itself missing (the ESM loader's code, or CommonJS's); a broken install
+    // inside it keeps its own error.
+    const notFound = code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+    if (!notFound || !message.includes("'@azure/identity'")) throw e;
     throw new UsageError(
       "Entra ID sign-in (--endpoint/--scope) needs the optional package @azure/identity: install it " +
         "beside the client (`npm install -g @azure/identity` for a global install), or use a connection string",

@@ -59,10 +59,12 @@ describe("without the optional @azure/identity (an installed client, docs/decisi
     return load(() => undefined);
   }
 
-  test("the package missing is a usage error saying how to install it", async () => {
-    const missing = Object.assign(new Error("Cannot find module '@azure/identity'"), {
-      code: "MODULE_NOT_FOUND",
-    });
+  // The built CLI loads it with a native import() (ERR_MODULE_NOT_FOUND); CommonJS says MODULE_NOT_FOUND.
+  test.each([
+    ["ERR_MODULE_NOT_FOUND", "Cannot find package '@azure/identity' imported from /x/client/cli/entra.js"],
+    ["MODULE_NOT_FOUND", "Cannot find module '@azure/identity'"],
+  ])("the package missing (%s) is a usage error saying how to install it", async (code, message) => {
+    const missing = Object.assign(new Error(message), { code });
     await expect(credentialWithout(missing)).rejects.toMatchObject({
       name: "UsageError",
       message: expect.stringContaining("npm install -g @azure/identity"),
