@@ -69,23 +69,20 @@ export async function packDirectory(dir: string, outDir: string): Promise<string
 }
 
 /**
- * Installs tarballs into `dir` as a device owner does: runtime dependencies only, from the npm cache
- * where it can. `dir` should be empty; npm writes its package.json there.
+ * Installs packages into `dir` as a device owner does: runtime dependencies only, from the npm cache
+ * where it can. `dir` should be empty; npm writes its package.json there. `specs` are what
+ * `npm install` takes (a tarball must be a path with a slash, e.g. absolute).
  */
-export async function installTarballs(dir: string, tarballs: readonly string[]): Promise<void> {
+export async function installPackages(dir: string, specs: readonly string[]): Promise<void> {
   await mkdir(dir, { recursive: true });
-  await npm(
-    [
-      "install",
-      "--omit=dev",
-      "--prefer-offline",
-      "--no-audit",
-      "--no-fund",
-      ...tarballs.map((t) => resolve(t)),
-    ],
-    dir,
-  );
+  await npm(["install", "--omit=dev", "--prefer-offline", "--no-audit", "--no-fund", ...specs], dir);
 }
+
+export const installTarballs = (dir: string, tarballs: readonly string[]) =>
+  installPackages(
+    dir,
+    tarballs.map((t) => resolve(t)),
+  );
 
 export interface TreeSize {
   /** Apparent bytes: the sum of file sizes (symbolic links count their own length), as `du -sb`. */
