@@ -1,56 +1,8 @@
 #!/usr/bin/env node
-/** `devicestream`: see docs/cli.md. */
-import { setImmediate as turn } from "node:timers/promises";
-import { openHandles } from "../client/cli/handles";
+/** `devicestream` as the checkout runs it: the client's CLI (docs/cli.md) plus the local stack's `dev` commands. */
 import { checkoutConfigPath } from "../client/cli/config";
-import { runCli } from "../client/cli/program";
-// The checkout's CLI is the client's plus the local stack's `dev` commands (docs/cli.md).
+import { main } from "../client/cli/main";
 import { registerDevCommands } from "../devstack/devCommands";
 
-const controller = new AbortController();
-// SIGHUP too: OpenSSH sends it to its ProxyCommand (`connect`) when the session ends, and Node's
-// default would kill the process before it closed its stream, which then ends as an abnormal 1006.
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-  process.once(signal, () => controller.abort());
-}
-runCli(process.argv.slice(2), {
-  stdin: process.stdin,
-  stdout: process.stdout,
-  stderr: process.stderr,
-  env: process.env,
-  cwd: process.cwd(),
-  // Node runs the entry point from its real path: the checkout is the one holding this dist/.
-  checkoutConfig: checkoutConfigPath(__dirname),
-  signal: controller.signal,
-  extensions: [registerDevCommands],
-  openHandles: async () => {
-    releaseStdin();
-    // Handles closed by the command's last callbacks finish closing in the loop's close phase.
-    await turn();
-    await turn();
-    return openHandles([process.stdin, process.stdout, process.stderr]);
-  },
-}).then(
-  (code) => exitWhenFlushed(code),
-  (err: unknown) => {
-    console.error(err);
-    exitWhenFlushed(1);
-  },
-);
-
-/** A command that read stdin (connect, echo) is done with it; stdin is the process's, not its. */
-function releaseStdin(): void {
-  process.stdin.destroy();
-}
-
-/**
- * A command is over when runCli settles, and it closes what it opened (`--verbose` says whether
- * anything is left). Whatever a dependency might still hold must not keep the process alive even
- * so: a ProxyCommand or a script waits on this exit. The write callbacks ensure what was printed is
- * out first.
- */
-function exitWhenFlushed(code: number): void {
-  process.exitCode = code;
-  releaseStdin();
-  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
-}
+// Node runs the entry point from its real path: the checkout is the one holding this dist/.
+main({ checkoutConfig: checkoutConfigPath(__dirname), extensions: [registerDevCommands] });

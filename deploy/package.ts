@@ -149,6 +149,8 @@ export async function buildArtifact(repoRoot: string, outDir: string): Promise<A
   }
   const packages = [...new Set(inputs.map(packageOf).filter((p): p is string => p !== undefined))].sort();
   writeFileSync(join(outDir, "host.json"), readFileSync(join(repoRoot, "host.json")));
+  // The project's own licence travels with its code, beside the notices of what was bundled into it.
+  writeFileSync(join(outDir, "LICENSE"), readFileSync(join(repoRoot, "LICENSE")));
   writeFileSync(
     join(outDir, "package.json"),
     `${JSON.stringify(

@@ -15,8 +15,29 @@ const CLOUD_AUTHORITIES =
 
 export const ENTRA_CA_FILE_VAR = "DEVICESTREAM_ENTRA_CA_FILE";
 
+/**
+ * @azure/identity is an optional peer of the client package (docs/decisions.md §3): a device or a
+ * SAS-key caller never needs it, and it is the largest dependency. Loaded on first use, and its
+ * absence is a configuration problem with a fix, not a crash.
+ */
+async function loadIdentity() {
+  try {
+    return await import("@azure/identity");
+  } catch (e) {
+    const { code, message } = e as NodeJS.ErrnoException;
+    // Only the package itself missing (the ESM loader's code, or CommonJS's); a broken install
+    // inside it keeps its own error.
+    const notFound = code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND";
+    if (!notFound || !message.includes("'@azure/identity'")) throw e;
+    throw new UsageError(
+      "Entra ID sign-in (--endpoint/--scope) needs the optional package @azure/identity: install it " +
+        "beside the client (`npm install -g @azure/identity` for a global install), or use a connection string",
+    );
+  }
+}
+
 export async function cliCredential(get: (name: string) => string | undefined): Promise<TokenCredential> {
-  const identity = await import("@azure/identity");
+  const identity = await loadIdentity();
   const authorityHost = get("AZURE_AUTHORITY_HOST");
   let host: string | undefined;
   try {

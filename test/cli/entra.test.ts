@@ -45,3 +45,36 @@ test("no authority, or Microsoft's, keeps DefaultAzureCredential", async () => {
     ),
   ).toBeInstanceOf(DefaultAzureCredential);
 });
+
+describe("without the optional @azure/identity (an installed client, docs/decisions.md §3)", () => {
+  function credentialWithout(error: Error & { code?: string }) {
+    let load!: typeof cliCredential;
+    jest.isolateModules(() => {
+      jest.doMock("@azure/identity", () => {
+        throw error;
+      });
+      ({ cliCredential: load } =
+        jest.requireActual<typeof import("../../client/cli/entra")>("../../client/cli/entra"));
+    });
+    return load(() => undefined);
+  }
+
+  // The built CLI loads it with a native import() (ERR_MODULE_NOT_FOUND); CommonJS says MODULE_NOT_FOUND.
+  test.each([
+    ["ERR_MODULE_NOT_FOUND", "Cannot find package '@azure/identity' imported from /x/client/cli/entra.js"],
+    ["MODULE_NOT_FOUND", "Cannot find module '@azure/identity'"],
+  ])("the package missing (%s) is a usage error saying how to install it", async (code, message) => {
+    const missing = Object.assign(new Error(message), { code });
+    await expect(credentialWithout(missing)).rejects.toMatchObject({
+      name: "UsageError",
+      message: expect.stringContaining("npm install -g @azure/identity"),
+    });
+  });
+
+  test("a module missing inside it keeps its own error", async () => {
+    const inner = Object.assign(new Error("Cannot find module '@azure/msal-node'"), {
+      code: "MODULE_NOT_FOUND",
+    });
+    await expect(credentialWithout(inner)).rejects.toBe(inner);
+  });
+});

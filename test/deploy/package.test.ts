@@ -33,8 +33,9 @@ beforeAll(async () => {
 afterAll(() => unpacked?.cleanup());
 
 describe("the artifact", () => {
-  test("holds host.json, package.json, the bundle and its third-party notices, nothing else", () => {
+  test("holds host.json, package.json, the bundle, its licence and third-party notices, nothing else", () => {
     expect(unpacked.artifact.files).toEqual([
+      "LICENSE",
       "THIRD-PARTY-NOTICES.txt",
       "host.json",
       "index.js",

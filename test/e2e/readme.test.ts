@@ -27,6 +27,20 @@ const COVERAGE: Coverage[] = [
   },
   { command: /^npm test$/, by: [{ file: ".ci/run", evidence: "npm test" }] },
   {
+    command: /^npm run pack$/,
+    by: [
+      { file: ".ci/run", evidence: "npm run pack" },
+      // The client's half of it, then the install below, in npm test.
+      { file: "test/e2e/install.test.ts", evidence: "packClient(REPO" },
+    ],
+  },
+  {
+    // The test installs into an empty directory (a local prefix) with --omit=dev; `-g` installs the
+    // same tree into the global prefix.
+    command: /^(sudo )?npm install (-g )?\.\/device-streams-client-0\.1\.0\.tgz$/,
+    by: [{ file: "test/e2e/install.test.ts", evidence: "installTarballs(inst" }],
+  },
+  {
     command: /^node dist\/bin\/devicestream\.js (echo|forward) Demo-Device-01 /,
     by: [{ file: "test/e2e/quickstart.test.ts", evidence: "Demo-Device-01 --bytes 16M" }],
   },

@@ -4,8 +4,17 @@
  * A static scan of every import specifier (static, type-only, re-export, require, import(), import
  * types), as TypeScript's own pre-processor reads them.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
+import { isBuiltin } from "node:module";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import ts from "typescript";
 
@@ -26,17 +35,18 @@ const RULES: Record<string, { folders: string[]; packages: string[] }> = {
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sourceFiles(path);
+    // The client package's build output (client/dist) and installed dependencies are not sources.
+    if (entry.isDirectory()) return ["dist", "node_modules"].includes(entry.name) ? [] : sourceFiles(path);
     return /\.(ts|js|mjs|cjs)$/.test(entry.name) ? [path] : [];
   });
 }
 
+const specifiersOf = (file: string) =>
+  ts.preProcessFile(readFileSync(file, "utf8"), true, true).importedFiles.map((f) => f.fileName);
+
 /** Every specifier of `file` that breaks `rule`, as "specifier (why)". */
 function violations(file: string, rule: { folders: string[]; packages: string[] }, root = REPO): string[] {
-  const specifiers = ts
-    .preProcessFile(readFileSync(file, "utf8"), true, true)
-    .importedFiles.map((f) => f.fileName);
-  return specifiers.flatMap((spec) => {
+  return specifiersOf(file).flatMap((spec) => {
     if (spec.startsWith(".")) {
       const top = relative(root, resolve(dirname(file), spec)).split(sep)[0]!;
       return rule.folders.includes(top) ? [`${spec} (reaches ${top}/)`] : [];
@@ -79,5 +89,80 @@ describe("package boundary", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+/** The npm packages the sources under `rooms` import (bare specifiers, built-ins left out), sorted. */
+function packagesImported(rooms: string[]): string[] {
+  const names = rooms
+    .flatMap((room) => sourceFiles(join(REPO, room)))
+    .flatMap(specifiersOf)
+    .filter((spec) => !spec.startsWith(".") && !isBuiltin(spec))
+    .map((spec) =>
+      spec
+        .split("/")
+        .slice(0, spec.startsWith("@") ? 2 : 1)
+        .join("/"),
+    );
+  return [...new Set(names)].sort();
+}
+
+interface Manifest {
+  dependencies?: Record<string, string>;
+  peerDependencies?: Record<string, string>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+  exports: Record<string, string | { types: string; default: string }>;
+  bin: Record<string, string>;
+  license: string;
+  engines: Record<string, string>;
+}
+const manifest = (path: string) => JSON.parse(readFileSync(join(REPO, path), "utf8")) as Manifest;
+
+describe("package manifests (docs/decisions.md §3)", () => {
+  const client = manifest("client/package.json");
+  const root = manifest("package.json");
+
+  it("the client depends on exactly what client/ and common/ import, @azure/identity as an optional peer", () => {
+    const imported = packagesImported(["client", "common"]);
+    const optional = ["@azure/identity"];
+    // @types/ws: the SDK's declarations name ws's WebSocket, so a TypeScript user needs its types.
+    expect(Object.keys(client.dependencies ?? {}).sort()).toEqual(
+      [...imported.filter((p) => !optional.includes(p)), "@types/ws"].sort(),
+    );
+    expect(client.peerDependencies).toEqual({ "@azure/identity": root.dependencies!["@azure/identity"] });
+    expect(client.peerDependenciesMeta).toEqual({ "@azure/identity": { optional: true } });
+  });
+
+  it("the function app's dependencies cover what the control plane imports, and none is client-only", () => {
+    const controlPlane = packagesImported(["functions", "shared", "common"]).filter(
+      (p) => p !== "@azure/functions-core", // provided by the Functions worker (deploy/package.ts)
+    );
+    expect(controlPlane.filter((p) => !(p in root.dependencies!))).toEqual([]);
+    const clientOnly = Object.keys(client.dependencies!).filter((p) => !controlPlane.includes(p));
+    expect(clientOnly.filter((p) => p in root.dependencies!)).toEqual([]);
+  });
+
+  it("a dependency both packages name has the same range in both", () => {
+    const shared = Object.keys(client.dependencies!).filter((p) => p in root.dependencies!);
+    expect(shared.length).toBeGreaterThan(0);
+    for (const p of shared) expect([p, client.dependencies![p]]).toEqual([p, root.dependencies![p]]);
+  });
+
+  it("the client's exports and bin name its build of sources that exist; licence and engines match the root's", () => {
+    const source = (built: string) =>
+      join(REPO, built.replace(/^\.?\/?dist\//, "").replace(/\.d\.ts$|\.js$/, ".ts"));
+    for (const [key, target] of Object.entries(client.exports)) {
+      if (key === "./package.json") continue;
+      if (typeof target === "string") throw new Error(`${key}: untyped export`);
+      expect(target.types.replace(/\.d\.ts$/, "")).toBe(target.default.replace(/\.js$/, ""));
+      expect([key, existsSync(source(target.default))]).toEqual([key, true]);
+    }
+    expect(Object.keys(client.bin)).toEqual(["devicestream"]);
+    expect(existsSync(source(client.bin.devicestream!))).toBe(true);
+    expect(client.license).toBe(root.license);
+    expect(client.engines).toEqual(root.engines);
+    expect(readFileSync(join(REPO, "client", "LICENSE"), "utf8")).toBe(
+      readFileSync(join(REPO, "LICENSE"), "utf8"),
+    );
   });
 });
