@@ -28,6 +28,12 @@ export const TRUST_SETTINGS = [
   "IOTHUB_DEVICE_CA_FILE",
 ] as const;
 
+/** The agent's identity: the general rule (flag, environment, file). */
+export const DEVICE_CONNECTION_STRING_VAR = "IOTHUB_DEVICE_CONNECTION_STRING";
+
+/** Every key the agent reads from its `--config` file (docs/device-install.md lists them). */
+export const AGENT_FILE_SETTINGS: readonly string[] = [DEVICE_CONNECTION_STRING_VAR, ...TRUST_SETTINGS];
+
 /** What the checkout's `.devstack/env` may supply: the service side of the local stack. */
 export const CHECKOUT_SETTINGS: readonly string[] = [
   CONNECTION_STRING_VAR,
@@ -345,10 +351,10 @@ export function ignoredTrustSettings(s: Settings): string[] {
  * (docs/decisions.md §1 rule 5), so an inherited variable or a planted file cannot widen it.
  */
 export function agentSettings(flags: AgentFlags, s: Settings, env: NodeJS.ProcessEnv): AgentSettings {
-  const connectionString = flags.connectionString ?? s.get("IOTHUB_DEVICE_CONNECTION_STRING");
+  const connectionString = flags.connectionString ?? s.get(DEVICE_CONNECTION_STRING_VAR);
   if (!connectionString) {
     throw new UsageError(
-      "no device identity: pass --connection-string, set IOTHUB_DEVICE_CONNECTION_STRING, or put it in the --config file",
+      `no device identity: pass --connection-string, set ${DEVICE_CONNECTION_STRING_VAR}, or put it in the --config file`,
     );
   }
   const trusted = (name: (typeof TRUST_SETTINGS)[number], parse: (t: string) => string) => {

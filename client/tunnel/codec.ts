@@ -3,7 +3,7 @@
  * frame or a TunnelError (ProtocolError or FrameCorrupt), never an exception.
  */
 import { isUtf8 } from "node:buffer";
-import { crc32 } from "node:zlib";
+import { crc32 } from "./crc32";
 import { TunnelError } from "./errors";
 import {
   CLOSE_REASONS,

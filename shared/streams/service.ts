@@ -1,17 +1,16 @@
 /**
- * Stream lifecycle orchestration: create (slot → record → credentials → direct method), relay
- * events, close, and the housekeeping sweep. Decisions come from ./transitions; this file reads,
- * decides, writes with the ETag it read, and on a conflict reads again and decides again.
+ * Stream lifecycle orchestration behind one service: create (slot → record → credentials → direct
+ * method), read and close here; the relay's events in ./relayEvents and the housekeeping sweep in
+ * ./sweep. Decisions come from ./transitions; every write goes through the read-decide-write loop
+ * of ./records, and a failed handshake becomes an API error through ./failures.
  */
 import { createHash } from "node:crypto";
 import { OFFER_VERSION, versionRefusal } from "../../common/offer";
-import { ApiError, Errors } from "../errors";
-import { DirectMethodError, type DirectMethodInvoker } from "../iothub";
+import { Errors } from "../errors";
+import type { DirectMethodInvoker } from "../iothub";
 import type { Logger } from "../log";
 import type { Relay } from "../relay/relay";
 import {
-  EtagConflictError,
-  type IndexEntry,
   InvalidContinuationTokenError,
   type Page,
   SlotsExhaustedError,
@@ -21,33 +20,25 @@ import {
 } from "../store/streamStore";
 import {
   type CloseCode,
-  type Closer,
-  type Side,
   type StreamRecord,
   type StreamState,
   argumentSafeId,
-  connectionIdOf,
   isActive,
   newStreamId,
-  parseRelayUserId,
   relayGroup,
   relayUserId,
 } from "./model";
 import { readDeviceAnswer } from "./answer";
-import { RecentRecords } from "./recent";
+import { classifySignalError, errorForEnded, versionMismatch } from "./failures";
+import { StreamRecords } from "./records";
+import { type ConnectOutcome, StreamRelayEvents } from "./relayEvents";
+import { StreamSweeper } from "./sweep";
 import {
-  type Decision,
   type HandshakeFailure,
-  type Presence,
   decideAccepted,
   type ReportResult,
-  bytesReported,
-  decideBytesReported,
   decideClose,
-  decideConnect,
-  decideDisconnected,
   decideHandshakeFailed,
-  decideSweep,
 } from "./transitions";
 
 export interface StreamLimits {
@@ -87,27 +78,26 @@ export interface CreatedStream {
   deviceResponse?: unknown;
 }
 
-/** How often an established stream's connections are checked against the relay. */
-const PRESENCE_CHECK_MS = 5 * 60_000;
-/** Conflicts on one record are rare; this many in a row means something is wrong. */
-const MAX_CONFLICT_RETRIES = 20;
 const TOO_MANY_STREAMS_RETRY_SECONDS = 5;
-const THROTTLED_RETRY_SECONDS = 10;
-/** Instances' clocks may disagree by this much about when retention ends. */
-const CLOCK_SKEW_MS = 60_000;
-/** A few KiB each; enough for every stream of a busy instance's last minutes. */
-const RECENT_RECORDS = 4096;
-
-export type ConnectOutcome =
-  { accept: true; userId: string; group: string } | { accept: false; reason: string };
 
 export class StreamService {
   private readonly now: () => number;
-  private readonly recent: RecentRecords;
+  private readonly records: StreamRecords;
+  private readonly relayEvents: StreamRelayEvents;
+  private readonly sweeper: StreamSweeper;
 
   constructor(private readonly deps: StreamServiceDeps) {
     this.now = deps.now ?? Date.now;
-    this.recent = new RecentRecords(RECENT_RECORDS);
+    const { store, relay, logger } = deps;
+    this.records = new StreamRecords({
+      store,
+      relay,
+      logger,
+      retentionHours: deps.limits.retentionHours,
+      now: this.now,
+    });
+    this.relayEvents = new StreamRelayEvents({ store, logger }, this.records);
+    this.sweeper = new StreamSweeper({ store, relay, logger, now: this.now }, this.records);
   }
 
   // ---- create ---------------------------------------------------------------------------------
@@ -149,8 +139,7 @@ export class StreamService {
       if (err instanceof StreamExistsError) return this.repeat(input, streamId);
       throw err;
     }
-    this.recent.set(created);
-    this.logTransition(created.value, undefined, { caller: input.openedBy });
+    this.records.created(created, input.openedBy);
 
     const group = relayGroup(streamId);
     const minutes = limits.relayTokenMinutes;
@@ -225,7 +214,7 @@ export class StreamService {
       );
       throw errorForEnded(closed);
     }
-    const outcome = await this.mutate(
+    const outcome = await this.records.mutate(
       record.deviceId,
       record.streamId,
       (r, t) => decideAccepted(r, t, answer.dataJson),
@@ -292,7 +281,7 @@ export class StreamService {
     reason: string,
     responseData?: string,
   ): Promise<StreamRecord> {
-    const outcome = await this.mutate(
+    const outcome = await this.records.mutate(
       record.deviceId,
       record.streamId,
       (r, t) => decideHandshakeFailed(r, state, code, reason, t, responseData),
@@ -323,7 +312,7 @@ export class StreamService {
 
   /** Closes a stream by API; false when it was not active. */
   async close(deviceId: string, streamId: string, caller: string): Promise<boolean> {
-    const outcome = await this.mutate(
+    const outcome = await this.records.mutate(
       deviceId,
       streamId,
       (r, t) => decideClose(r, "api", "ClosedByApi", `closed by ${caller}`, t),
@@ -334,269 +323,28 @@ export class StreamService {
 
   // ---- relay events ---------------------------------------------------------------------------
 
-  async onConnect(userId: string | undefined, connectionId: string): Promise<ConnectOutcome> {
-    const outcome = await this.mutateForRelayUser(userId, (r, side, t) =>
-      decideConnect(r, side, connectionId, t),
-    );
-    if (!outcome) return { accept: false, reason: "unknown or expired stream" };
-    const { streamId, side, record, result } = outcome;
-    if (!result.accept) {
-      this.deps.logger.log("warn", "relay.connect.refused", {
-        streamId,
-        deviceId: record.deviceId,
-        side,
-        connectionId,
-        reason: result.reason,
-      });
-      return result;
-    }
-    return { accept: true, userId: relayUserId(streamId, side), group: relayGroup(streamId) };
+  onConnect(userId: string | undefined, connectionId: string): Promise<ConnectOutcome> {
+    return this.relayEvents.onConnect(userId, connectionId);
   }
 
-  async onDisconnected(
+  onDisconnected(
     userId: string | undefined,
     connectionId: string,
     reason: string | undefined,
   ): Promise<void> {
-    const outcome = await this.mutateForRelayUser(userId, (r, side, t) =>
-      decideDisconnected(r, side, connectionId, reason, t),
-    );
-    // Duplicated and late events are expected; a debug line shows they were seen and ignored.
-    this.deps.logger.log("debug", "relay.disconnected", {
-      userId,
-      connectionId,
-      ...(outcome ? { streamId: outcome.streamId, side: outcome.side, closed: outcome.result.closed } : {}),
-    });
+    return this.relayEvents.onDisconnected(userId, connectionId, reason);
   }
 
   /** `report` user event: a side's byte count, once per connection. */
-  async onReport(userId: string | undefined, connectionId: string, bytesSent: number): Promise<ReportResult> {
-    // A repeat needs no store call: a recorded report and its connection id never change, so a
-    // remembered record that shows this connection's report is the truth whatever others did.
-    const parsed = parseRelayUserId(userId);
-    const cached = parsed && this.recent.get(parsed.streamId)?.value;
-    if (parsed && cached && connectionIdOf(cached, parsed.side) === connectionId) {
-      if (bytesReported(cached, parsed.side))
-        return { accepted: false, reason: "this connection already reported" };
-    }
-    const outcome = await this.mutateForRelayUser(userId, (r, side) =>
-      decideBytesReported(r, side, connectionId, bytesSent),
-    );
-    return outcome?.result ?? { accepted: false, reason: "unknown or expired stream" };
-  }
-
-  /** Relay events name a stream only through the user id we minted; the index leads to its record. */
-  private async mutateForRelayUser<R>(
-    userId: string | undefined,
-    decide: (record: StreamRecord, side: Side, now: number) => Decision<R>,
-  ): Promise<{ result: R; record: StreamRecord; streamId: string; side: Side } | undefined> {
-    const parsed = parseRelayUserId(userId);
-    if (!parsed) return undefined;
-    const { streamId, side } = parsed;
-    const deviceId =
-      this.recent.get(streamId)?.value.deviceId ?? (await this.deps.store.findIndex(streamId))?.deviceId;
-    if (deviceId === undefined) return undefined;
-    const outcome = await this.mutate(deviceId, streamId, (r, t) => decide(r, side, t), { side });
-    return outcome && { ...outcome, streamId, side };
+  onReport(userId: string | undefined, connectionId: string, bytesSent: number): Promise<ReportResult> {
+    return this.relayEvents.onReport(userId, connectionId, bytesSent);
   }
 
   // ---- housekeeping ---------------------------------------------------------------------------
 
   /** One pass of the timer: handshake deadlines, lifetimes, lost events, retention. */
-  async sweep(): Promise<{ examined: number }> {
-    let examined = 0;
-    for await (const entry of this.deps.store.due(this.now())) {
-      examined++;
-      try {
-        await this.sweepOne(entry);
-      } catch (err) {
-        this.deps.logger.log("error", "sweep.failed", {
-          streamId: entry.streamId,
-          deviceId: entry.deviceId,
-          error: err instanceof Error ? err.message : String(err),
-        });
-      }
-    }
-    return { examined };
-  }
-
-  private async sweepOne(entry: IndexEntry): Promise<void> {
-    const { store } = this.deps;
-    const current = await store.get(entry.deviceId, entry.streamId);
-    if (!current) {
-      await store.deleteIndex(entry.streamId);
-      return;
-    }
-    const record = current.value;
-    if (!isActive(record.state)) {
-      const closedAt = record.closedAt ?? record.createdAt;
-      if (entry.phase !== "closed") {
-        await this.finalize(record);
-      } else if (this.now() >= closedAt + this.retentionMs()) {
-        await store.purge(record.deviceId, record.streamId);
-      }
-      return;
-    }
-    const presence = await this.presence(record);
-    const outcome = await this.mutate(
-      record.deviceId,
-      record.streamId,
-      (r, t) => decideSweep(r, t, presence),
-      {},
-    );
-    if (outcome && isActive(outcome.record.state)) await this.schedule(outcome.record);
-  }
-
-  private async presence(record: StreamRecord): Promise<Presence | undefined> {
-    const now = this.now();
-    const mustAsk =
-      record.state === "Established" ||
-      now > record.handshakeDeadline ||
-      (record.expiresAt ?? Infinity) <= now;
-    if (!mustAsk) return undefined;
-    const connections = await this.deps.relay.groupConnections(relayGroup(record.streamId));
-    const ids = new Set(connections.map((c) => c.connectionId));
-    return {
-      device: record.deviceConnectionId !== undefined && ids.has(record.deviceConnectionId),
-      service: record.serviceConnectionId !== undefined && ids.has(record.serviceConnectionId),
-    };
-  }
-
-  /**
-   * Whether a remembered record is still the stored one whatever other instances did: terminal
-   * records never change state again, and until retention ends none can have been purged and
-   * created anew under the same id (a reused Repeatability-Request-ID).
-   */
-  private finalInMemory(record: StreamRecord): boolean {
-    if (isActive(record.state)) return false;
-    const closedAt = record.closedAt ?? record.createdAt;
-    return this.now() < closedAt + this.retentionMs() - CLOCK_SKEW_MS;
-  }
-
-  private retentionMs(): number {
-    return this.deps.limits.retentionHours * 3600_000;
-  }
-
-  /** When the timer must next look at an active stream. */
-  private async schedule(record: StreamRecord): Promise<void> {
-    const now = this.now();
-    const established = record.state === "Established";
-    let dueAt = established ? now + PRESENCE_CHECK_MS : Math.max(record.handshakeDeadline, now + 1000);
-    if (record.expiresAt !== undefined) dueAt = Math.min(dueAt, record.expiresAt);
-    await this.deps.store.setIndex({
-      streamId: record.streamId,
-      deviceId: record.deviceId,
-      dueAt,
-      phase: established ? "established" : "handshake",
-    });
-  }
-
-  /**
-   * Side effects of reaching a terminal state, idempotent. The index row turns "closed" last, so
-   * if the relay cannot be reached now the sweeper sees a terminal record with a live index row
-   * and finishes the job.
-   */
-  private async finalize(record: StreamRecord, done: { slotReleased?: boolean } = {}): Promise<void> {
-    const { store, relay } = this.deps;
-    if (!done.slotReleased) await store.releaseSlot(record);
-    await relay.closeGroup(
-      relayGroup(record.streamId),
-      `${record.closeCode ?? "Closed"}: ${record.closeReason ?? ""}`,
-    );
-    await store.setIndex({
-      streamId: record.streamId,
-      deviceId: record.deviceId,
-      dueAt: (record.closedAt ?? this.now()) + this.retentionMs(),
-      phase: "closed",
-    });
-  }
-
-  /** After a transition the caller's answer must not depend on the relay being reachable. */
-  private async finalizeOrDefer(record: StreamRecord, done: { slotReleased?: boolean }): Promise<void> {
-    try {
-      await this.finalize(record, done);
-    } catch (err) {
-      this.deps.logger.log("warn", "stream.finalize.deferred", {
-        streamId: record.streamId,
-        deviceId: record.deviceId,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-  }
-
-  // ---- the read-decide-write loop -------------------------------------------------------------
-
-  private async mutate<R>(
-    deviceId: string,
-    streamId: string,
-    decide: (record: StreamRecord, now: number) => Decision<R>,
-    context: { side?: Side | Closer; caller?: string },
-  ): Promise<{ result: R; record: StreamRecord } | undefined> {
-    const cached = this.recent.get(streamId);
-    let current = cached?.value.deviceId === deviceId ? cached : undefined;
-    let fromCache = current !== undefined;
-    for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
-      current ??= await this.deps.store.get(deviceId, streamId);
-      if (!current) return undefined;
-      const decision = decide(current.value, this.now());
-      if (!decision.next) {
-        // An answer must not rest on a remembered record another instance may have moved on from.
-        if (fromCache && !this.finalInMemory(current.value)) {
-          current = undefined;
-          fromCache = false;
-          attempt--;
-          continue;
-        }
-        return { result: decision.result, record: current.value };
-      }
-      // The write that ends a stream frees its slot with it: one transaction, no slot left behind.
-      const ends = isActive(current.value.state) && !isActive(decision.next.state);
-      let written: Versioned<StreamRecord>;
-      try {
-        written = await this.deps.store.replace(current, decision.next, { releaseSlot: ends });
-      } catch (err) {
-        if (!(err instanceof EtagConflictError)) throw err;
-        this.recent.delete(streamId);
-        // A stale cache entry is not a conflict between writers; it does not use up a retry.
-        if (fromCache) attempt--;
-        current = undefined;
-        fromCache = false;
-        continue;
-      }
-      this.recent.set(written);
-      const before = current.value;
-      const after = written.value;
-      if (before.state !== after.state) {
-        this.logTransition(after, before, context);
-        if (!isActive(after.state)) await this.finalizeOrDefer(after, { slotReleased: ends });
-        else if (after.state === "Established") await this.schedule(after);
-      }
-      return { result: decision.result, record: after };
-    }
-    throw new Error(`stream ${streamId}: ${MAX_CONFLICT_RETRIES} write conflicts in a row`);
-  }
-
-  private logTransition(
-    after: StreamRecord,
-    before: StreamRecord | undefined,
-    context: { side?: Side | Closer; caller?: string },
-  ): void {
-    const now = this.now();
-    this.deps.logger.log("info", "stream.transition", {
-      streamId: after.streamId,
-      deviceId: after.deviceId,
-      ...(after.moduleId !== undefined ? { moduleId: after.moduleId } : {}),
-      name: after.name,
-      side: context.side ?? after.closedBy,
-      from: before?.state ?? null,
-      to: after.state,
-      ...(after.closeCode ? { code: after.closeCode, reason: after.closeReason } : {}),
-      ageMs: now - after.createdAt,
-      ...(after.establishedAt !== undefined && after.acceptedAt !== undefined
-        ? { handshakeMs: after.establishedAt - after.createdAt }
-        : {}),
-      caller: context.caller ?? after.openedBy,
-    });
+  sweep(): Promise<{ examined: number }> {
+    return this.sweeper.sweep();
   }
 }
 
@@ -608,81 +356,4 @@ function repeatableStreamId(input: CreateStreamInput): string {
       .digest("base64url")
       .slice(0, 22),
   );
-}
-
-interface SignalFailure {
-  state: HandshakeFailure;
-  code: CloseCode;
-  message: string;
-}
-
-/** Anything that is not a classified direct-method error counts as an upstream failure. */
-function classifySignalError(err: unknown): SignalFailure {
-  const kind = err instanceof DirectMethodError ? err.kind : "Upstream";
-  const detail = err instanceof Error ? err.message : String(err);
-  switch (kind) {
-    case "DeviceNotFound":
-      return { state: "Failed", code: "DeviceNotFound", message: "the device is not registered in IoT Hub" };
-    case "ModuleNotFound":
-      return { state: "Failed", code: "ModuleNotFound", message: "the module is not registered in IoT Hub" };
-    case "DeviceNotOnline":
-      return {
-        state: "DeviceOffline",
-        code: "DeviceNotOnline",
-        message: "the device is not connected to IoT Hub",
-      };
-    case "Timeout":
-      return { state: "TimedOut", code: "DeviceTimeout", message: "the device did not answer in time" };
-    case "Throttled":
-      return { state: "Failed", code: "Throttled", message: "IoT Hub throttled the direct method" };
-    default:
-      return { state: "Failed", code: "UpstreamError", message: `IoT Hub failed: ${detail}` };
-  }
-}
-
-function versionMismatch(deviceVersions: number[] | undefined): string {
-  const speaks = deviceVersions?.length ? deviceVersions.join(", ") : "an unknown version";
-  return (
-    `the device's agent does not speak stream offer version ${OFFER_VERSION} (it speaks ${speaks}); ` +
-    "update the device agent or use a control plane of a matching version"
-  );
-}
-
-/** The API error for a stream that ended before it could be used; one table for every path. */
-export function errorForEnded(record: StreamRecord): ApiError {
-  const reason = record.closeReason ?? record.state;
-  switch (record.closeCode) {
-    case "StreamRejected":
-      return Errors.conflict("StreamRejected", `The device rejected the stream: ${reason}`, {
-        reason,
-        ...(record.responseData !== undefined ? { data: JSON.parse(record.responseData) as unknown } : {}),
-      });
-    case "UnsupportedOfferVersion":
-      return Errors.conflict("UnsupportedOfferVersion", `The device cannot take the stream: ${reason}`, {
-        offerVersion: OFFER_VERSION,
-      });
-    case "DeviceNotFound":
-      return Errors.notFound("DeviceNotFound", `Device '${record.deviceId}' is not registered in IoT Hub.`);
-    case "ModuleNotFound":
-      return Errors.notFound(
-        "ModuleNotFound",
-        `Module '${record.moduleId ?? ""}' of device '${record.deviceId}' is not registered in IoT Hub.`,
-      );
-    case "DeviceNotOnline":
-      return Errors.notFound("DeviceNotOnline", `Device '${record.deviceId}' is not connected to IoT Hub.`);
-    case "DeviceTimeout":
-      return Errors.deviceTimeout(`Device '${record.deviceId}' did not answer the stream request in time.`);
-    case "Throttled":
-      return Errors.throttled("IoT Hub is throttling direct methods; retry later.", THROTTLED_RETRY_SECONDS);
-    case "UpstreamError":
-      return Errors.upstreamUnavailable(`An upstream service failed: ${reason}`);
-    case "InvalidDeviceResponse":
-      return Errors.invalidDeviceResponse(
-        `Device '${record.deviceId}' answered the stream request badly: ${reason}`,
-      );
-    default:
-      return Errors.conflict("StreamClosed", `The stream ended during the handshake: ${reason}`, {
-        state: record.state,
-      });
-  }
 }

@@ -250,6 +250,30 @@ describe("a configuration file is named, and checked like OpenSSH's StrictModes"
     );
   });
 
+  /**
+   * systemd's `LoadCredential=` (client/systemd/devicestream-agent.service): the copy is 0400 in a
+   * read-only directory, owned by root with an ACL entry for the service's user (the ACL mask then
+   * shows in the group bits: 0440 / 0550), or owned by the user itself where the file system has no
+   * ACLs (0400 / 0500). systemd's src/core/exec-credential.c, write_credential() and
+   * acquire_credentials().
+   */
+  it.each([
+    ["root-owned with an ACL for the service's user", 0, 0o100440, 0o40550],
+    ["owned by the service's user (no ACL support)", 61_234, 0o100400, 0o40500],
+  ])(
+    "accepts systemd's credentials directory as systemd makes it: %s",
+    async (_, owner, fileMode, dirMode) => {
+      const path = await file("agent.env", { DEVICESTREAM_RELAY_HUB: "streams" });
+      const service: FileAccess = {
+        ...realFiles,
+        uid: 61_234, // a DynamicUser= uid
+        fstat: (fd) => ({ ...realFiles.fstat(fd), isFile: () => true, uid: owner, mode: fileMode }),
+        stat: () => ({ isDirectory: () => true, uid: owner, mode: dirMode }),
+      };
+      expect(readConfigFile(path, "explicit", service).values).toEqual({ DEVICESTREAM_RELAY_HUB: "streams" });
+    },
+  );
+
   it("the settings layer surfaces a refused file as a usage error when a setting falls through to it", async () => {
     const path = await file("bad.env", { DEVICESTREAM_SCOPE: "x" }, 0o660);
     const s = settings({ env: { DEVICESTREAM_SCOPE: "from-env" }, configFlag: () => path });

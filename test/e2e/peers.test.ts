@@ -295,7 +295,7 @@ describe("stopping the agent", () => {
     });
     await session.waitFor(/live/, "the SSH session");
     const started = Date.now();
-    // Promptly: within systemd's TimeoutStopSec=15 (docs/devicestream.service).
+    // Promptly: within systemd's TimeoutStopSec=15 (client/systemd/devicestream-agent.service).
     const exit = await stop(agent, "SIGTERM", 15_000);
     console.log(`e2e: agent stopped ${Date.now() - started} ms after SIGTERM`);
     expect({ ...exit, stderr: agent.stderr() }).toMatchObject({ code: EXIT.ok, signal: null });

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { crc32 } from "node:zlib";
+import { crc32 } from "../../client/tunnel/crc32";
 import {
   type Frame,
   HEADER_SIZE,
