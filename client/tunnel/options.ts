@@ -39,6 +39,11 @@ export interface TunnelSessionOptions {
    * this side speak exactly the HELLO of peers released before the feature.
    */
   earlyData?: boolean;
+  /**
+   * Offer implicit accept (§5: an early-data OPEN asks for no ACCEPT). Default true; false makes
+   * this side speak like peers released with early data only. Needs `earlyData`.
+   */
+  implicitAccept?: boolean;
 }
 
 export interface TunnelStats {
@@ -75,7 +80,7 @@ export const DEFAULT_TUNNEL_OPTIONS = {
 
 export type ResolvedOptions = Omit<
   Required<TunnelSessionOptions>,
-  "acceptChannel" | "transport" | "role" | "earlyData"
+  "acceptChannel" | "transport" | "role" | "earlyData" | "implicitAccept"
 >;
 
 export function resolveOptions(options: TunnelSessionOptions): ResolvedOptions {

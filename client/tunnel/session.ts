@@ -21,7 +21,13 @@ import {
   type TunnelStats,
   resolveOptions,
 } from "./options";
-import type { CloseReason, SendableCloseReason, SendableRefuseReason, SendableResetReason } from "./reasons";
+import type {
+  CloseReason,
+  RefuseReason,
+  SendableCloseReason,
+  SendableRefuseReason,
+  SendableResetReason,
+} from "./reasons";
 import { SlotQueue } from "./slots";
 import type { TunnelTransport } from "./transport";
 
@@ -33,6 +39,10 @@ interface SessionEvents {
 
 /** How long an openChannel waits for a free channel slot before ChannelLimit. */
 export const DEFAULT_CHANNEL_WAIT_MS = 30_000;
+
+function refusedError(reason: RefuseReason, message: string): TunnelError {
+  return new TunnelError(reason, `channel refused: ${reason} ${message}`.trim(), true);
+}
 
 interface Opening {
   resolve: (channel: TunnelChannel) => void;
@@ -92,7 +102,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.transport = options.transport;
     this.options = resolveOptions(options);
     this.acceptChannel = options.acceptChannel;
-    this.offeredFeatures = options.earlyData === false ? 0 : FEATURES.earlyData;
+    this.offeredFeatures =
+      options.earlyData === false
+        ? 0
+        : FEATURES.earlyData | (options.implicitAccept === false ? 0 : FEATURES.implicitAccept);
     this.mayTalk = this.role === "service";
     this.credit = new StreamCredit(this.options);
     this.keepalive = new Keepalive(
@@ -141,6 +154,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     return (this.features & FEATURES.earlyData) !== 0;
   }
 
+  /** True once both sides offered implicit accept (§5): early-data OPENs then get no ACCEPT. */
+  get implicitAccept(): boolean {
+    return this.earlyData && (this.features & FEATURES.implicitAccept) !== 0;
+  }
+
   /** The most channels the device accepts at once (its HELLO); undefined before the handshake. */
   get channelCapacity(): number | undefined {
     return this.peer?.maxChannels;
@@ -171,9 +189,15 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     if (early && this.earlyData) {
       // The application writes at once; its first bytes leave with the OPEN, and a REFUSE reaches
       // it as the channel's error (the session destroys it below), as a reset would.
-      const ignore = (): void => undefined;
-      this.opening.set(channel.id, { resolve: ignore, reject: ignore });
       channel.exposed = true;
+      if (this.implicitAccept) {
+        // Nothing waits for the ACCEPT, so the device sends none: a frame fewer per channel.
+        channel.acceptImplied = true;
+        channel.peerMaySend = true;
+      } else {
+        const ignore = (): void => undefined;
+        this.opening.set(channel.id, { resolve: ignore, reject: ignore });
+      }
       channel.queueControl("open");
       return channel;
     }
@@ -389,7 +413,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     const overrun = this.credit.charge(frame);
     if (overrun) return this.fail("FlowControlError", overrun);
     const isData = frame.type === "data";
-    if (frame.type === "open") return this.onOpen(frame.channel, frame.label);
+    if (frame.type === "open") return this.onOpen(frame.channel, frame.label, frame.noAccept === true);
 
     const channel = this.channels.get(frame.channel);
     if (!channel) {
@@ -402,9 +426,19 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       // A channel this side has finished: the race with our RESET (§5). Return the credit at once.
       return this.creditStream(isData ? frame.payload.length : 0, 1);
     }
+    if (channel.acceptImplied) {
+      // The device's first frame on a channel opened without ACCEPT stands for it (§5).
+      channel.acceptImplied = false;
+      if (frame.type === "refuse") {
+        this.retire(channel);
+        channel.destroy(refusedError(frame.reason, frame.message));
+        return this.creditStream(0, 1);
+      }
+      this.stats.channelsOpened++;
+    }
     switch (frame.type) {
-      case "accept":
-      case "refuse": {
+      case "refuse":
+      case "accept": {
         const opening = this.opening.get(channel.id);
         if (this.role !== "service" || !opening) {
           return this.fail(
@@ -419,11 +453,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
           channel.exposed = true;
           opening.resolve(channel);
         } else {
-          const err = new TunnelError(
-            frame.reason,
-            `channel refused: ${frame.reason} ${frame.message}`.trim(),
-            true,
-          );
+          const err = refusedError(frame.reason, frame.message);
           this.retire(channel);
           // Exposed only with early data: the application already holds the channel.
           channel.destroy(channel.exposed ? err : undefined);
@@ -467,8 +497,14 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     }
   }
 
-  private onOpen(id: number, label: string): void {
+  private onOpen(id: number, label: string, noAccept: boolean): void {
     if (this.role !== "device") return this.fail("ProtocolError", "the device may not open channels");
+    if (noAccept && !this.implicitAccept) {
+      return this.fail(
+        "ProtocolError",
+        `OPEN for channel ${id} asks for no ACCEPT, which was not negotiated`,
+      );
+    }
     if (id <= this.highestChannelId) {
       return this.fail(
         "ProtocolError",
@@ -493,7 +529,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       }
       this.stats.channelsOpened++;
       channel.exposed = true;
-      channel.queueControl("accept");
+      // Implicit accept: the channel's first frame (DATA, FIN or RESET) tells the service instead.
+      if (!noAccept) channel.queueControl("accept");
       this.emit("channel", channel, request);
     };
     if (!this.acceptChannel) return decide({ accept: true });
