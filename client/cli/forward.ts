@@ -74,7 +74,11 @@ export class Forwarder {
     try {
       const stream = this.options.perConnection ? await this.open() : undefined;
       if (!this.server) throw new Error("forwarder closed");
-      const channel = stream ? await stream.openChannel(label) : await this.pool.openChannel(label);
+      // Early: the socket is spliced in at once, so its first bytes leave with the OPEN (a REFUSE
+      // then resets the connection), per connection as in the pool.
+      const channel = stream
+        ? await stream.openChannel(label, { early: true })
+        : await this.pool.openChannel(label);
       const err = await splice(socket, channel);
       if (err) this.log(`connection ${label}: ${err.message}`);
       if (stream) await stream.close();

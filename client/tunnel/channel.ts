@@ -64,6 +64,11 @@ export class TunnelChannel extends Duplex {
   private frameEnds: number[] = [];
   private frameEndsHead = 0;
 
+  /**
+   * Service: the OPEN asks the device for no ACCEPT (§5, implicitAccept); cleared by the device's
+   * first frame on the channel, which stands for the ACCEPT. Until then a REFUSE may still come.
+   */
+  acceptImplied = false;
   /** The application has the Duplex (accepted); errors before that stay inside the session. */
   exposed = false;
   /** No frame may be sent or received for this id any more (finished, reset or refused). */
@@ -190,7 +195,12 @@ export class TunnelChannel extends Duplex {
       this.advanceItem();
       const frame =
         item.kind === "open"
-          ? encodeFrame(seq, { type: "open", channel: this.id, label: this.label })
+          ? encodeFrame(seq, {
+              type: "open",
+              channel: this.id,
+              label: this.label,
+              ...(this.acceptImplied ? { noAccept: true } : {}),
+            })
           : encodeFrame(seq, { type: item.kind, channel: this.id });
       if (item.kind === "accept") this.peerMaySend = true;
       if (item.kind === "fin") {

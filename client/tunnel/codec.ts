@@ -28,7 +28,15 @@ export const MAX_LABEL_BYTES = 256;
 export const FEATURES = {
   /** DATA and FIN may follow OPEN before the ACCEPT, within the channel's initial credit (§5). */
   earlyData: 0x1,
+  /**
+   * An OPEN may carry the flag `OPEN_NO_ACCEPT`: the device then sends no ACCEPT, and its first
+   * frame on the channel stands for it (§5). Used with early data, where nobody waits for ACCEPT.
+   */
+  implicitAccept: 0x2,
 } as const;
+
+/** OPEN header flag (§2, feature `implicitAccept`): the opener wants no ACCEPT. */
+export const OPEN_NO_ACCEPT = 0x1;
 
 /** Protocol bounds on the limits a HELLO may grant (§4). */
 export const LIMITS = {
@@ -78,7 +86,7 @@ export type Frame =
   | { type: "close"; reason: CloseReason; message: string }
   | { type: "ping" | "pong"; nonce: number }
   | { type: "window"; streamBytes: number; streamMessages: number; channels: WindowEntry[] }
-  | { type: "open"; channel: number; label: string }
+  | { type: "open"; channel: number; label: string; noAccept?: boolean }
   | { type: "accept"; channel: number }
   | { type: "fin"; channel: number }
   | { type: "refuse"; channel: number; reason: RefuseReason; message: string }
@@ -196,6 +204,7 @@ export function encodeFrame(seq: number, frame: Frame): Buffer {
     case "open": {
       const label = utf8Limited(frame.label, MAX_LABEL_BYTES);
       const buf = frameBuffer(TYPE.open, seq, frame.channel, label.length);
+      if (frame.noAccept) buf.writeUInt8(OPEN_NO_ACCEPT, 5);
       label.copy(buf, HEADER_SIZE);
       return seal(buf);
     }
@@ -307,7 +316,11 @@ function reasonOf(body: Buffer, type: string): { code: number; message: string }
 
 const KNOWN_TYPES = new Set<number>(Object.values(TYPE));
 
-function decodeBody(type: number, channel: number, body: Buffer): Frame {
+function decodeBody(type: number, flags: number, channel: number, body: Buffer): Frame {
+  // The one flag of v1 (§2); whether the stream negotiated it is the session's check.
+  if (flags !== 0 && !(type === TYPE.open && flags === OPEN_NO_ACCEPT)) {
+    fail(`unknown flags 0x${flags.toString(16)}`);
+  }
   if (!KNOWN_TYPES.has(type)) fail(`unknown frame type 0x${type.toString(16)}`);
   const streamLevel = type < 0x10;
   if (streamLevel && channel !== 0) fail(`frame type 0x${type.toString(16)} must use channel 0`);
@@ -326,7 +339,12 @@ function decodeBody(type: number, channel: number, body: Buffer): Frame {
     case TYPE.window:
       return decodeWindow(body);
     case TYPE.open:
-      return { type: "open", channel, label: text(body, MAX_LABEL_BYTES, "label") };
+      return {
+        type: "open",
+        channel,
+        label: text(body, MAX_LABEL_BYTES, "label"),
+        ...(flags === OPEN_NO_ACCEPT ? { noAccept: true } : {}),
+      };
     case TYPE.accept:
       exactBody(body, 0, "ACCEPT");
       return { type: "accept", channel };
@@ -370,8 +388,12 @@ export function decodeFrame(input: Uint8Array): DecodeResult {
     };
   }
   try {
-    if (buf[5] !== 0) fail(`unknown flags 0x${(buf[5] ?? 0).toString(16)}`);
-    const frame = decodeBody(buf.readUInt8(4), buf.readUInt32BE(10), buf.subarray(HEADER_SIZE));
+    const frame = decodeBody(
+      buf.readUInt8(4),
+      buf.readUInt8(5),
+      buf.readUInt32BE(10),
+      buf.subarray(HEADER_SIZE),
+    );
     return { ok: true, seq: buf.readUInt32BE(6), frame };
   } catch (err) {
     const message = err instanceof Malformed ? err.message : `undecodable frame: ${String(err)}`;

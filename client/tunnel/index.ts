@@ -38,8 +38,8 @@ export {
   DEFAULT_TUNNEL_OPTIONS,
   type TunnelCloseInfo,
   type TunnelRole,
-  TunnelSession,
   type TunnelSessionOptions,
   type TunnelStats,
-} from "./session";
+} from "./options";
+export { TunnelSession } from "./session";
 export type { TunnelTransport } from "./transport";

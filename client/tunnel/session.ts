@@ -6,72 +6,30 @@
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { TunnelChannel, type ChannelHost } from "./channel";
-import {
-  FEATURES,
-  type Frame,
-  type HelloFields,
-  LIMITS,
-  PROTOCOL_VERSION,
-  decodeFrame,
-  encodeFrame,
-} from "./codec";
+import { FEATURES, type Frame, type HelloFields, PROTOCOL_VERSION, decodeFrame, encodeFrame } from "./codec";
+import { StreamCredit } from "./credit";
 import { TunnelError } from "./errors";
-import type { CloseReason, SendableCloseReason, SendableRefuseReason, SendableResetReason } from "./reasons";
+import { helloFrame, negotiate } from "./handshake";
+import { Keepalive } from "./keepalive";
+import {
+  type ChannelDecision,
+  type ChannelRequest,
+  type ResolvedOptions,
+  type TunnelCloseInfo,
+  type TunnelRole,
+  type TunnelSessionOptions,
+  type TunnelStats,
+  resolveOptions,
+} from "./options";
+import type {
+  CloseReason,
+  RefuseReason,
+  SendableCloseReason,
+  SendableRefuseReason,
+  SendableResetReason,
+} from "./reasons";
+import { SlotQueue } from "./slots";
 import type { TunnelTransport } from "./transport";
-
-export type TunnelRole = "service" | "device";
-
-export interface ChannelRequest {
-  id: number;
-  /** The opener's opaque label; never an address (§5). */
-  label: string;
-}
-
-export type ChannelDecision =
-  { accept: true } | { accept: false; reason?: SendableRefuseReason; message?: string };
-
-export interface TunnelSessionOptions {
-  role: TunnelRole;
-  transport: TunnelTransport;
-  /** Receive windows this side grants its peer (§5). Defaults keep the relay far from SlowClient. */
-  streamWindowBytes?: number;
-  streamWindowMessages?: number;
-  channelWindowBytes?: number;
-  channelWindowMessages?: number;
-  maxDataPayload?: number;
-  /** Device: most channels open at once; more are refused with ChannelLimit. */
-  maxChannels?: number;
-  /** Device: decides on each channel the service opens; the default accepts. */
-  acceptChannel?: (request: ChannelRequest) => ChannelDecision | Promise<ChannelDecision>;
-  handshakeTimeoutInMs?: number;
-  keepaliveIntervalInMs?: number;
-  keepaliveTimeoutInMs?: number;
-  /**
-   * Offer early data (§5: DATA after OPEN without waiting for ACCEPT). Default true; false makes
-   * this side speak exactly the HELLO of peers released before the feature.
-   */
-  earlyData?: boolean;
-}
-
-export interface TunnelStats {
-  /** Channel payload bytes, the figures to report. */
-  bytesSent: number;
-  bytesReceived: number;
-  framesSent: number;
-  framesReceived: number;
-  /** Frame bytes handed to or received from the transport, headers included. */
-  wireBytesSent: number;
-  wireBytesReceived: number;
-  channelsOpened: number;
-}
-
-export interface TunnelCloseInfo {
-  reason: CloseReason;
-  message: string;
-  /** True when the peer sent the CLOSE. */
-  byPeer: boolean;
-  stats: TunnelStats;
-}
 
 interface SessionEvents {
   ready: [];
@@ -82,48 +40,13 @@ interface SessionEvents {
 /** How long an openChannel waits for a free channel slot before ChannelLimit. */
 export const DEFAULT_CHANNEL_WAIT_MS = 30_000;
 
-function channelLimitError(capacity: number): TunnelError {
-  return new TunnelError("ChannelLimit", `all ${capacity} channels the device accepts per stream are in use`);
+function refusedError(reason: RefuseReason, message: string): TunnelError {
+  return new TunnelError(reason, `channel refused: ${reason} ${message}`.trim(), true);
 }
-
-export const DEFAULT_TUNNEL_OPTIONS = {
-  streamWindowBytes: 2 * 1024 * 1024,
-  streamWindowMessages: 256,
-  channelWindowBytes: 512 * 1024,
-  channelWindowMessages: 64,
-  maxDataPayload: 64 * 1024,
-  maxChannels: 100,
-  handshakeTimeoutInMs: 30_000,
-  keepaliveIntervalInMs: 15_000,
-  keepaliveTimeoutInMs: 45_000,
-} as const;
-
-type Resolved = Omit<Required<TunnelSessionOptions>, "acceptChannel" | "transport" | "role" | "earlyData">;
 
 interface Opening {
   resolve: (channel: TunnelChannel) => void;
   reject: (err: Error) => void;
-}
-
-function resolveOptions(options: TunnelSessionOptions): Resolved {
-  const o = { ...DEFAULT_TUNNEL_OPTIONS };
-  for (const key of Object.keys(o) as Array<keyof Resolved>) {
-    const value = options[key];
-    if (value === undefined) continue;
-    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${key} must be a positive integer`);
-    (o as Record<keyof Resolved, number>)[key] = value;
-  }
-  const ok =
-    o.streamWindowBytes <= LIMITS.maxStreamWindowBytes &&
-    o.streamWindowMessages <= LIMITS.maxStreamWindowMessages &&
-    o.channelWindowBytes <= o.streamWindowBytes &&
-    o.channelWindowMessages <= o.streamWindowMessages &&
-    o.maxDataPayload >= LIMITS.minDataPayload &&
-    o.maxDataPayload <= LIMITS.maxDataPayload &&
-    o.keepaliveTimeoutInMs > o.keepaliveIntervalInMs;
-  if (!ok)
-    throw new RangeError("tunnel windows or keepalive outside the limits of docs/tunnel-protocol.md §4");
-  return o;
 }
 
 export class TunnelSession extends EventEmitter<SessionEvents> implements ChannelHost {
@@ -138,7 +61,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     channelsOpened: 0,
   };
   private readonly transport: TunnelTransport;
-  private readonly options: Resolved;
+  private readonly options: ResolvedOptions;
   private readonly acceptChannel: TunnelSessionOptions["acceptChannel"];
   private state: "new" | "handshake" | "open" | "closed" = "new";
   private closeInfo: TunnelCloseInfo | undefined;
@@ -150,20 +73,12 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private features = 0;
   private outSeq = 0;
   private inSeq = 0;
-
-  // Credit towards the peer (what this side may send) and granted to it (what it may send).
-  private sendStreamBytes = 0;
-  private sendStreamMessages = 0;
-  private recvStreamBytes: number;
-  private recvStreamMessages: number;
-  private pendingStreamBytes = 0;
-  private pendingStreamMessages = 0;
-  private readonly creditDirty = new Set<TunnelChannel>();
+  private readonly credit: StreamCredit;
 
   private readonly channels = new Map<number, TunnelChannel>();
   private readonly opening = new Map<number, Opening>();
   /** openChannel calls waiting for one of the device's channel slots, in arrival order. */
-  private readonly slotWaiters: Array<{ wake: () => void }> = [];
+  private readonly slotWaiters = new SlotQueue();
   /** Highest channel id opened so far; lower ids that are not in `channels` are finished. */
   private highestChannelId = 0;
   /** Channels with something to send, in turn order. */
@@ -176,10 +91,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private flushScheduled = false;
   private windowScheduled = false;
 
-  private lastReceivedAt = 0;
-  private pingOutstanding = false;
-  private pingNonce = 0;
-  private keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly keepalive: Keepalive;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private readonly readyPromise: Promise<void>;
   private settleReady!: (err?: Error) => void;
@@ -190,10 +102,18 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.transport = options.transport;
     this.options = resolveOptions(options);
     this.acceptChannel = options.acceptChannel;
-    this.offeredFeatures = options.earlyData === false ? 0 : FEATURES.earlyData;
+    this.offeredFeatures =
+      options.earlyData === false
+        ? 0
+        : FEATURES.earlyData | (options.implicitAccept === false ? 0 : FEATURES.implicitAccept);
     this.mayTalk = this.role === "service";
-    this.recvStreamBytes = this.options.streamWindowBytes;
-    this.recvStreamMessages = this.options.streamWindowMessages;
+    this.credit = new StreamCredit(this.options);
+    this.keepalive = new Keepalive(
+      this.options.keepaliveIntervalInMs,
+      this.options.keepaliveTimeoutInMs,
+      (nonce) => this.sendStream({ type: "ping", nonce }),
+      (idleFor) => this.fail("KeepaliveTimeout", `nothing received for ${Math.round(idleFor)} ms`),
+    );
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.settleReady = (err) => (err ? reject(err) : resolve());
     });
@@ -215,7 +135,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.state = "handshake";
     this.transport.on("message", this.onMessage);
     this.transport.on("close", this.onTransportClose);
-    this.lastReceivedAt = performance.now();
+    this.keepalive.received();
     this.handshakeTimer = setTimeout(
       () => this.fail("HandshakeTimeout", `no HELLO within ${this.options.handshakeTimeoutInMs} ms`),
       this.options.handshakeTimeoutInMs,
@@ -232,6 +152,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   /** True once both sides offered early data in their HELLOs (§5). */
   get earlyData(): boolean {
     return (this.features & FEATURES.earlyData) !== 0;
+  }
+
+  /** True once both sides offered implicit accept (§5): early-data OPENs then get no ACCEPT. */
+  get implicitAccept(): boolean {
+    return this.earlyData && (this.features & FEATURES.implicitAccept) !== 0;
   }
 
   /** The most channels the device accepts at once (its HELLO); undefined before the handshake. */
@@ -255,7 +180,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     for (;;) {
       if (this.closeInfo) throw this.closedError();
       if (this.channels.size < this.peer!.maxChannels && this.slotWaiters.length === 0) break;
-      await this.waitForSlot(waitUntil - performance.now());
+      await this.slotWaiters.wait(waitUntil - performance.now(), this.peer!.maxChannels);
       if (this.closeInfo) throw this.closedError();
       if (this.channels.size < this.peer!.maxChannels) break;
     }
@@ -264,9 +189,15 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     if (early && this.earlyData) {
       // The application writes at once; its first bytes leave with the OPEN, and a REFUSE reaches
       // it as the channel's error (the session destroys it below), as a reset would.
-      const ignore = (): void => undefined;
-      this.opening.set(channel.id, { resolve: ignore, reject: ignore });
       channel.exposed = true;
+      if (this.implicitAccept) {
+        // Nothing waits for the ACCEPT, so the device sends none: a frame fewer per channel.
+        channel.acceptImplied = true;
+        channel.peerMaySend = true;
+      } else {
+        const ignore = (): void => undefined;
+        this.opening.set(channel.id, { resolve: ignore, reject: ignore });
+      }
       channel.queueControl("open");
       return channel;
     }
@@ -295,13 +226,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
 
   consumed(channel: TunnelChannel, bytes: number, messages: number): void {
     if (this.state === "closed") return;
-    // The peer sends no more DATA after its FIN, so channel credit would be wasted on it.
-    if (!channel.retired && !channel.finReceived) {
-      channel.pendingBytes += bytes;
-      channel.pendingMessages += messages;
-      this.creditDirty.add(channel);
-    }
-    this.creditStream(bytes, messages, channel);
+    if (this.credit.consumed(channel, bytes, messages)) this.scheduleWindow();
   }
 
   localDestroy(channel: TunnelChannel, err: Error | null): void {
@@ -330,18 +255,18 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   /** Sends what credit allows, one frame per channel per turn so channels share the stream fairly. */
   private flush(): void {
     this.flushScheduled = false;
-    while (this.state === "open" && this.sendStreamMessages > 0) {
+    while (this.state === "open" && this.credit.sendMessages > 0) {
       const control = this.controlQueue.shift();
       if (control) {
-        this.sendStreamMessages--;
+        this.credit.sendMessages--;
         this.sendRaw(encodeFrame(this.outSeq, control.frame));
         if (control.creditWhenSent) this.creditStream(0, 1);
         continue;
       }
       let progressed = false;
       for (const channel of [...this.ready]) {
-        if (this.state !== "open" || this.sendStreamMessages === 0) return;
-        const out = channel.nextFrame(this.outSeq, this.sendStreamBytes);
+        if (this.state !== "open" || this.credit.sendMessages === 0) return;
+        const out = channel.nextFrame(this.outSeq, this.credit.sendBytes);
         this.ready.delete(channel);
         if (!out) {
           if (channel.wantsToSend()) this.ready.add(channel);
@@ -349,8 +274,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
         }
         if (channel.wantsToSend()) this.ready.add(channel);
         progressed = true;
-        this.sendStreamMessages--;
-        this.sendStreamBytes -= out.dataBytes;
+        this.credit.sendMessages--;
+        this.credit.sendBytes -= out.dataBytes;
         this.stats.bytesSent += out.dataBytes;
         this.sendRaw(out.frame);
         if (out.callbacks) for (const cb of out.callbacks) cb();
@@ -377,57 +302,14 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   }
 
   private sendHello(minVersion: number, maxVersion: number, features: number): void {
-    const o = this.options;
-    this.sendStream({
-      features,
-      type: "hello",
-      minVersion,
-      maxVersion,
-      streamWindowBytes: o.streamWindowBytes,
-      streamWindowMessages: o.streamWindowMessages,
-      channelWindowBytes: o.channelWindowBytes,
-      channelWindowMessages: o.channelWindowMessages,
-      maxChannels: o.maxChannels,
-      maxDataPayload: o.maxDataPayload,
-    });
+    this.sendStream(helloFrame(this.options, minVersion, maxVersion, features));
   }
 
   /** Returns the credit consumed since the last WINDOW, for the stream and every channel, in one frame. */
   private sendWindow(): void {
     this.windowScheduled = false;
     if (this.state !== "open") return;
-    const entries: Array<{ channel: number; bytes: number; messages: number }> = [];
-    for (const channel of this.creditDirty) {
-      if (
-        !channel.retired &&
-        !channel.finReceived &&
-        (channel.pendingBytes > 0 || channel.pendingMessages > 0)
-      ) {
-        entries.push({ channel: channel.id, bytes: channel.pendingBytes, messages: channel.pendingMessages });
-        channel.recvBytes += channel.pendingBytes;
-        channel.recvMessages += channel.pendingMessages;
-      }
-      channel.pendingBytes = 0;
-      channel.pendingMessages = 0;
-    }
-    this.creditDirty.clear();
-    let streamBytes = this.pendingStreamBytes;
-    let streamMessages = this.pendingStreamMessages;
-    this.recvStreamBytes += streamBytes;
-    this.recvStreamMessages += streamMessages;
-    this.pendingStreamBytes = 0;
-    this.pendingStreamMessages = 0;
-    for (
-      let at = 0;
-      at < entries.length || streamBytes > 0 || streamMessages > 0;
-      at += LIMITS.maxWindowEntries
-    ) {
-      const channels = entries.slice(at, at + LIMITS.maxWindowEntries);
-      this.sendStream({ type: "window", streamBytes, streamMessages, channels });
-      streamBytes = 0;
-      streamMessages = 0;
-      if (at + LIMITS.maxWindowEntries >= entries.length) break;
-    }
+    for (const frame of this.credit.takeWindows()) this.sendStream(frame);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -451,7 +333,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private receive(raw: Uint8Array): void {
     this.stats.framesReceived++;
     this.stats.wireBytesReceived += raw.byteLength;
-    this.lastReceivedAt = performance.now();
+    this.keepalive.received();
     const decoded = decodeFrame(raw);
     if (!decoded.ok) return this.fail(decoded.error.code as SendableCloseReason, decoded.error.message);
     if (decoded.seq !== this.inSeq) {
@@ -476,8 +358,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       case "ping":
         return this.sendStream({ type: "pong", nonce: frame.nonce });
       case "pong":
-        this.pingOutstanding = false;
-        return;
+        return this.keepalive.ponged();
       case "window":
         return this.onWindow(frame);
       default:
@@ -486,29 +367,17 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   }
 
   private onHello(hello: HelloFields): void {
-    if (this.role === "device") {
-      this.mayTalk = true;
-      const version = Math.min(hello.maxVersion, PROTOCOL_VERSION);
-      if (version < Math.max(hello.minVersion, 1)) {
-        return this.fail(
-          "VersionMismatch",
-          `the service offers versions ${hello.minVersion}..${hello.maxVersion}; this device speaks 1..${PROTOCOL_VERSION}`,
-        );
-      }
-      this.sendHello(version, version, this.offeredFeatures & (hello.features ?? 0));
-    } else if (hello.minVersion !== hello.maxVersion || hello.maxVersion > PROTOCOL_VERSION) {
-      return this.fail(
-        "VersionMismatch",
-        `the device chose versions ${hello.minVersion}..${hello.maxVersion}; this service speaks 1..${PROTOCOL_VERSION}`,
-      );
-    }
+    if (this.role === "device") this.mayTalk = true;
+    const outcome = negotiate(this.role, hello, this.offeredFeatures);
+    if (!outcome.ok) return this.fail("VersionMismatch", outcome.message);
+    if (outcome.answer)
+      this.sendHello(outcome.answer.version, outcome.answer.version, outcome.answer.features);
     this.peer = hello;
-    this.features = this.offeredFeatures & (hello.features ?? 0);
-    this.sendStreamBytes = hello.streamWindowBytes;
-    this.sendStreamMessages = hello.streamWindowMessages;
+    this.features = outcome.features;
+    this.credit.start(hello);
     this.state = "open";
     clearTimeout(this.handshakeTimer);
-    this.armKeepalive();
+    this.keepalive.arm();
     this.settleReady();
     this.emit("ready");
     this.scheduleFlush();
@@ -516,12 +385,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
 
   private onWindow(frame: Extract<Frame, { type: "window" }>): void {
     const peer = this.peer!;
-    this.sendStreamBytes += frame.streamBytes;
-    this.sendStreamMessages += frame.streamMessages;
-    if (
-      this.sendStreamBytes > peer.streamWindowBytes ||
-      this.sendStreamMessages > peer.streamWindowMessages
-    ) {
+    if (!this.credit.returned(frame.streamBytes, frame.streamMessages, peer)) {
       return this.fail("FlowControlError", "the peer returned more stream credit than its window");
     }
     for (const entry of frame.channels) {
@@ -546,15 +410,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   }
 
   private onChannelFrame(frame: Extract<Frame, { channel: number }>): void {
-    if (this.recvStreamMessages < 1)
-      return this.fail("FlowControlError", "channel frame beyond the stream's message credit");
-    this.recvStreamMessages--;
+    const overrun = this.credit.charge(frame);
+    if (overrun) return this.fail("FlowControlError", overrun);
     const isData = frame.type === "data";
-    if (isData && frame.payload.length > this.recvStreamBytes) {
-      return this.fail("FlowControlError", "DATA beyond the stream's byte credit");
-    }
-    if (isData) this.recvStreamBytes -= frame.payload.length;
-    if (frame.type === "open") return this.onOpen(frame.channel, frame.label);
+    if (frame.type === "open") return this.onOpen(frame.channel, frame.label, frame.noAccept === true);
 
     const channel = this.channels.get(frame.channel);
     if (!channel) {
@@ -567,9 +426,19 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       // A channel this side has finished: the race with our RESET (§5). Return the credit at once.
       return this.creditStream(isData ? frame.payload.length : 0, 1);
     }
+    if (channel.acceptImplied) {
+      // The device's first frame on a channel opened without ACCEPT stands for it (§5).
+      channel.acceptImplied = false;
+      if (frame.type === "refuse") {
+        this.retire(channel);
+        channel.destroy(refusedError(frame.reason, frame.message));
+        return this.creditStream(0, 1);
+      }
+      this.stats.channelsOpened++;
+    }
     switch (frame.type) {
-      case "accept":
-      case "refuse": {
+      case "refuse":
+      case "accept": {
         const opening = this.opening.get(channel.id);
         if (this.role !== "service" || !opening) {
           return this.fail(
@@ -584,11 +453,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
           channel.exposed = true;
           opening.resolve(channel);
         } else {
-          const err = new TunnelError(
-            frame.reason,
-            `channel refused: ${frame.reason} ${frame.message}`.trim(),
-            true,
-          );
+          const err = refusedError(frame.reason, frame.message);
           this.retire(channel);
           // Exposed only with early data: the application already holds the channel.
           channel.destroy(channel.exposed ? err : undefined);
@@ -632,8 +497,14 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     }
   }
 
-  private onOpen(id: number, label: string): void {
+  private onOpen(id: number, label: string, noAccept: boolean): void {
     if (this.role !== "device") return this.fail("ProtocolError", "the device may not open channels");
+    if (noAccept && !this.implicitAccept) {
+      return this.fail(
+        "ProtocolError",
+        `OPEN for channel ${id} asks for no ACCEPT, which was not negotiated`,
+      );
+    }
     if (id <= this.highestChannelId) {
       return this.fail(
         "ProtocolError",
@@ -658,7 +529,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       }
       this.stats.channelsOpened++;
       channel.exposed = true;
-      channel.queueControl("accept");
+      // Implicit accept: the channel's first frame (DATA, FIN or RESET) tells the service instead.
+      if (!noAccept) channel.queueControl("accept");
       this.emit("channel", channel, request);
     };
     if (!this.acceptChannel) return decide({ accept: true });
@@ -678,19 +550,13 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
 
   /** Queues stream credit for the peer; a WINDOW goes out once enough is pending (§5 batching). */
   private creditStream(bytes: number, messages: number, channel?: TunnelChannel): void {
-    this.pendingStreamBytes += bytes;
-    this.pendingStreamMessages += messages;
-    const o = this.options;
-    const due =
-      this.pendingStreamBytes * 4 >= o.streamWindowBytes ||
-      this.pendingStreamMessages * 4 >= o.streamWindowMessages ||
-      (channel !== undefined &&
-        (channel.pendingBytes * 2 >= o.channelWindowBytes ||
-          channel.pendingMessages * 2 >= o.channelWindowMessages));
-    if (due && !this.windowScheduled) {
-      this.windowScheduled = true;
-      process.nextTick(() => this.sendWindow());
-    }
+    if (this.credit.add(bytes, messages, channel)) this.scheduleWindow();
+  }
+
+  private scheduleWindow(): void {
+    if (this.windowScheduled) return;
+    this.windowScheduled = true;
+    process.nextTick(() => this.sendWindow());
   }
 
   private createChannel(id: number, label: string): TunnelChannel {
@@ -710,44 +576,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   private retire(channel: TunnelChannel): void {
     channel.retired = true;
     this.channels.delete(channel.id);
-    this.slotWaiters.shift()?.wake();
+    this.slotWaiters.wakeOne();
   }
 
-  /** Resolves when a channel finishes (its slot goes to the first waiter); rejects after `ms`. */
-  private waitForSlot(ms: number): Promise<void> {
-    const capacity = this.peer!.maxChannels;
-    if (ms <= 0) return Promise.reject(channelLimitError(capacity));
-    return new Promise<void>((resolve, reject) => {
-      const waiter = {
-        wake: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      const timer = setTimeout(() => {
-        this.slotWaiters.splice(this.slotWaiters.indexOf(waiter), 1);
-        reject(channelLimitError(capacity));
-      }, ms);
-      this.slotWaiters.push(waiter);
-    });
-  }
-
-  // ---------------------------------------------------------------- keepalive and shutdown
-
-  private armKeepalive(): void {
-    const o = this.options;
-    const idleFor = performance.now() - this.lastReceivedAt;
-    if (idleFor >= o.keepaliveTimeoutInMs) {
-      return this.fail("KeepaliveTimeout", `nothing received for ${Math.round(idleFor)} ms`);
-    }
-    if (idleFor >= o.keepaliveIntervalInMs && !this.pingOutstanding) {
-      this.pingOutstanding = true;
-      this.sendStream({ type: "ping", nonce: ++this.pingNonce });
-    }
-    const next = this.pingOutstanding ? o.keepaliveTimeoutInMs : o.keepaliveIntervalInMs;
-    this.keepaliveTimer = setTimeout(() => this.armKeepalive(), Math.max(1, next - idleFor));
-    this.keepaliveTimer.unref();
-  }
+  // ---------------------------------------------------------------- shutdown
 
   private fail(reason: SendableCloseReason, message: string): void {
     this.shutdown(reason, message, false, reason !== "TransportClosed");
@@ -770,7 +602,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.state = "closed";
     this.closeInfo = { reason, message, byPeer, stats: this.stats };
     clearTimeout(this.handshakeTimer);
-    clearTimeout(this.keepaliveTimer);
+    this.keepalive.stop();
     if (wasStarted) {
       this.transport.off("message", this.onMessage);
       this.transport.off("close", this.onTransportClose);
@@ -778,7 +610,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       this.transport.close(reason, byPeer);
     }
     // Waiters see the stream closed when they wake.
-    for (const waiter of this.slotWaiters.splice(0)) waiter.wake();
+    this.slotWaiters.wakeAll();
     const err = this.closedError();
     // Channels end without an error only when this application closed the stream itself.
     const channelError = byApplication ? undefined : err;
@@ -790,7 +622,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     const channels = [...this.channels.values()];
     this.channels.clear();
     this.ready.clear();
-    this.creditDirty.clear();
+    this.credit.clear();
     for (const channel of channels) {
       channel.retired = true;
       channel.destroy(channel.exposed ? channelError : undefined);

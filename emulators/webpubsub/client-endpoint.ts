@@ -180,7 +180,7 @@ export class ClientEndpoint {
     let upgraded = false;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded = true;
-      this.bind(conn, ws);
+      this.bind(conn, ws, socket);
       this.service.register(conn, [...groups, ...(result.groups ?? []).filter(isValidGroupName)]);
     });
     if (!upgraded) {
@@ -236,7 +236,7 @@ export class ClientEndpoint {
       conn.recoveryTimer = undefined;
       // The client may notice a dead network before we do: the new socket takes over from the old.
       const previous = conn.ws;
-      this.bind(conn, ws);
+      this.bind(conn, ws, socket);
       previous?.terminate();
       conn.sendControl({
         type: "connected",
@@ -249,8 +249,8 @@ export class ClientEndpoint {
     });
   }
 
-  private bind(conn: ClientConnection, ws: WebSocket): void {
-    conn.attach(ws);
+  private bind(conn: ClientConnection, ws: WebSocket, socket: Duplex): void {
+    conn.attach(ws, socket);
     ws.on("error", (err) => this.options.log(`socket error on ${conn.id}: ${err.message}`));
     ws.on("pong", () => (conn.lastSeen = Date.now()));
     ws.on("message", (data, isBinary) => {

@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import type { Socket } from "node:net";
+import { Socket } from "node:net";
 import WebSocket from "ws";
 import {
   decodeDownstream,
@@ -80,6 +80,47 @@ describe("protobuf subprotocol", () => {
     );
     // noEcho: the sender saw only its connected message and acks.
     expect(decoded(a).filter((m) => m.type === "message")).toEqual([]);
+    a.ws.close();
+    b.ws.close();
+  });
+
+  it("writes the messages of one tick to a member in one socket write, in order", async () => {
+    const a = await tunnelClient("s-cork", "device");
+    const b = await tunnelClient("s-cork", "service");
+    // Every socket write the emulator makes (its sockets are the ones whose local port is its own).
+    const writeGeneric = jest.spyOn(
+      Socket.prototype as unknown as { _writeGeneric: () => void },
+      "_writeGeneric",
+    );
+    const emulatorWrites = (): number =>
+      writeGeneric.mock.contexts.filter((s) => (s as Socket).localPort === emulator.port).length;
+    const count = 20;
+    // Sent in one tick of this process, they reach the emulator in one read: one tick there too.
+    for (let i = 0; i < count; i++) {
+      a.ws.send(
+        encodeUpstream({
+          type: "sendToGroup",
+          group: "s-cork",
+          noEcho: true,
+          data: { kind: "binary", bytes: Buffer.from([i]) },
+        }),
+      );
+    }
+    const got = await b.frames.waitCount(count, (f) => decodeDownstream(f.data).type === "message");
+    const writes = emulatorWrites();
+    writeGeneric.mockRestore();
+    expect(got.map((f) => decodeDownstream(f.data))).toEqual(
+      Array.from({ length: count }, (_, i) => ({
+        type: "message",
+        from: "group",
+        group: "s-cork",
+        data: { kind: "binary", bytes: Buffer.from([i]) },
+      })),
+    );
+    // Uncorked, each message is two writes (prefix and payload fragments): 40. One read of the
+    // sender's burst may split in two at most on loopback, hence not exactly 1.
+    expect(writes).toBeGreaterThanOrEqual(1);
+    expect(writes).toBeLessThan(count / 4);
     a.ws.close();
     b.ws.close();
   });
