@@ -20,7 +20,13 @@ export interface ProbeMarks {
   marks: Record<string, number>;
 }
 
-export type MemoryReply = { type: "memory"; rss: number; heapUsed: number; external: number };
+export type MemoryReply = {
+  type: "memory";
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+};
 
 if (process.send) {
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -33,8 +39,8 @@ if (process.send) {
         await new Promise((resolve) => setTimeout(resolve, 200));
         gc();
       }
-      const { rss, heapUsed, external } = process.memoryUsage();
-      process.send?.({ type: "memory", rss, heapUsed, external } satisfies MemoryReply);
+      const { rss, heapTotal, heapUsed, external } = process.memoryUsage();
+      process.send?.({ type: "memory", rss, heapTotal, heapUsed, external } satisfies MemoryReply);
     })();
   });
   // The channel is the bench's, not the process's: it must not keep a finished process alive.

@@ -90,14 +90,31 @@ function stderrSays(child: ChildProcess, text: string, what: string): Promise<vo
   });
 }
 
-/** RSS as it stands and after GC, once the process has been left alone for `settleMs`. */
-async function rssPair(p: Measured, settleMs: number): Promise<{ asIs: number; gc: number }> {
+interface Reading {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+}
+
+const inMiB = (m: MemoryReply): Reading => ({
+  rss: m.rss / MiB,
+  heapTotal: m.heapTotal / MiB,
+  heapUsed: m.heapUsed / MiB,
+  external: m.external / MiB,
+});
+
+/** Memory as it stands and after forced GC, once the process has been left alone for `settleMs`. */
+async function readings(p: Measured, settleMs: number): Promise<{ asIs: Reading; gc: Reading }> {
   // A settle period, not a wait for an event: idle means nothing has happened for a while.
   await sleep(settleMs);
-  const asIs = (await p.memory(false)).rss / MiB;
-  const gc = (await p.memory(true)).rss / MiB;
-  return { asIs, gc };
+  const asIs = inMiB(await p.memory(false));
+  return { asIs, gc: inMiB(await p.memory(true)) };
 }
+
+/** What V8 holds of an RSS: the JS heap (used of reserved) and external (Buffer) memory. */
+const inside = (m: Reading) =>
+  `JS heap ${m.heapUsed.toFixed(1)} of ${m.heapTotal.toFixed(1)} MiB, external ${m.external.toFixed(1)} MiB`;
 
 /** One fresh `connect`: spawn to the first echoed byte on its stdout, in ms; epoch of the spawn. */
 async function connectOnce(
@@ -167,21 +184,21 @@ const suite: BenchSuite = async ({ quick }) => {
       if (k.startsWith("DEVICESTREAM_") || k.startsWith("IOTHUB_")) delete env[k];
 
     // ---- memory: floors, then the agent idle, then after bulk through a forward ----
-    const bare = forkMeasured(FLOOR, ["bare"], env);
-    closers.push(bare.stop);
-    await once(bare.child, "message");
-    const bareRss = await rssPair(bare, settleMs);
-    await bare.stop();
+    const bareFloor = forkMeasured(FLOOR, ["bare"], env);
+    closers.push(bareFloor.stop);
+    await once(bareFloor.child, "message");
+    const bare = await readings(bareFloor, settleMs);
+    await bareFloor.stop();
 
-    const sdk = forkMeasured(FLOOR, ["device-sdk"], {
+    const sdkFloor = forkMeasured(FLOOR, ["device-sdk"], {
       ...env,
       FLOOR_CONNECTION_STRING: await stack.deviceConnectionString("bench-footprint-floor"),
       FLOOR_CA_FILE: caFile,
     });
-    closers.push(sdk.stop);
-    await once(sdk.child, "message");
-    const sdkRss = await rssPair(sdk, settleMs);
-    await sdk.stop();
+    closers.push(sdkFloor.stop);
+    await once(sdkFloor.child, "message");
+    const sdk = await readings(sdkFloor, settleMs);
+    await sdkFloor.stop();
 
     const agent = forkMeasured(
       BIN,
@@ -204,61 +221,59 @@ const suite: BenchSuite = async ({ quick }) => {
     );
     closers.push(agent.stop);
     await stderrSays(agent.child, "serving ", "the agent");
-    const idle = await rssPair(agent, settleMs);
+    const idle = await readings(agent, settleMs);
 
     const total = quick ? 64 * MiB : 1024 * MiB;
     const [forwardPort] = await forwarders(stack.client, DEVICE, ["sink"], closers);
     const seconds = await throughput(forwardPort!, total, target.received);
-    const bulk = await rssPair(agent, settleMs);
+    const bulk = await readings(agent, settleMs);
 
-    const floorNote = (pair: "asIs" | "gc") =>
-      `bare Node ${bareRss[pair].toFixed(1)} MiB; ` +
-      `${(idle[pair] - sdkRss[pair]).toFixed(1)} MiB above the device-SDK floor`;
     const bulkLabel = `${total / MiB} MiB`;
+    const above = (m: Reading, floor: Reading) => `${(m.rss - floor.rss).toFixed(1)} MiB above the floor`;
     rows.push(
       {
         group,
         name: "idle RSS, Node + device SDK (MQTT) connected: the agent's floor",
-        value: sdkRss.asIs,
+        value: sdk.asIs.rss,
         unit: "MiB",
-        baseline: { name: "bare Node, idle", value: bareRss.asIs },
-        note: `after forced GC: ${sdkRss.gc.toFixed(1)} MiB (bare Node ${bareRss.gc.toFixed(1)} MiB)`,
+        baseline: { name: "bare Node, idle", value: bare.asIs.rss },
+        note: `after forced GC ${sdk.gc.rss.toFixed(1)} MiB (bare Node ${bare.gc.rss.toFixed(1)} MiB); ${inside(sdk.gc)}`,
       },
       {
         group,
         name: "agent idle RSS (devicestream device, connected)",
-        value: idle.asIs,
+        value: idle.asIs.rss,
         unit: "MiB",
-        baseline: { name: "device-SDK floor", value: sdkRss.asIs },
+        baseline: { name: "device-SDK floor", value: sdk.asIs.rss },
         target: "<= floor + 15 MiB",
-        note: `${floorNote("asIs")} (before issue 17: 90 MiB)`,
+        note: `${above(idle.asIs, sdk.asIs)}; bare Node ${bare.asIs.rss.toFixed(1)} MiB (before issue 17: 90 MiB)`,
       },
       {
         group,
         name: "agent idle RSS, after forced GC",
-        value: idle.gc,
+        value: idle.gc.rss,
         unit: "MiB",
-        baseline: { name: "device-SDK floor, after GC", value: sdkRss.gc },
+        baseline: { name: "device-SDK floor, after GC", value: sdk.gc.rss },
         target: "<= floor + 15 MiB",
-        note: floorNote("gc"),
+        note: `${above(idle.gc, sdk.gc)}; ${inside(idle.gc)}`,
       },
       {
         group,
         name: `agent RSS after ${bulkLabel} through a forward to a sink`,
-        value: bulk.asIs,
+        value: bulk.asIs.rss,
         unit: "MiB",
-        baseline: { name: "device-SDK floor", value: sdkRss.asIs },
+        baseline: { name: "device-SDK floor", value: sdk.asIs.rss },
         target: "<= floor + 30 MiB",
-        note: `+${(bulk.asIs - sdkRss.asIs).toFixed(1)} MiB; moved at ${(total / MiB / seconds).toFixed(0)} MiB/s`,
+        note: `${above(bulk.asIs, sdk.asIs)}; ${inside(bulk.asIs)}; moved at ${(total / MiB / seconds).toFixed(0)} MiB/s`,
       },
       {
         group,
         name: `agent RSS after ${bulkLabel}, after forced GC`,
-        value: bulk.gc,
+        value: bulk.gc.rss,
         unit: "MiB",
-        baseline: { name: "device-SDK floor, after GC", value: sdkRss.gc },
+        baseline: { name: "device-SDK floor, after GC", value: sdk.gc.rss },
         target: "<= floor + 30 MiB",
-        note: `+${(bulk.gc - sdkRss.gc).toFixed(1)} MiB`,
+        note: `${above(bulk.gc, sdk.gc)}; ${inside(bulk.gc)}`,
       },
     );
 
