@@ -1,14 +1,22 @@
 /**
  * What keeps `devicestream connect` light (issue 17, docs/performance.md "Footprint"): its
  * control-plane requests go through node:http (client/cli/httpFetch.ts), not Node's fetch, and
- * https-proxy-agent loads only when a proxy applies.
+ * https-proxy-agent loads only when a proxy applies. And the agent keeps V8's young generation at
+ * its initial size (client/cli/heap.ts), which held most of its RSS after a bulk transfer.
  */
+import { execFile } from "node:child_process";
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
+import { promisify } from "node:util";
+import ts from "typescript";
 import { MAX_RESPONSE_BYTES, httpFetch } from "../../client/cli/httpFetch";
 import { runCli } from "../../client/cli/program";
+
+const execFileAsync = promisify(execFile);
 
 type Handler = (req: IncomingMessage, body: string, res: ServerResponse) => void;
 
@@ -171,5 +179,90 @@ describe("https-proxy-agent", () => {
       proxyAgentFor(url, { HTTPS_PROXY: "http://proxy:3128", NO_PROXY: ".example.net" }),
     ).toBeUndefined();
     expect(() => proxyAgentFor(url, { HTTPS_PROXY: "http://proxy:3128" })).toThrow(/loaded/);
+  });
+});
+
+describe("the agent's young generation", () => {
+  afterEach(() => {
+    jest.dontMock("../../client/cli/heap");
+    jest.dontMock("azure-iot-device");
+  });
+
+  it("is kept small before the device SDK loads", async () => {
+    const order: string[] = [];
+    let run!: typeof runCli;
+    jest.isolateModules(() => {
+      jest.doMock("../../client/cli/heap", () => ({
+        keepYoungGenerationSmall: () => order.push("heap"),
+      }));
+      jest.doMock("azure-iot-device", () => {
+        order.push("device SDK");
+        return jest.requireActual("azure-iot-device");
+      });
+      ({ runCli: run } =
+        jest.requireActual<typeof import("../../client/cli/program")>("../../client/cli/program"));
+    });
+    const err: Buffer[] = [];
+    const code = await run(
+      [
+        "device",
+        "--echo",
+        // No key: the agent stops at the identity check, after its start-up and before any I/O.
+        ...["--connection-string", "HostName=hub.example.net;DeviceId=d1"],
+        ...["--relay-endpoint", "https://relay.example.net", "--relay-hub", "streams"],
+      ],
+      {
+        stdin: new PassThrough(),
+        stdout: new PassThrough(),
+        stderr: new PassThrough().on("data", (b: Buffer) => err.push(b)),
+        env: {},
+        cwd: process.cwd(),
+        signal: new AbortController().signal,
+      },
+    );
+    expect(Buffer.concat(err).toString()).toMatch(/needs HostName, DeviceId and SharedAccessKey/);
+    expect(code).not.toBe(0);
+    expect(order).toEqual(["heap", "device SDK"]);
+  });
+
+  /** Runs client/cli/heap.ts in a fresh Node, then allocates; prints the new space's size in MiB. */
+  async function newSpaceAfterAllocating(call: string, env: NodeJS.ProcessEnv = {}): Promise<number> {
+    const source = await readFile(join(__dirname, "../../client/cli/heap.ts"), "utf8");
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 },
+    });
+    const code = [
+      "const module = { exports: {} }; const exports = module.exports;",
+      outputText,
+      call,
+      "let keep = []; for (let i = 0; i < 300000; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 5000) keep = []; }",
+      "const s = require('node:v8').getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');",
+      "process.stdout.write(String(s.space_size / 1048576));",
+    ].join("\n");
+    const { stdout } = await execFileAsync(process.execPath, ["-e", code], {
+      env: { ...process.env, ...env },
+    });
+    return Number(stdout);
+  }
+
+  it("stays at its initial size under allocation, where V8 would grow it to 16 MiB semi-spaces", async () => {
+    const grown = await newSpaceAfterAllocating("");
+    const kept = await newSpaceAfterAllocating(
+      "if (!exports.keepYoungGenerationSmall()) throw new Error('not set');",
+    );
+    expect(grown).toBeGreaterThanOrEqual(8);
+    expect(kept).toBeLessThanOrEqual(4);
+  });
+
+  it("leaves a size the user chose in NODE_OPTIONS alone", async () => {
+    const { keepYoungGenerationSmall } =
+      jest.requireActual<typeof import("../../client/cli/heap")>("../../client/cli/heap");
+    expect(keepYoungGenerationSmall([], "--max-old-space-size=64 --max-semi-space-size=8")).toBe(false);
+    expect(keepYoungGenerationSmall(["--max-semi-space-size=8"], undefined)).toBe(false);
+    const chose = await newSpaceAfterAllocating(
+      "if (exports.keepYoungGenerationSmall()) throw new Error('set over the user');",
+      { NODE_OPTIONS: "--max-semi-space-size=8" },
+    );
+    expect(chose).toBeGreaterThanOrEqual(8);
   });
 });
