@@ -27,8 +27,13 @@ export function httpFetch(input: string | URL, init: RequestInit = {}): Promise<
   if (init.body !== undefined && init.body !== null && typeof init.body !== "string") {
     return Promise.reject(new TypeError("fetch: only a string body is supported"));
   }
+  // A Headers instance or a list would spread to nothing and drop the authorization without a word.
+  const given: unknown = init.headers ?? {};
+  if (Object.getPrototypeOf(given) !== Object.prototype) {
+    return Promise.reject(new TypeError("fetch: headers must be a plain object"));
+  }
   const body = init.body ?? undefined;
-  const headers = { ...(init.headers as Record<string, string> | undefined) };
+  const headers = { ...(given as Record<string, string>) };
   if (body !== undefined) headers["content-length"] = String(Buffer.byteLength(body));
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {

@@ -152,7 +152,10 @@ describe("httpFetch", () => {
     await expect(httpFetch(`${base}/x`, { signal: during.signal })).rejects.toThrow(/fetch failed/);
   });
 
-  it("takes only http(s) URLs and string bodies", async () => {
+  it("takes only http(s) URLs, headers as a plain object and string bodies", async () => {
+    await expect(httpFetch(`${base}/x`, { headers: [["authorization", "secret"]] })).rejects.toThrow(
+      /headers must be a plain object/,
+    );
     await expect(httpFetch("file:///etc/passwd")).rejects.toThrow(/unsupported scheme file:/);
     await expect(httpFetch(`${base}/x`, { method: "POST", body: new Uint8Array(1) })).rejects.toThrow(
       /only a string body/,
