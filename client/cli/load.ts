@@ -8,6 +8,8 @@ export const load = {
   agent: () => require("./agent") as typeof import("./agent"),
   deviceClient: () => require("./deviceClient") as typeof import("./deviceClient"),
   entra: () => require("./entra") as typeof import("./entra"),
+  heap: () => require("./heap") as typeof import("./heap"),
+  httpFetch: () => require("./httpFetch") as typeof import("./httpFetch"),
   forward: () => require("./forward") as typeof import("./forward"),
   stdio: () => require("./stdio") as typeof import("./stdio"),
 };

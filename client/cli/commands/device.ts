@@ -74,6 +74,8 @@ export function registerDeviceCommand(program: Command, ctx: CommandContext): vo
         );
       }
       const { connectionString, caFile, relay } = agentSettings(o, s, io.env);
+      // Before the device SDK loads: its start-up alone would grow the young generation.
+      load.heap().keepYoungGenerationSmall();
       const { openDeviceClient } = load.deviceClient();
       const { startAgent } = load.agent();
       const client = await openDeviceClient({

@@ -36,7 +36,8 @@ export function serviceOptions(cmd: Command): Command {
 }
 
 export async function serviceClient(flags: ServiceFlags, s: Settings): Promise<StreamsClient> {
-  const options: StreamsClientOptions = {};
+  // StreamsClient reads only the status and the text of what its fetch returns.
+  const options: StreamsClientOptions = { fetch: load.httpFetch().httpFetch as unknown as typeof fetch };
   if (flags.allowInsecureRelay) options.allowInsecureRelay = true;
   if (flags.tunnelKeepalive) options.tunnel = flags.tunnelKeepalive;
   const target = resolveControlPlane(flags, s);
