@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { TunnelChannel, type ChannelHost } from "./channel";
 import {
+  DEFAULT_DATA_PAYLOAD,
   FEATURES,
   type Frame,
   type HelloFields,
@@ -91,7 +92,7 @@ export const DEFAULT_TUNNEL_OPTIONS = {
   streamWindowMessages: 256,
   channelWindowBytes: 512 * 1024,
   channelWindowMessages: 64,
-  maxDataPayload: 64 * 1024,
+  maxDataPayload: DEFAULT_DATA_PAYLOAD,
   maxChannels: 100,
   handshakeTimeoutInMs: 30_000,
   keepaliveIntervalInMs: 15_000,
