@@ -16,6 +16,7 @@ async function dataFrameSizes(
   data: Buffer,
   writeSize: number,
   device: { maxDataPayload?: number } = {},
+  service: { maxDataPayload?: number } = {},
 ): Promise<number[]> {
   const sizes: number[] = [];
   tunnel = createTunnel({
@@ -27,6 +28,7 @@ async function dataFrameSizes(
       },
     },
     device,
+    service,
   });
   const incoming = new Promise<TunnelChannel>((resolve) => tunnel!.device.once("channel", resolve));
   const channel = await tunnel.service.openChannel("bulk");
@@ -54,6 +56,16 @@ describe("DATA frame size", () => {
     const sizes = await dataFrameSizes(randomBytes(2 * 1024 * 1024), 1024 * 1024, {
       maxDataPayload: 64 * 1024,
     });
+    expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
+  });
+
+  it("sends no more than its own 64 KiB as a service released before it, to a device granting 256 KiB", async () => {
+    const sizes = await dataFrameSizes(
+      randomBytes(2 * 1024 * 1024),
+      1024 * 1024,
+      {},
+      { maxDataPayload: 64 * 1024 },
+    );
     expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
   });
 });
