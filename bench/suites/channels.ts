@@ -5,80 +5,15 @@
  * The agent runs with its default settings in its own process, so process.cpuUsage() there is what
  * a device owner pays; everything else (control plane, relay and hub emulators, forward) runs here.
  */
-import { fork } from "node:child_process";
 import { once } from "node:events";
 import { type Socket, connect } from "node:net";
 import { performance } from "node:perf_hooks";
-import { Client } from "azure-iot-device";
-import { Mqtt } from "azure-iot-device-mqtt";
-import { NoRetry } from "azure-iot-common";
-import { startAgent } from "../../client/cli/agent";
+import { startAgentProcess } from "../agentProcess";
 import type { BenchRow, BenchSuite } from "../types";
 import { bareBridge, bareRelay, echoServer, forwarders, localStack, sink, throughput } from "./tunnel";
 
 const MiB = 1024 * 1024;
-const CHILD_FLAG = "--channels-bench-agent";
 const PROBE = Buffer.alloc(64, 0x62);
-
-type Msg = { type: string; [k: string]: unknown };
-
-// ---- the agent, in its own process ----
-
-function cpuMicros(): number {
-  const { user, system } = process.cpuUsage();
-  return user + system;
-}
-
-async function runAgentChild(): Promise<void> {
-  const [start] = (await once(process, "message")) as [Msg];
-  const client = Client.fromConnectionString(String(start.connectionString), Mqtt);
-  client.setRetryPolicy(new NoRetry());
-  client.on("error", () => undefined);
-  await client.setOptions({ ca: String(start.caPem) });
-  await client.open();
-  const targets = start.targets as Record<string, number>;
-  const agent = startAgent(client, {
-    targets: new Map(Object.entries(targets).map(([name, port]) => [name, { host: "127.0.0.1", port }])),
-    relay: { endpoint: String(start.relayEndpoint), hub: String(start.hub), allowInsecure: true },
-  });
-  process.on("message", (m: Msg) => {
-    if (m.type === "cpu") process.send?.({ type: "cpu", micros: cpuMicros() });
-  });
-  process.on("disconnect", () => void agent.close().finally(() => process.exit(0)));
-  process.send?.({ type: "ready" });
-}
-
-async function startAgentChild(start: Msg) {
-  // CHANNELS_BENCH_AGENT_PROF=DIR writes the agent's CPU profile there (node --cpu-prof).
-  const prof = process.env.CHANNELS_BENCH_AGENT_PROF;
-  const child = fork(__filename, [CHILD_FLAG], {
-    stdio: ["ignore", "ignore", "inherit", "ipc"],
-    execArgv: prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
-  });
-  const exited = once(child, "exit");
-  child.send(start);
-  await Promise.race([
-    once(child, "message"),
-    exited.then(() => {
-      throw new Error("channels bench agent exited before it was ready");
-    }),
-  ]);
-  return {
-    cpuMicros: async (): Promise<number> => {
-      const reply = once(child, "message") as Promise<[Msg]>;
-      child.send({ type: "cpu" });
-      return Number((await reply)[0].micros);
-    },
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      // A disconnect lets it close its streams and write its profile; SIGKILL if it hangs.
-      child.disconnect();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
 
 // ---- loads ----
 
@@ -165,14 +100,18 @@ const suite: BenchSuite = async ({ quick }) => {
     closers.push(echo.close, target.close);
     const stack = await localStack();
     closers.push(stack.close);
-    const agent = await startAgentChild({
-      type: "start",
-      connectionString: await stack.deviceConnectionString("bench-channels"),
-      caPem: stack.caPem,
-      relayEndpoint: stack.relayEndpoint,
-      hub: stack.relayHub,
-      targets: { echo: echo.port, sink: target.port },
-    });
+    // CHANNELS_BENCH_AGENT_PROF=DIR writes the agent's CPU profile there (node --cpu-prof).
+    const prof = process.env.CHANNELS_BENCH_AGENT_PROF;
+    const agent = await startAgentProcess(
+      {
+        connectionString: await stack.deviceConnectionString("bench-channels"),
+        caPem: stack.caPem,
+        relayEndpoint: stack.relayEndpoint,
+        hub: stack.relayHub,
+        targets: { echo: echo.port, sink: target.port },
+      },
+      prof ? ["--cpu-prof", `--cpu-prof-dir=${prof}`] : [],
+    );
     closers.push(agent.stop);
     const [echoPort, sinkPort] = await forwarders(stack.client, "bench-channels", ["echo", "sink"], closers);
     const relay = await bareRelay();
@@ -217,7 +156,7 @@ const suite: BenchSuite = async ({ quick }) => {
       },
       {
         group,
-        name: `bulk one way through forward→relay→agent (${bulk / MiB} MiB, sha256-verified)`,
+        name: `bulk one way through forward→relay→agent (${bulk / MiB} MiB, every byte verified)`,
         value: fullMBps,
         unit: "MiB/s",
         baseline: { name: "bare ws relay, same hops", value: bareMBps },
@@ -244,12 +183,5 @@ const suite: BenchSuite = async ({ quick }) => {
   }
   return rows;
 };
-
-if (require.main === module && process.argv[2] === CHILD_FLAG) {
-  runAgentChild().catch((err: unknown) => {
-    process.stderr.write(`channels bench agent: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
 
 export default suite;

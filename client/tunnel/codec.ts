@@ -22,6 +22,16 @@ export const MAX_REASON_MESSAGE_BYTES = 1024;
 export const MAX_LABEL_BYTES = 256;
 
 /**
+ * The DATA payload a side accepts unless told otherwise (HELLO `maxDataPayload`; a channel uses the
+ * smaller of both sides'). A frame of this payload is 256 KiB exactly: Web PubSub bills outbound
+ * traffic in 2 KB units, and 64 KiB of payload plus the header spilled into a 33rd unit (3% more).
+ * Fewer, larger frames are also the largest cut in the per-byte CPU of both sides: most of a frame's
+ * cost is per frame, not per byte (docs/performance.md, "Channel cost"). It stays a quarter of the
+ * 1 MB Web PubSub frame limit and an eighth of the default stream window.
+ */
+export const DEFAULT_DATA_PAYLOAD = 256 * 1024 - HEADER_SIZE;
+
+/**
  * Feature bits of the HELLO extension (§4): a side sets a bit only for what it supports, and a
  * feature is on for the stream only when both HELLOs carry its bit.
  */

@@ -3,7 +3,7 @@
  * and their defaults and bounds, the channel decisions of the device, the statistics and the close
  * report.
  */
-import { LIMITS } from "./codec";
+import { DEFAULT_DATA_PAYLOAD, LIMITS } from "./codec";
 import type { CloseReason, SendableRefuseReason } from "./reasons";
 import type { TunnelTransport } from "./transport";
 
@@ -71,7 +71,7 @@ export const DEFAULT_TUNNEL_OPTIONS = {
   streamWindowMessages: 256,
   channelWindowBytes: 512 * 1024,
   channelWindowMessages: 64,
-  maxDataPayload: 64 * 1024,
+  maxDataPayload: DEFAULT_DATA_PAYLOAD,
   maxChannels: 100,
   handshakeTimeoutInMs: 30_000,
   keepaliveIntervalInMs: 15_000,

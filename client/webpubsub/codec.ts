@@ -248,6 +248,8 @@ export function encodeUpstream(msg: UpstreamMessage): Uint8Array {
 }
 
 export function decodeDownstream(frame: Uint8Array): DownstreamMessage {
+  const fast = Buffer.isBuffer(frame) ? decodeGroupBinaryData(frame) : undefined;
+  if (fast) return fast;
   const raw = decodeRaw(schema().downstream, frame);
   const a = own(raw, "ack_message") as Raw | undefined;
   if (a) {
@@ -333,6 +335,77 @@ export function encodeDownstream(msg: DownstreamMessage): Uint8Array {
 }
 
 // ---- fast path: DownstreamMessage{data_message{from, group?, data{binary_data}, sequence_id?}} ----
+
+/** A varint of at most 7 bytes (below 2^49, exact as a number) at `pos`, or undefined. */
+function readVarint(buf: Buffer, pos: number): { value: number; next: number } | undefined {
+  let value = 0;
+  for (let i = 0, scale = 1; i < 7 && pos + i < buf.length; i++, scale *= 128) {
+    const byte = buf[pos + i]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return { value, next: pos + i + 1 };
+  }
+  return undefined;
+}
+
+/** A length-delimited field's bounds at `pos`, or undefined if it overruns `end`. */
+function readLength(buf: Buffer, pos: number, end: number): { start: number; end: number } | undefined {
+  const len = readVarint(buf, pos);
+  if (!len || len.next + len.value > end) return undefined;
+  return { start: len.next, end: len.next + len.value };
+}
+
+/** An ASCII string field, or undefined: anything else is left to protobufjs and its UTF-8 rules. */
+function asciiField(buf: Buffer, start: number, end: number): string | undefined {
+  for (let i = start; i < end; i++) if (buf[i]! >= 0x80) return undefined;
+  return buf.toString("latin1", start, end);
+}
+
+/**
+ * Decodes the one message of the data path, a group's binary data, without protobufjs: no
+ * reflective walk and no object per field for every tunnel frame the device receives. It takes only
+ * the plain shape (each field at most once, in any order, ASCII strings, one binary_data) and returns
+ * undefined for anything else, which then goes through protobufjs: the result is the same either way.
+ */
+export function decodeGroupBinaryData(buf: Buffer): DownstreamMessage | undefined {
+  if (buf[0] !== 0x12) return undefined; // DownstreamMessage.data_message
+  const outer = readLength(buf, 1, buf.length);
+  if (!outer || outer.end !== buf.length) return undefined;
+  let from: string | undefined;
+  let group: string | undefined;
+  let sequenceId: number | undefined;
+  let bytes: Buffer | undefined;
+  for (let pos = outer.start; pos < outer.end;) {
+    const tag = buf[pos++];
+    if (tag === 0x20) {
+      // sequence_id
+      const seq = sequenceId === undefined ? readVarint(buf, pos) : undefined;
+      if (!seq || seq.next > outer.end) return undefined;
+      sequenceId = seq.value;
+      pos = seq.next;
+      continue;
+    }
+    const field = readLength(buf, pos, outer.end);
+    if (!field) return undefined;
+    pos = field.end;
+    if (tag === 0x0a && from === undefined) from = asciiField(buf, field.start, field.end);
+    else if (tag === 0x12 && group === undefined) group = asciiField(buf, field.start, field.end);
+    else if (tag === 0x1a && bytes === undefined) {
+      // MessageData holding exactly one binary_data
+      if (buf[field.start] !== 0x12) return undefined;
+      const data = readLength(buf, field.start + 1, field.end);
+      if (!data || data.end !== field.end) return undefined;
+      bytes = buf.subarray(data.start, data.end);
+      continue;
+    } else return undefined;
+    if ((tag === 0x0a && from === undefined) || (tag === 0x12 && group === undefined)) return undefined;
+  }
+  if (!bytes) return undefined;
+  const msg: DownstreamMessage = { type: "message", from: from ?? "" };
+  if (group !== undefined) msg.group = group;
+  msg.data = { kind: "binary", bytes };
+  if (sequenceId !== undefined) msg.sequenceId = sequenceId;
+  return msg;
+}
 
 function varintLength(n: number): number {
   let len = 1;

@@ -167,13 +167,7 @@ export class ClientConnection {
       if (this.resendCursor !== undefined) this.pumpResend();
     };
     this.corkForTick();
-    if (frame.tail) {
-      // Two fragments of one message; nothing can come between them, both are written synchronously.
-      ws.send(frame.data, { binary: true, fin: false });
-      ws.send(frame.tail, { binary: true, fin: true }, done);
-    } else {
-      ws.send(frame.data, { binary: frame.binary }, done);
-    }
+    ws.send(frame.data, { binary: frame.binary }, done);
   }
 
   /**

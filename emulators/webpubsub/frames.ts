@@ -5,7 +5,7 @@
  */
 import {
   encodeDownstream,
-  encodeGroupBinaryDataPrefix,
+  encodeGroupBinaryData,
   PROTOBUF_RELIABLE_SUBPROTOCOL,
   PROTOBUF_SUBPROTOCOL,
   type DownstreamMessage,
@@ -41,16 +41,10 @@ export function protocolFor(subprotocol: string | undefined): Protocol {
 export interface Frame {
   data: Buffer | string;
   binary: boolean;
-  /**
-   * The payload of a protobuf binary message, sent untouched after `data` as the final fragment of
-   * the same WebSocket message, so relaying never copies it.
-   */
-  tail?: Uint8Array;
 }
 
 export function frameBytes(frame: Frame): number {
-  const head = typeof frame.data === "string" ? Buffer.byteLength(frame.data) : frame.data.length;
-  return head + (frame.tail?.length ?? 0);
+  return typeof frame.data === "string" ? Buffer.byteLength(frame.data) : frame.data.length;
 }
 
 const DATA_TYPES = new Set(["json", "text", "binary", "protobuf"]);
@@ -125,9 +119,12 @@ export class OutboundMessage {
       return { data: toBuffer(d.kind === "binary" ? d.bytes : d.value), binary: true };
     }
     if (kind === "protobuf") {
+      // One WebSocket frame per message, as a server that writes whole messages sends it. Sent as
+      // a prefix and the payload in two fragments, it saved the relay one copy but cost every
+      // receiver one (ws joins fragments into a new buffer) plus a second frame to parse: the
+      // device's CPU, which is what the tunnel is measured by (docs/performance.md).
       if (d.kind === "binary") {
-        const prefix = encodeGroupBinaryDataPrefix(this.from, this.group, d.bytes.length, sequenceId);
-        return { data: prefix, tail: d.bytes, binary: true };
+        return { data: encodeGroupBinaryData(this.from, this.group, d.bytes, sequenceId), binary: true };
       }
       const msg: DownstreamMessage = { type: "message", from: this.from, data: d };
       if (this.group !== undefined) msg.group = this.group;

@@ -1,6 +1,7 @@
 import protobuf from "protobufjs";
 import {
   decodeDownstream,
+  decodeGroupBinaryData,
   decodeUpstream,
   encodeDownstream,
   encodeGroupBinaryData,
@@ -93,6 +94,59 @@ describe("protobuf client-protocol codec", () => {
         from: "group",
         ...(seq === undefined ? {} : { sequenceId: seq }),
       });
+    }
+  });
+
+  it("decodes a group's binary data without protobufjs, exactly as protobufjs does", () => {
+    const payload = Buffer.from([9, 8, 7, 6, 5]);
+    const shapes: Buffer[] = [
+      encodeGroupBinaryData("group", "stream.abc", payload, undefined),
+      encodeGroupBinaryData("group", "stream.abc", payload, 2 ** 40),
+      encodeGroupBinaryData("group", undefined, Buffer.alloc(300_000, 1), 7),
+      encodeGroupBinaryData("", "", Buffer.alloc(0)),
+      // protobufjs's own field order (data before sequence_id)
+      Buffer.from(
+        encodeDownstream({
+          type: "message",
+          from: "group",
+          group: "g",
+          sequenceId: 5,
+          data: { kind: "binary", bytes: payload },
+        }),
+      ),
+    ];
+    for (const frame of shapes) {
+      const fast = decodeGroupBinaryData(frame);
+      expect(fast).toBeDefined();
+      // A plain Uint8Array takes the protobufjs path (whose bytes are then a Uint8Array view).
+      const slow = decodeDownstream(new Uint8Array(frame)) as { data: { bytes: Uint8Array } };
+      expect(fast).toEqual({ ...slow, data: { ...slow.data, bytes: Buffer.from(slow.data.bytes) } });
+      // The payload is a view into the frame, not a copy.
+      const bytes = (fast as unknown as { data: { bytes: Buffer } }).data.bytes;
+      if (bytes.length > 0) expect(bytes.buffer).toBe(frame.buffer);
+    }
+    // Every other shape goes through protobufjs: other messages, data kinds, non-ASCII strings,
+    // repeated fields, trailing bytes, and every truncation (which protobufjs rejects).
+    const others: Buffer[] = [
+      Buffer.from(encodeDownstream({ type: "ack", ackId: 1, success: true })),
+      Buffer.from(encodeDownstream({ type: "message", from: "group", data: { kind: "text", text: "hi" } })),
+      encodeGroupBinaryData("group", "grüppe", payload),
+      Buffer.concat([encodeGroupBinaryData("group", "g", payload), Buffer.from([0x12, 0])]),
+    ];
+    const repeated = encodeGroupBinaryData("group", "g", payload);
+    others.push(
+      Buffer.concat([
+        Buffer.from([0x12, repeated[1]! + 3]),
+        repeated.subarray(2),
+        Buffer.from([0x12, 1, 0x41]),
+      ]),
+    );
+    for (const frame of others) expect(decodeGroupBinaryData(frame)).toBeUndefined();
+    const whole = encodeGroupBinaryData("group", "stream.abc", payload, 300);
+    for (let cut = 0; cut < whole.length; cut++) {
+      const part = whole.subarray(0, cut);
+      expect(decodeGroupBinaryData(part)).toBeUndefined();
+      expect(() => decodeDownstream(part)).toThrow(ProtocolDecodeError);
     }
   });
 

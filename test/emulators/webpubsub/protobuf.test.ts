@@ -117,10 +117,53 @@ describe("protobuf subprotocol", () => {
         data: { kind: "binary", bytes: Buffer.from([i]) },
       })),
     );
-    // Uncorked, each message is two writes (prefix and payload fragments): 40. One read of the
+    // Uncorked, each message is its own write: 20. One read of the
     // sender's burst may split in two at most on loopback, hence not exactly 1.
     expect(writes).toBeGreaterThanOrEqual(1);
     expect(writes).toBeLessThan(count / 4);
+    a.ws.close();
+    b.ws.close();
+  });
+
+  it("sends each binary group message as one WebSocket frame, not as fragments", async () => {
+    const a = await tunnelClient("s1f", "device");
+    const b = await tunnelClient("s1f", "service");
+    // Read the frame headers off b's socket: byte 0 is FIN | opcode (0 = continuation).
+    const heads: Array<{ fin: boolean; opcode: number; length: number }> = [];
+    let pending = Buffer.alloc(0);
+    (b.ws as unknown as { _socket: Socket })._socket.on("data", (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      for (;;) {
+        if (pending.length < 2) return;
+        const short = pending[1]! & 0x7f;
+        const headerLength = short === 126 ? 4 : short === 127 ? 10 : 2;
+        if (pending.length < headerLength) return;
+        const length =
+          short === 126
+            ? pending.readUInt16BE(2)
+            : short === 127
+              ? Number(pending.readBigUInt64BE(2))
+              : short;
+        if (pending.length < headerLength + length) return;
+        heads.push({ fin: (pending[0]! & 0x80) !== 0, opcode: pending[0]! & 0x0f, length });
+        pending = pending.subarray(headerLength + length);
+      }
+    });
+    const payload = Buffer.alloc(256 * 1024, 7);
+    a.ws.send(
+      encodeUpstream({
+        type: "sendToGroup",
+        group: "s1f",
+        noEcho: true,
+        data: { kind: "binary", bytes: payload },
+      }),
+    );
+    const got = decodeDownstream(
+      (await b.frames.wait((f) => decodeDownstream(f.data).type === "message")).data,
+    );
+    expect(got).toMatchObject({ type: "message", data: { kind: "binary", bytes: payload } });
+    expect(heads).toEqual([{ fin: true, opcode: 2, length: expect.any(Number) }]);
+    expect(heads[0]!.length).toBeGreaterThan(payload.length);
     a.ws.close();
     b.ws.close();
   });

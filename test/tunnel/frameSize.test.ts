@@ -1,0 +1,71 @@
+import { type TunnelChannel, decodeFrame, HEADER_SIZE } from "../../client/tunnel";
+import { type Tunnel, createTunnel, digest, randomBytes, sha256, writeChunked } from "./helpers";
+
+jest.setTimeout(30_000);
+
+const BILLING_UNIT = 2048;
+
+let tunnel: Tunnel | undefined;
+afterEach(async () => {
+  await tunnel?.shutdown();
+  tunnel = undefined;
+});
+
+/** Sends `data` service → device over a tunnel with these device options; the DATA frame sizes seen. */
+async function dataFrameSizes(
+  data: Buffer,
+  writeSize: number,
+  device: { maxDataPayload?: number } = {},
+  service: { maxDataPayload?: number } = {},
+): Promise<number[]> {
+  const sizes: number[] = [];
+  tunnel = createTunnel({
+    relay: {
+      fault: (frame, side) => {
+        const decoded = decodeFrame(frame);
+        if (side === "a" && decoded.ok && decoded.frame.type === "data") sizes.push(frame.length);
+        return "pass";
+      },
+    },
+    device,
+    service,
+  });
+  const incoming = new Promise<TunnelChannel>((resolve) => tunnel!.device.once("channel", resolve));
+  const channel = await tunnel.service.openChannel("bulk");
+  const got = digest(await incoming);
+  await writeChunked(channel, data, [writeSize]);
+  expect(await got).toEqual({ sha256: sha256(data), length: data.length });
+  return sizes;
+}
+
+describe("DATA frame size", () => {
+  it("sends frames of 256 KiB, whole 2 KB billing units, when a writer queues enough", async () => {
+    const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 1024 * 1024);
+    expect((256 * 1024) % BILLING_UNIT).toBe(0);
+    expect(Math.max(...sizes)).toBe(256 * 1024);
+    expect(sizes.filter((s) => s === 256 * 1024).length).toBeGreaterThan(sizes.length / 2);
+  });
+
+  it("joins a TCP socket's 64 KiB chunks into frames larger than one chunk", async () => {
+    const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 64 * 1024);
+    expect(Math.max(...sizes)).toBeGreaterThan(64 * 1024 + HEADER_SIZE);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(256 * 1024);
+  });
+
+  it("keeps to the smaller payload a peer released before it grants (64 KiB)", async () => {
+    const sizes = await dataFrameSizes(randomBytes(2 * 1024 * 1024), 1024 * 1024, {
+      maxDataPayload: 64 * 1024,
+    });
+    expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
+  });
+
+  it("sends no more than its own 64 KiB as a service released before it, to a device granting 256 KiB", async () => {
+    const sizes = await dataFrameSizes(
+      randomBytes(2 * 1024 * 1024),
+      1024 * 1024,
+      {},
+      { maxDataPayload: 64 * 1024 },
+    );
+    expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
+  });
+});
