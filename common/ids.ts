@@ -51,3 +51,15 @@ export function decodeIdSegment(segment: string): DecodedId {
   if (!isLegalId(id)) return { ok: false, problem: `must decode to ${ID_RULE}` };
   return { ok: true, id };
 }
+
+/**
+ * Stream names as the control plane accepts them (shared/api/schemas.ts `streamName`): 1-64
+ * letters, digits, `.`, `_`, `:` or `-`, starting with a letter or digit.
+ */
+const LEGAL_STREAM_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$/;
+
+export const STREAM_NAME_RULE = "1-64 letters, digits, '.', '_', ':' or '-', starting with a letter or digit";
+
+export function isLegalStreamName(name: string): boolean {
+  return LEGAL_STREAM_NAME.test(name);
+}

@@ -9,20 +9,10 @@ import { API_VERSIONS } from "../../shared/api/schemas";
 import { signConnectionId } from "../../shared/auth";
 import { JSON_BOUNDS } from "../../shared/http/json";
 import { WPS_KEY, sas, useControlPlane } from "../helpers/controlPlane";
+import { rng } from "../helpers/random";
 
 const plane = useControlPlane();
 const V = `api-version=${API_VERSIONS[0]}`;
-
-/** mulberry32: small, seeded, good enough to pick cases reproducibly. */
-function rng(seed: number) {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = rng(20261122);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;

@@ -5,6 +5,7 @@ export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
 export { ChannelPool, type ChannelPoolOptions } from "./pool";
 export { DeviceHttpAgent, type DeviceHttpAgentOptions, type DeviceTarget } from "./http/agent";
 export { StreamsError, isStreamsError } from "./errors";
+export { type GatewayBaseUrl, type TicketOptions, gatewayLoginUrl, issueTicket } from "../../gateway/ticket";
 export type {
   Endpoints,
   ListStreamsOptions,
