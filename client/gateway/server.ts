@@ -4,40 +4,15 @@
  * right to reach it, and the request goes over a DeviceHttpAgent for that target: streams are
  * opened on first use, shared by every request to the target, and closed once it goes idle.
  */
-import http, {
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  type OutgoingHttpHeaders,
-  type ServerResponse,
-} from "node:http";
+import http, { type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { escapeControl } from "../../common/text";
 import { DeviceHttpAgent, type DeviceTarget, type StreamsClient } from "../sdk/service";
+import type { AuthResult, GatewayAuth } from "./auth";
 import { type GatewayFailure, describeTarget, failureFor, writeFailure, writeRawFailure } from "./errors";
-
-export type Proto = "http" | "https";
-
-/** What the gateway's authentication decides for one request (client/gateway/auth.ts). */
-export type AuthDecision =
-  | { kind: "allow"; target: DeviceTarget }
-  | { kind: "login"; status: 302; headers: OutgoingHttpHeaders }
-  | { kind: "deny"; status: 401 | 403; code: string; message: string };
-
-export interface GatewayAuth {
-  authenticate(req: IncomingMessage, label: string): Promise<AuthDecision>;
-}
-
-/** Host routing and the browser isolation rules (client/gateway/hostname.ts, isolation.ts). */
-export interface GatewayRules {
-  parseHost(hostHeader: string, baseDomain: string): string | undefined;
-  toDeviceHeaders(
-    incoming: IncomingHttpHeaders,
-    ctx: { host: string; remoteAddress: string; proto: Proto; hostHeader: string; cookieName: string },
-  ): OutgoingHttpHeaders;
-  fromDeviceHeaders(headers: IncomingHttpHeaders, ctx: { host: string; proto: Proto }): OutgoingHttpHeaders;
-  originAllowed(origin: string | undefined, host: string, proto: Proto): boolean;
-}
+import { parseHost } from "./hostname";
+import { type Proto, fromDeviceHeaders, originAllowed, toDeviceHeaders } from "./isolation";
 
 export interface GatewayOptions {
   client: StreamsClient;
@@ -45,10 +20,8 @@ export interface GatewayOptions {
   baseDomain: string;
   /** Default 127.0.0.1:8080: loopback unless the caller says otherwise. */
   listen?: { host: string; port: number };
+  /** createGatewayAuth: tickets, sessions, and the cookie name that never reaches a device. */
   auth: GatewayAuth;
-  rules: GatewayRules;
-  /** The gateway's session cookie: never forwarded to a device. */
-  cookieName?: string;
   /** Which targets the gateway opens at all (default: any a valid ticket names). */
   allow?: (target: DeviceTarget) => boolean;
   /**
@@ -74,7 +47,6 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
-export const DEFAULT_COOKIE_NAME = "__devicestream";
 const DEFAULT_IDLE_CLOSE_MS = 30_000;
 /** Paths are the device's, and arbitrary: a log line shows at most this much of one. */
 const MAX_LOGGED_PATH = 200;
@@ -103,9 +75,9 @@ interface Exchange {
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { client, baseDomain, auth, rules } = options;
+  const { client, baseDomain, auth } = options;
   const proto: Proto = options.proto ?? "http";
-  const cookieName = options.cookieName ?? DEFAULT_COOKIE_NAME;
+  const cookieName = auth.cookieName;
   const idleCloseInMs = options.idleCloseInMs ?? DEFAULT_IDLE_CLOSE_MS;
   const log = options.log ?? (() => undefined);
   const agents = new Map<string, Entry>();
@@ -158,7 +130,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
    */
   async function route(req: IncomingMessage, x: Exchange): Promise<Routed | Refusal> {
     const host = req.headers.host ?? "";
-    const label = rules.parseHost(host, baseDomain);
+    const label = parseHost(host, baseDomain);
     if (label === undefined) {
       return {
         status: 404,
@@ -226,7 +198,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       method: req.method,
       path: req.url,
       setHost: false,
-      headers: rules.toDeviceHeaders(req.headers, {
+      headers: toDeviceHeaders(req.headers, {
         host: routed.host,
         remoteAddress: req.socket.remoteAddress ?? "",
         proto,
@@ -236,7 +208,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
     upstream.on("response", (ures) => {
       x.status = ures.statusCode ?? 502;
-      res.writeHead(x.status, rules.fromDeviceHeaders(ures.headers, { host: routed.host, proto }));
+      res.writeHead(x.status, fromDeviceHeaders(ures.headers, { host: routed.host, proto, cookieName }));
       ures.on("data", (b: Buffer) => (x.bytesOut += b.length));
       ures.pipe(res);
       ures.once("error", () => res.destroy());
@@ -280,7 +252,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
     const routed = await route(req, x);
     if (!isRouted(routed)) return refuse(asFailure(routed));
-    if (!rules.originAllowed(req.headers.origin, routed.host, proto)) {
+    if (!originAllowed(req.headers.origin, routed.host, proto)) {
       return refuse({
         status: 403,
         code: "OriginNotAllowed",
@@ -288,7 +260,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       });
     }
     const { agent, release } = acquire(routed.target);
-    const headers = rules.toDeviceHeaders(req.headers, {
+    const headers = toDeviceHeaders(req.headers, {
       host: routed.host,
       remoteAddress: req.socket.remoteAddress ?? "",
       proto,
@@ -314,7 +286,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     upstream.on("upgrade", (ures, usocket, uhead) => {
       x.status = 101;
       const out = {
-        ...rules.fromDeviceHeaders(ures.headers, { host: routed.host, proto }),
+        ...fromDeviceHeaders(ures.headers, { host: routed.host, proto, cookieName }),
         connection: "Upgrade",
         upgrade: ures.headers.upgrade ?? "websocket",
       };
@@ -333,7 +305,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     upstream.on("response", (ures) => {
       // The device declined the upgrade: its answer goes back as it is, and the connection ends.
       x.status = ures.statusCode ?? 502;
-      const out = rules.fromDeviceHeaders(ures.headers, { host: routed.host, proto });
+      const out = fromDeviceHeaders(ures.headers, { host: routed.host, proto, cookieName });
       socket.write(
         `HTTP/1.1 ${x.status} ${STATUS(x.status)}\r\n${rawHeaders({ ...out, connection: "close" })}\r\n`,
       );
@@ -394,7 +366,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   };
 }
 
-type Refusal = GatewayFailure | Exclude<AuthDecision, { kind: "allow" }>;
+type Refusal = GatewayFailure | Exclude<AuthResult, { kind: "allow" }>;
 
 const isRouted = (r: Routed | Refusal): r is Routed => "target" in r && "host" in r;
 

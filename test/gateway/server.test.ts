@@ -1,18 +1,18 @@
 /**
  * The gateway server against the in-process local stack: routing by host name, proxying over
  * DeviceHttpAgent (keep-alive, streaming bodies both ways, WebSocket upgrades), the statuses of
- * each failure, access logs, and recovery when devices and streams come and go. Routing,
- * isolation and tickets are doubles here (test/gateway/doubles.ts); test/gateway/e2e.test.ts runs
- * the real ones.
+ * each failure, access logs, and recovery when devices and streams come and go. Clients here send
+ * tickets as `Authorization: Bearer`; test/gateway/e2e.test.ts logs in through the one-time URL.
  */
 import http from "node:http";
 import { createHash } from "node:crypto";
 import WebSocket, { WebSocketServer } from "ws";
+import { createGatewayAuth } from "../../client/gateway/auth";
+import { labelFor } from "../../client/gateway/hostname";
 import { type Gateway, type GatewayOptions, startGateway } from "../../client/gateway/server";
-import type { DeviceTarget } from "../../client/sdk/service";
+import { type DeviceTarget, issueTicket } from "../../client/sdk/service";
 import { Recorder, deferred, withDeadline } from "../helpers/events";
 import { scaled, useTarget } from "../sdk/target";
-import { authDouble, rulesDouble } from "./doubles";
 import { type DeviceWeb, deviceWeb, send } from "./helpers";
 
 jest.setTimeout(scaled(90_000));
@@ -26,7 +26,11 @@ const T = {
   comes: { deviceId: "Gw-Comes-And-Goes", streamName: "web" },
   blocked: { deviceId: "Gw-Blocked", streamName: "web" },
 } satisfies Record<string, DeviceTarget>;
-const bearer = (label: keyof typeof T) => ({ authorization: `Bearer ${label}` });
+const SECRET = Buffer.alloc(32, "gateway test secret");
+type Name = keyof typeof T;
+/** The device host of a target, without the port. */
+const hostOf = (name: Name) => `${labelFor(T[name])}.localhost`;
+const bearer = async (name: Name) => ({ authorization: `Bearer ${await issueTicket(SECRET, T[name])}` });
 
 /** What the device's web server saw, as JSON; `/slow` and `/upload` are the streaming cases. */
 const seen: { url: string; headers: http.IncomingHttpHeaders }[] = [];
@@ -58,7 +62,10 @@ function webApp(req: http.IncomingMessage, res: http.ServerResponse): void {
 }
 
 /** GET /slow: the first bytes as they arrive, then how the response ended. */
-function slowGet(): { firstBytes: Promise<string>; outcome: Promise<{ text: string; end: string }> } {
+function slowGet(headers: http.OutgoingHttpHeaders): {
+  firstBytes: Promise<string>;
+  outcome: Promise<{ text: string; end: string }>;
+} {
   const first = deferred<string>();
   const outcome = new Promise<{ text: string; end: string }>((resolve) => {
     let text = "";
@@ -67,7 +74,7 @@ function slowGet(): { firstBytes: Promise<string>; outcome: Promise<{ text: stri
         host: "127.0.0.1",
         port: gw.port,
         path: "/slow",
-        headers: { host: `web.localhost:${gw.port}`, ...bearer("web") },
+        headers: { host: `${hostOf("web")}:${gw.port}`, ...headers },
         agent: false,
       },
       (res) => {
@@ -93,8 +100,7 @@ async function gateway(extra: Partial<GatewayOptions> = {}): Promise<Gateway> {
     client: stack().client(),
     baseDomain: "localhost",
     listen: { host: "127.0.0.1", port: 0 },
-    auth: authDouble(T),
-    rules: rulesDouble,
+    auth: createGatewayAuth({ secret: SECRET }),
     allow: (t) => t.deviceId !== T.blocked.deviceId,
     handshakeTimeoutInMs: 5000,
     log: log.push,
@@ -126,11 +132,14 @@ describe("gateway: proxying", () => {
     try {
       const sockets = new Set<unknown>();
       keepAlive.on("free", (s) => sockets.add(s));
-      const a = await send(gw.port, "web.localhost", "/info?ticket=secret-query", {
+      const a = await send(gw.port, hostOf("web"), "/info?ticket=secret-query", {
         agent: keepAlive,
-        headers: bearer("web"),
+        headers: await bearer("web"),
       });
-      const b = await send(gw.port, "WEB.LOCALHOST", "/second", { agent: keepAlive, headers: bearer("web") });
+      const b = await send(gw.port, hostOf("web").toUpperCase(), "/second", {
+        agent: keepAlive,
+        headers: await bearer("web"),
+      });
       expect([a.status, b.status]).toEqual([200, 200]);
       expect(sockets.size).toBe(1); // one connection to the gateway for both
       const saw = a.json() as { url: string; headers: Record<string, string> };
@@ -139,7 +148,7 @@ describe("gateway: proxying", () => {
         host: "localhost",
         "x-forwarded-for": "127.0.0.1",
         "x-forwarded-proto": "http",
-        "x-forwarded-host": `web.localhost:${gw.port}`,
+        "x-forwarded-host": `${hostOf("web")}:${gw.port}`,
       });
       expect(saw.headers.authorization).toBeUndefined();
       const lines = await log.waitFor(
@@ -157,12 +166,12 @@ describe("gateway: proxying", () => {
 
   it("rewrites Host as configured: the original host name, or a fixed value", async () => {
     for (const [hostHeader, expected] of [
-      ["original", (port: number) => `web.localhost:${port}`],
+      ["original", (port: number) => `${hostOf("web")}:${port}`],
       ["device.local:8443", () => "device.local:8443"],
     ] as const) {
       const other = await gateway({ hostHeader });
       try {
-        const r = await send(other.port, "web.localhost", "/", { headers: bearer("web") });
+        const r = await send(other.port, hostOf("web"), "/", { headers: await bearer("web") });
         expect((r.json() as { headers: { host: string } }).headers.host).toBe(expected(other.port));
       } finally {
         await other.close();
@@ -179,7 +188,7 @@ describe("gateway: proxying", () => {
       port: gw.port,
       method: "POST",
       path: "/upload",
-      headers: { host: `web.localhost:${gw.port}`, ...bearer("web") },
+      headers: { host: `${hostOf("web")}:${gw.port}`, ...(await bearer("web")) },
       agent: false,
     });
     const reply = new Promise<string>((resolve, reject) => {
@@ -205,7 +214,7 @@ describe("gateway: proxying", () => {
   });
 
   it("streams a response to the user as the device writes it", async () => {
-    const { firstBytes, outcome } = slowGet();
+    const { firstBytes, outcome } = slowGet(await bearer("web"));
     // The device has not ended its response: the user already has its first bytes.
     expect(await withDeadline(firstBytes, scaled(30_000), "the first chunk")).toBe("first;");
     hooks.release.resolve();
@@ -214,8 +223,11 @@ describe("gateway: proxying", () => {
 
   it("passes a WebSocket upgrade through (Origin of the device's own host) and refuses another Origin", async () => {
     const url = `ws://127.0.0.1:${gw.port}/socket`;
-    const host = `web.localhost:${gw.port}`;
-    const socket = new WebSocket(url, { headers: { host, ...bearer("web") }, origin: `http://${host}` });
+    const host = `${hostOf("web")}:${gw.port}`;
+    const socket = new WebSocket(url, {
+      headers: { host, ...(await bearer("web")) },
+      origin: `http://${host}`,
+    });
     const messages = new Recorder<string>();
     socket.on("message", (m) => messages.push((m as Buffer).toString()));
     await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
@@ -225,7 +237,7 @@ describe("gateway: proxying", () => {
     socket.close();
 
     const foreign = new WebSocket(url, {
-      headers: { host, ...bearer("web") },
+      headers: { host, ...(await bearer("web")) },
       origin: "http://other.localhost",
     });
     const status = await new Promise<number>((resolve) =>
@@ -247,36 +259,40 @@ describe("gateway: statuses", () => {
   };
 
   it("an unknown host name is a 404 UnknownHost, whatever the credentials", async () => {
-    expectError(await send(gw.port, "web.example.com", "/", { headers: bearer("web") }), 404, "UnknownHost");
+    expectError(
+      await send(gw.port, `${labelFor(T.web)}.example.com`, "/", { headers: await bearer("web") }),
+      404,
+      "UnknownHost",
+    );
     expectError(await send(gw.port, "localhost", "/"), 404, "UnknownHost");
   });
 
-  it("no ticket is a 401; a ticket for another device is a 403; a device off the allow-list is a 403 NotAllowed", async () => {
-    expectError(await send(gw.port, "web.localhost", "/"), 401, "TicketRequired");
+  it("no ticket is a 401; a ticket for another device is a 403 (the ticket is the only way to a device); a device off the allow-list is a 403 NotAllowed", async () => {
+    expectError(await send(gw.port, hostOf("web"), "/"), 401, "LoginRequired");
     expectError(
-      await send(gw.port, "web.localhost", "/", { headers: bearer("offline") }),
+      await send(gw.port, hostOf("web"), "/", { headers: await bearer("offline") }),
       403,
-      "TicketMismatch",
+      "TicketForAnotherHost",
     );
     expectError(
-      await send(gw.port, "blocked.localhost", "/", { headers: bearer("blocked") }),
+      await send(gw.port, hostOf("blocked"), "/", { headers: await bearer("blocked") }),
       403,
       "NotAllowed",
     );
     // Nothing was opened for them.
-    expect(seen.some((s) => String(s.headers["x-forwarded-host"]).startsWith("blocked."))).toBe(false);
+    expect(seen.some((s) => String(s.headers["x-forwarded-host"]).startsWith(hostOf("blocked")))).toBe(false);
   });
 
   it("an offline device is a 502 DeviceNotOnline", async () => {
     expectError(
-      await send(gw.port, "offline.localhost", "/", { headers: bearer("offline") }),
+      await send(gw.port, hostOf("offline"), "/", { headers: await bearer("offline") }),
       502,
       "DeviceNotOnline",
     );
   });
 
   it("a device that rejects the stream name is a 502 StreamRejected with the device's reason", async () => {
-    const r = await send(gw.port, "rejects.localhost", "/", { headers: bearer("rejects") });
+    const r = await send(gw.port, hostOf("rejects"), "/", { headers: await bearer("rejects") });
     expectError(r, 502, "StreamRejected");
     expect((r.json() as { error: { message: string } }).error.message).toMatch(/'telnet' is not served/);
   });
@@ -285,7 +301,7 @@ describe("gateway: statuses", () => {
     const device = await stack().device(T.silent.deviceId);
     device.onDeviceMethod("deviceStream", () => undefined); // receives, never responds
     expectError(
-      await send(gw.port, "silent.localhost", "/", { headers: bearer("silent") }),
+      await send(gw.port, hostOf("silent"), "/", { headers: await bearer("silent") }),
       504,
       "DeviceTimeout",
     );
@@ -294,7 +310,7 @@ describe("gateway: statuses", () => {
 
   it("a path that is not origin-form is a 400", async () => {
     expectError(
-      await send(gw.port, "web.localhost", "*", { method: "OPTIONS", headers: bearer("web") }),
+      await send(gw.port, hostOf("web"), "*", { method: "OPTIONS", headers: await bearer("web") }),
       400,
       "InvalidRequestTarget",
     );
@@ -303,7 +319,7 @@ describe("gateway: statuses", () => {
 
 describe("gateway: devices and streams come and go", () => {
   it("stays up while a device goes offline and comes back", async () => {
-    const up = () => send(gw.port, "comes.localhost", "/", { headers: bearer("comes") });
+    const up = async () => send(gw.port, hostOf("comes"), "/", { headers: await bearer("comes") });
     const first = await deviceWeb(stack(), T.comes.deviceId, http.createServer(webApp));
     expect((await up()).status).toBe(200);
     await first.close();
@@ -319,14 +335,14 @@ describe("gateway: devices and streams come and go", () => {
 
   it("a stream torn down mid-response ends that response, and the next request opens a new stream", async () => {
     hooks.release = deferred();
-    const { firstBytes, outcome } = slowGet();
+    const { firstBytes, outcome } = slowGet(await bearer("web"));
     await withDeadline(firstBytes, scaled(30_000), "the user to have the response's first bytes");
     const before = web.streams.length;
     await Promise.all(web.streams.map((s) => s.close("GoingAway", "test tears the stream down")));
     const { end } = await withDeadline(outcome, scaled(30_000), "the cut response to end");
     expect(end).not.toBe("complete");
     hooks.release.resolve();
-    const next = await send(gw.port, "web.localhost", "/after", { headers: bearer("web") });
+    const next = await send(gw.port, hostOf("web"), "/after", { headers: await bearer("web") });
     expect(next.status).toBe(200);
     expect(web.streams.length).toBeGreaterThan(before);
     expect(gw.activeTargets).toBeGreaterThan(0);
@@ -335,7 +351,7 @@ describe("gateway: devices and streams come and go", () => {
   it("closes a target's streams once it has been idle, and opens them again on demand", async () => {
     const quick = await gateway({ idleCloseInMs: 200 });
     try {
-      expect((await send(quick.port, "web.localhost", "/", { headers: bearer("web") })).status).toBe(200);
+      expect((await send(quick.port, hostOf("web"), "/", { headers: await bearer("web") })).status).toBe(200);
       const closed = web.streams.at(-1)!;
       await withDeadline(
         new Promise((r) => closed.once("close", r)),
@@ -343,7 +359,7 @@ describe("gateway: devices and streams come and go", () => {
         "the idle stream to close",
       );
       expect(quick.activeTargets).toBe(0);
-      expect((await send(quick.port, "web.localhost", "/", { headers: bearer("web") })).status).toBe(200);
+      expect((await send(quick.port, hostOf("web"), "/", { headers: await bearer("web") })).status).toBe(200);
     } finally {
       await quick.close();
     }
