@@ -19,6 +19,8 @@ import { UsageError, parseEnvFile, parseFlagSetting, parseRelayEndpoint, parseRe
 
 export const CONNECTION_STRING_VAR = "DEVICESTREAM_CONNECTION_STRING";
 export const CONFIG_VAR = "DEVICESTREAM_CONFIG";
+/** The secret the gateway verifies tickets with: never a flag (`ps` shows flags). */
+export const GATEWAY_SECRET_VAR = "DEVICESTREAM_GATEWAY_SECRET";
 
 /** Settings of the agent's trust: never from the environment or the checkout's file. */
 export const TRUST_SETTINGS = [
@@ -38,6 +40,8 @@ export const CHECKOUT_SETTINGS: readonly string[] = [
   "IOTHUB_HUB_HOSTNAME",
   "IOTHUB_GATEWAY_HOST",
   "DEMO_DEVICE_ID",
+  // The local gateway's ticket secret (npm start), so its printed gateway commands work as printed.
+  GATEWAY_SECRET_VAR,
   // `npm start -- --keyless`: the local Entra ID's client credentials and the local CA.
   "AZURE_AUTHORITY_HOST",
   "AZURE_TENANT_ID",
@@ -250,6 +254,24 @@ export function requireConnectionString(flag: string | undefined, s: Settings): 
     );
   }
   return value;
+}
+
+/**
+ * The gateway's ticket secret: the UTF-8 bytes of DEVICESTREAM_GATEWAY_SECRET (environment, then
+ * the configuration file), at least 32 of them; the website's backend signs with the same bytes.
+ */
+export function gatewaySecret(s: Settings): Uint8Array {
+  const text = s.get(GATEWAY_SECRET_VAR);
+  if (!text) {
+    throw new UsageError(
+      `no gateway secret: set ${GATEWAY_SECRET_VAR} (at least 32 bytes, e.g. \`openssl rand -base64 32\`) ` +
+        `in the environment or in the file named by --config FILE or ${CONFIG_VAR}`,
+    );
+  }
+  const bytes = Buffer.from(text, "utf8");
+  if (bytes.length < 32)
+    throw new UsageError(`${GATEWAY_SECRET_VAR} must be at least 32 bytes, it has ${bytes.length}`);
+  return new Uint8Array(bytes);
 }
 
 /** How the service side reaches the control plane, from the highest level that names one. */

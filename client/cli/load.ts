@@ -8,6 +8,8 @@ export const load = {
   agent: () => require("./agent") as typeof import("./agent"),
   deviceClient: () => require("./deviceClient") as typeof import("./deviceClient"),
   entra: () => require("./entra") as typeof import("./entra"),
+  gateway: () => require("../gateway/server") as typeof import("../gateway/server"),
+  gatewayAuth: () => require("../gateway/auth") as typeof import("../gateway/auth"),
   forward: () => require("./forward") as typeof import("./forward"),
   stdio: () => require("./stdio") as typeof import("./stdio"),
 };

@@ -82,23 +82,29 @@ export function send(port: number, host: string, path: string, o: SendOptions = 
         headers: { host: `${host}:${port}`, ...o.headers },
         agent: o.agent ?? false,
       },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on("data", (b: Buffer) => parts.push(b));
-        res.on("end", () => {
-          const body = Buffer.concat(parts);
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body,
-            text: body.toString("utf8"),
-            json: () => JSON.parse(body.toString("utf8")),
-          });
-        });
-        res.on("error", reject);
-      },
+      (res) => void readReply(res).then(resolve, reject),
     );
     req.on("error", reject);
     req.end(o.body);
+  });
+}
+
+/** A response read to its end. */
+export function readReply(res: http.IncomingMessage): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    res.on("data", (b: Buffer) => parts.push(b));
+    res.on("end", () => {
+      const body = Buffer.concat(parts);
+      const text = body.toString("utf8");
+      resolve({
+        status: res.statusCode ?? 0,
+        headers: res.headers,
+        body,
+        text,
+        json: () => JSON.parse(text),
+      });
+    });
+    res.on("error", reject);
   });
 }
