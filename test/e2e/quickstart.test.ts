@@ -11,7 +11,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
-import { CHROMIUM, launchChromium } from "../helpers/chromium";
+import { CHROMIUM, launchChromium, watchedPage } from "../helpers/chromium";
 import { withDeadline } from "../helpers/events";
 import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import {
@@ -142,14 +142,7 @@ describe("npm start", () => {
     const chromium = await launchChromium();
     browser = chromium.context;
     try {
-      const page = await browser.newPage();
-      const failed: string[] = [];
-      const finished: string[] = [];
-      page.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
-      page.on("response", (r) => {
-        if (r.status() >= 400) failed.push(`${r.url()}: HTTP ${r.status()}`);
-      });
-      page.on("requestfinished", (r) => finished.push(r.url()));
+      const { page, failed, finished } = await watchedPage(browser);
       const started = Date.now();
       const response = await page.goto(url, { waitUntil: "load", timeout: 60_000 });
       expect(response?.status()).toBe(200);

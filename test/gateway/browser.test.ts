@@ -6,13 +6,12 @@
  */
 import http from "node:http";
 import { WebSocketServer } from "ws";
-import type { Page } from "playwright-core";
 import { createGatewayAuth } from "../../client/gateway/auth";
 import { labelFor } from "../../client/gateway/hostname";
 import { DEFAULT_COOKIE_NAME } from "../../client/gateway/isolation";
 import { type Gateway, startGateway } from "../../client/gateway/server";
 import { type DeviceTarget, gatewayLoginUrl, issueTicket } from "../../client/sdk/service";
-import { type Chromium, launchChromium } from "../helpers/chromium";
+import { type Chromium, launchChromium, watchedPage } from "../helpers/chromium";
 import { scaled, useTarget } from "../sdk/target";
 import { type DeviceWeb, deviceWeb } from "./helpers";
 
@@ -125,25 +124,12 @@ afterAll(async () => {
   for (const w of webs) await w.close();
 });
 
-/** A page that records every failed request (network error or HTTP >= 400). */
-async function watchedPage(): Promise<{ page: Page; failed: string[]; finished: string[] }> {
-  const page = await browser.context.newPage();
-  const failed: string[] = [];
-  const finished: string[] = [];
-  page.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400) failed.push(`${r.url()}: HTTP ${r.status()}`);
-  });
-  page.on("requestfinished", (r) => finished.push(r.url()));
-  return { page, failed, finished };
-}
-
 describe("Chromium through the gateway", () => {
   it("loads two devices' pages at once: every sub-resource, its own device ID, a WebSocket echo each", async () => {
     const started = Date.now();
     const results = await Promise.all(
       DEVICES.map(async (deviceId) => {
-        const { page, failed, finished } = await watchedPage();
+        const { page, failed, finished } = await watchedPage(browser.context);
         const response = await page.goto(await loginUrl(deviceId), {
           waitUntil: "load",
           timeout: scaled(60_000),
@@ -179,7 +165,7 @@ describe("Chromium through the gateway", () => {
 
   it("a device's cookies stay on its own host, it cannot replace the gateway's cookie, and its redirect to another device's host lands on its own", async () => {
     const [a, b] = DEVICES as [string, string];
-    const { page } = await watchedPage();
+    const { page } = await watchedPage(browser.context);
     await page.goto(await loginUrl(a), { waitUntil: "load" });
     await page.goto(`http://${hostOf(a)}/set-cookies`);
     const cookies = await browser.context.cookies();

@@ -5,7 +5,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, type Page, chromium } from "playwright-core";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -40,4 +40,19 @@ export async function launchChromium(): Promise<Chromium> {
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** A new page that records every failed request (network error or HTTP >= 400) and every finished one. */
+export async function watchedPage(
+  context: BrowserContext,
+): Promise<{ page: Page; failed: string[]; finished: string[] }> {
+  const page = await context.newPage();
+  const failed: string[] = [];
+  const finished: string[] = [];
+  page.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) failed.push(`${r.url()}: HTTP ${r.status()}`);
+  });
+  page.on("requestfinished", (r) => finished.push(r.url()));
+  return { page, failed, finished };
 }
