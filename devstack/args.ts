@@ -15,6 +15,8 @@ export interface DevStackOptions {
   demoSshPort: number;
   /** The local port the printed `forward` command listens on (only printed, never bound here). */
   demoForwardPort: number;
+  /** The port of the printed `gateway` command and its login URLs (only printed, never bound here). */
+  demoGatewayPort: number;
   /** The function app to serve (its package.json `main`); empty means this repository's build. */
   app: string;
   /** Azure mode against the local services: no key, Entra ID tokens everywhere (devstack/keyless.ts). */
@@ -33,6 +35,7 @@ export const DEFAULT_OPTIONS: Readonly<DevStackOptions> = Object.freeze({
   stateDir: ".devstack",
   demoSshPort: 22,
   demoForwardPort: 8081,
+  demoGatewayPort: 8090,
   app: "",
   keyless: false,
   help: false,
@@ -55,6 +58,8 @@ Options:
   --demo-ssh-port <n>  the demo device's 'ssh' stream reaches 127.0.0.1:<n> (default ${DEFAULT_OPTIONS.demoSshPort})
   --demo-forward-port <n>
                        local port in the printed 'forward' command (default ${DEFAULT_OPTIONS.demoForwardPort})
+  --demo-gateway-port <n>
+                       local port in the printed 'gateway' commands (default ${DEFAULT_OPTIONS.demoGatewayPort})
   --app <dir>          serve the function app in <dir> (package.json main; e.g. the packed
                        artifact .deploy/api) instead of this repository's build
   --keyless            run the control plane in Azure mode (DEPLOYMENT_MODE=azure) against the local
@@ -91,6 +96,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
         "state-dir": { type: "string" },
         "demo-ssh-port": { type: "string" },
         "demo-forward-port": { type: "string" },
+        "demo-gateway-port": { type: "string" },
         app: { type: "string" },
         keyless: { type: "boolean" },
         help: { type: "boolean", short: "h" },
@@ -121,6 +127,12 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
     DEFAULT_OPTIONS.demoForwardPort,
   );
   if (typeof demoForwardPort === "string") return { ok: false, error: demoForwardPort };
+  const demoGatewayPort = parsePort(
+    "--demo-gateway-port",
+    values["demo-gateway-port"],
+    DEFAULT_OPTIONS.demoGatewayPort,
+  );
+  if (typeof demoGatewayPort === "string") return { ok: false, error: demoGatewayPort };
   const host = values.host ?? DEFAULT_OPTIONS.host;
   if (host.trim() === "") return { ok: false, error: "--host must not be empty" };
   const stateDir = values["state-dir"] ?? DEFAULT_OPTIONS.stateDir;
@@ -138,6 +150,7 @@ export function parseDevStackArgs(argv: readonly string[]): ParsedArgs {
       stateDir,
       demoSshPort,
       demoForwardPort,
+      demoGatewayPort,
       app: values.app ?? DEFAULT_OPTIONS.app,
       keyless: values.keyless ?? false,
       help: values.help ?? false,

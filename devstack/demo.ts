@@ -1,11 +1,14 @@
 /**
- * The demo device of `npm start`: a registered device with a mixed-case ID running the device agent
- * in this process, serving `echo`, `web` (a small page with 24 tiles, so a browser opens many
- * channels at once) and `ssh` (127.0.0.1:22 unless told otherwise).
+ * The demo devices of `npm start`: registered devices running the device agent in this process.
+ * `Demo-Device-01` serves `echo`, `web` (a small page with 24 tiles, so a browser opens many
+ * channels at once, and a WebSocket echo) and `ssh` (127.0.0.1:22 unless told otherwise);
+ * `demo-device-01`, the same ID but for case, serves `echo` and `web`, so that routing by the exact,
+ * case-sensitive ID is visible (through the gateway, each has its own host name and page).
  */
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { WebSocketServer } from "ws";
 import { dirname, join } from "node:path";
 import { startAgent, type Target } from "../client/cli/agent";
 import { openDeviceClient, type AgentClient } from "../client/cli/deviceClient";
@@ -15,20 +18,30 @@ import { listen } from "./ports";
 import { DEV_HUB } from "./settings";
 
 export const DEMO_DEVICE_ID = "Demo-Device-01";
+/** The second demo device: `DEMO_DEVICE_ID` in lower case, a different device (IDs are case-sensitive). */
+export const SECOND_DEMO_DEVICE_ID = "demo-device-01";
 export const DEMO_TILES = 24;
+/** The demo page's WebSocket echo. */
+export const DEMO_ECHO_PATH = "/echo";
+/** A WebSocket message larger than this is not the demo page's; the socket is closed (1009). */
+const MAX_ECHO_MESSAGE_BYTES = 64 * 1024;
 
 export interface DemoDeviceOptions {
   iotHub: IotHubEmulator;
   /** The Web PubSub emulator's endpoint (`http://127.0.0.1:8080`): with DEV_HUB, the only relay the demo agent joins. */
   relayEndpoint: string;
   host: string;
-  /** What stream `ssh` reaches on this machine. */
-  sshPort: number;
+  /** Default `DEMO_DEVICE_ID`. */
+  deviceId?: string;
+  /** What stream `ssh` reaches on this machine; without it the device serves no `ssh`. */
+  sshPort?: number;
   log: (line: string) => void;
 }
 
 export interface DemoDevice {
   readonly deviceId: string;
+  /** The stream names its agent serves. */
+  readonly names: readonly string[];
   /** True when the identity was already registered (a restart). */
   readonly reused: boolean;
   /** Where the demo page is served on the device side. */
@@ -55,14 +68,31 @@ function tileSvg(n: number): string {
   );
 }
 
-/** The demo page: index.html with its tiles, style.css, app.js and 24 generated SVG tiles. */
-export async function startDemoWebServer(host: string): Promise<{ server: Server; port: number }> {
+const HTML_ESCAPES: Record<string, string> = {
+  "&": "&amp;",
+  "<": "&lt;",
+  ">": "&gt;",
+  '"': "&quot;",
+  "'": "&#39;",
+};
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
+
+/**
+ * The demo page of `deviceId`: index.html with the device's ID and its tiles, style.css, app.js,
+ * 24 generated SVG tiles, and a WebSocket echo at `/echo` (26 sub-resources and one WebSocket).
+ */
+export async function startDemoWebServer(
+  host: string,
+  deviceId = DEMO_DEVICE_ID,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const dir = demoAssetsDir();
   const tiles = Array.from(
     { length: DEMO_TILES },
     (_, i) => `<img src="tiles/${i + 1}.svg" alt="tile ${i + 1}" />`,
   ).join("");
-  const index = (await readFile(join(dir, "index.html"), "utf8")).replace("<!-- TILES -->", tiles);
+  const index = (await readFile(join(dir, "index.html"), "utf8"))
+    .replace("<!-- TILES -->", tiles)
+    .replaceAll("<!-- DEVICE_ID -->", escapeHtml(deviceId));
   const files: Record<string, [string, string]> = {
     "/": ["text/html; charset=utf-8", index],
     "/index.html": ["text/html; charset=utf-8", index],
@@ -79,8 +109,32 @@ export async function startDemoWebServer(host: string): Promise<{ server: Server
     res.writeHead(200, { "content-type": file[0], "cache-control": "no-store" });
     res.end(req.method === "HEAD" ? undefined : file[1]);
   });
+  const echo = new WebSocketServer({ noServer: true, maxPayload: MAX_ECHO_MESSAGE_BYTES });
+  echo.on("connection", (socket) => {
+    socket.on("error", () => socket.terminate());
+    socket.on("message", (data, isBinary) => socket.send(data, { binary: isBinary }));
+  });
+  server.on("upgrade", (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
+    if (new URL(req.url ?? "/", "http://device").pathname !== DEMO_ECHO_PATH) {
+      socket.end("HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+      return;
+    }
+    echo.handleUpgrade(req, socket, head, (ws) => echo.emit("connection", ws, req));
+  });
   const port = await listen(server, 0, host, "demo web page");
-  return { server, port };
+  return {
+    server,
+    port,
+    close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Upgraded sockets are no longer the HTTP server's to close.
+      for (const socket of echo.clients) socket.terminate();
+      echo.close();
+      server.closeAllConnections();
+      return closed;
+    },
+  };
 }
 
 /**
@@ -89,10 +143,16 @@ export async function startDemoWebServer(host: string): Promise<{ server: Server
  */
 export async function startDemoDevice(options: DemoDeviceOptions): Promise<DemoDevice> {
   const { iotHub, host } = options;
-  const existing = iotHub.connectionString(DEMO_DEVICE_ID);
-  const connectionString = existing ?? (await iotHub.createDevice(DEMO_DEVICE_ID));
-  const web = await startDemoWebServer(host);
+  const deviceId = options.deviceId ?? DEMO_DEVICE_ID;
+  const existing = iotHub.connectionString(deviceId);
+  const connectionString = existing ?? (await iotHub.createDevice(deviceId));
+  const web = await startDemoWebServer(host, deviceId);
   const dialHost = host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  const targets = new Map<string, Target>([
+    ["echo", "echo"],
+    ["web", { host: dialHost, port: web.port }],
+  ]);
+  if (options.sshPort !== undefined) targets.set("ssh", { host: "127.0.0.1", port: options.sshPort });
   let client: AgentClient | undefined;
   let listener: DeviceStreamListener | undefined;
   try {
@@ -103,11 +163,6 @@ export async function startDemoDevice(options: DemoDeviceOptions): Promise<DemoD
       env: {},
     });
     client.on("error", (e: Error) => options.log(`iot hub: ${e.message}`));
-    const targets = new Map<string, Target>([
-      ["echo", "echo"],
-      ["web", { host: dialHost, port: web.port }],
-      ["ssh", { host: "127.0.0.1", port: options.sshPort }],
-    ]);
     listener = startAgent(client, {
       targets,
       // The emulator's endpoint (plain http by default, HTTPS with --keyless); its hub is the one
@@ -121,23 +176,22 @@ export async function startDemoDevice(options: DemoDeviceOptions): Promise<DemoD
     });
   } catch (err) {
     await client?.close().catch(() => undefined);
-    web.server.close();
+    await web.close();
     throw err;
   }
   const openClient = client;
   const openListener = listener;
   let closing: Promise<void> | undefined;
   return {
-    deviceId: DEMO_DEVICE_ID,
+    deviceId,
+    names: [...targets.keys()],
     reused: existing !== undefined,
     webUrl: `http://${dialHost}:${web.port}/`,
     close() {
       closing ??= (async () => {
         await openListener.close("GoingAway").catch(() => undefined);
         await openClient.close().catch(() => undefined);
-        const closed = new Promise<void>((resolve) => web.server.close(() => resolve()));
-        web.server.closeAllConnections();
-        await closed;
+        await web.close();
       })();
       return closing;
     },

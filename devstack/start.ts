@@ -1,5 +1,6 @@
 import type { EventEmitter } from "node:events";
-import { chmod, mkdir, readdir, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, readdir, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ROUTE_PREFIX, type RouteTable } from "../shared/http/routeTypes";
 import { parseDevStackArgs, USAGE, type DevStackOptions } from "./args";
@@ -19,7 +20,8 @@ import { PortInUseError, isAddressInUse } from "./ports";
 import { startIotHubEmulator, type IotHubEmulator } from "../emulators/iothub";
 import { startWebPubSubEmulator } from "../emulators/webpubsub";
 import { DEV_HUB, DEV_SAS_RESOURCE, clientSettings, localSettings } from "./settings";
-import { startDemoDevice, type DemoDevice } from "./demo";
+import { SECOND_DEMO_DEVICE_ID, startDemoDevice, type DemoDevice } from "./demo";
+import { labelFor } from "../client/gateway/hostname";
 import { userInfo } from "node:os";
 
 export interface DevStackDeps {
@@ -55,6 +57,8 @@ export interface DevStack {
   readonly iotHub: IotHubEmulator;
   /** The demo device, unless `--no-demo`. */
   readonly demo?: DemoDevice;
+  /** Every demo device: `demo`, then `demo-device-01` (same ID but for case, another device). */
+  readonly demos: readonly DemoDevice[];
   /** `--keyless`: the local Entra ID and the request counts of every service. */
   readonly keyless?: KeylessStack;
   close(): Promise<void>;
@@ -86,6 +90,19 @@ async function step<T>(run: () => Promise<T>, port: number, host: string, flag: 
  * Writes KEY=value lines that the checkout's CLI reads by itself (or any CLI with `--config`). The
  * mode option only applies to a file it creates, hence the chmod.
  */
+export const GATEWAY_SECRET_VAR = "DEVICESTREAM_GATEWAY_SECRET";
+
+/**
+ * The secret the printed `gateway` and `gateway ticket` commands share (read from `.devstack/env`
+ * like the other service-side settings): 32 random bytes, base64url, kept across restarts so that
+ * a running gateway still accepts the tickets printed after a restart.
+ */
+async function gatewaySecret(stateDir: string): Promise<string> {
+  const previous = await readFile(join(stateDir, "env"), "utf8").catch(() => "");
+  const kept = new RegExp(`^${GATEWAY_SECRET_VAR}=([A-Za-z0-9_-]{43})$`, "m").exec(previous)?.[1];
+  return kept ?? randomBytes(32).toString("base64url");
+}
+
 async function writeEnvFile(stateDir: string, values: Record<string, string>): Promise<void> {
   const lines = Object.entries(values).map(([k, v]) => `${k}=${v}`);
   const file = join(stateDir, "env");
@@ -204,21 +221,30 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       );
     } else env.WEBPUBSUB_CONNECTION_STRING = webPubSub.connectionString;
 
-    let demo: DemoDevice | undefined;
+    const demos: DemoDevice[] = [];
     if (options.demo) {
-      demo = await startDemoDevice({
-        iotHub,
-        relayEndpoint: webPubSub.endpoint,
-        host,
-        sshPort: options.demoSshPort,
-        log: (line) => logger.log("info", line, { service: "demo-device" }),
-      });
-      started.push(demo);
+      for (const [deviceId, sshPort] of [
+        [undefined, options.demoSshPort],
+        [SECOND_DEMO_DEVICE_ID, undefined],
+      ] as const) {
+        const device = await startDemoDevice({
+          iotHub,
+          relayEndpoint: webPubSub.endpoint,
+          host,
+          ...(deviceId ? { deviceId } : {}),
+          ...(sshPort !== undefined ? { sshPort } : {}),
+          log: (line) => logger.log("info", line, { service: "demo-device" }),
+        });
+        started.push(device);
+        demos.push(device);
+      }
     }
+    const demo = demos[0];
 
     const clientEnv = {
       ...(keyless ? keyless.clientSettings(functions.url) : clientSettings(functions.port, iotHub)),
       ...(demo ? { DEMO_DEVICE_ID: demo.deviceId } : {}),
+      [GATEWAY_SECRET_VAR]: await gatewaySecret(options.stateDir),
     };
     await writeEnvFile(options.stateDir, clientEnv);
     await makePrivate(options.stateDir);
@@ -236,6 +262,7 @@ export async function runDevStack(options: DevStackOptions, deps: DevStackDeps):
       clientEnv,
       iotHub,
       ...(demo ? { demo } : {}),
+      demos,
       ...(keyless ? { keyless } : {}),
       close() {
         closing ??= closeStarted().then(() => logger.log("info", "local stack stopped"));
@@ -291,7 +318,7 @@ function banner(stack: DevStack, options: DevStackOptions): string {
     "",
     ...configLines(options),
     "",
-    ...(stack.demo ? demoLines(stack.demo, options) : ["  Demo device                     off (--no-demo)"]),
+    ...(stack.demo ? demoLines(stack.demos, options) : ["  Demo device                     off (--no-demo)"]),
     "",
     "Press Ctrl-C to stop.",
     "",
@@ -333,20 +360,36 @@ function configLines(options: DevStackOptions): string[] {
 /** The CLI as it runs from the repository root after `npm start` has built it. */
 export const CLI = "node dist/bin/devicestream.js";
 
-/** The three copy-paste commands; each line starting with `$ ` is run verbatim by test/e2e. */
-export function demoCommands(deviceId: string, options: Pick<DevStackOptions, "demoForwardPort">) {
+/** The copy-paste commands; each line starting with `$ ` is run verbatim by test/e2e. */
+export function demoCommands(
+  deviceId: string,
+  options: Pick<DevStackOptions, "demoForwardPort" | "demoGatewayPort">,
+) {
+  const gatewayPort = options.demoGatewayPort;
   return {
     echo: `${CLI} echo ${deviceId} --bytes 16M`,
     forward: `${CLI} forward ${deviceId} web --listen ${options.demoForwardPort}`,
     browserUrl: `http://127.0.0.1:${options.demoForwardPort}/`,
     ssh: `ssh -o ProxyCommand='${CLI} connect %n ssh' ${userInfo().username}@${deviceId}`,
+    gateway: `${CLI} gateway --base-domain localhost --listen 127.0.0.1:${gatewayPort}`,
+    /** The one-time login URL of a device's `web` through the gateway. */
+    ticket: (id: string) => `${CLI} gateway ticket ${id} web --base-domain localhost --port ${gatewayPort}`,
+    /** Where that device's page is once logged in: its own host name (docs/gateway.md). */
+    gatewayUrl: (id: string) =>
+      `http://${labelFor({ deviceId: id, streamName: "web" })}.localhost:${gatewayPort}/`,
   };
 }
 
-function demoLines(demo: DemoDevice, options: DevStackOptions): string[] {
+function demoLines(demos: readonly DemoDevice[], options: DevStackOptions): string[] {
+  const [demo, ...others] = demos as [DemoDevice, ...DemoDevice[]];
   const c = demoCommands(demo.deviceId, options);
+  const registered = (d: DemoDevice) => `${d.reused ? "reused from" : "registered in"} ${options.stateDir}`;
   return [
-    `  Demo device                     ${demo.deviceId} (${demo.reused ? "reused from" : "registered in"} ${options.stateDir}), serving echo, web, ssh -> 127.0.0.1:${options.demoSshPort}`,
+    `  Demo device                     ${demo.deviceId} (${registered(demo)}), serving echo, web, ssh -> 127.0.0.1:${options.demoSshPort}`,
+    ...others.map(
+      (d) =>
+        `  Second demo device              ${d.deviceId} (${registered(d)}), serving ${d.names.join(", ")}`,
+    ),
     "",
     "Try it, from the repository root in another terminal:",
     "  1. echo: send 16 MB through the demo device and verify it comes back",
@@ -355,6 +398,12 @@ function demoLines(demo: DemoDevice, options: DevStackOptions): string[] {
     `  $ ${c.forward}`,
     `  3. SSH to this machine's sshd (port ${options.demoSshPort}) through the device`,
     `  $ ${c.ssh}`,
+    "  4. gateway: every device's web page in a browser on this machine, each on its own host name,",
+    "     behind a one-time login URL (tickets are signed with DEVICESTREAM_GATEWAY_SECRET from .devstack/env)",
+    `  $ ${c.gateway}`,
+    "     then, in a third terminal, print each device's login URL and open it in the browser:",
+    ...demos.map((d) => `  $ ${c.ticket(d.deviceId)}`),
+    ...demos.map((d) => `     ${d.deviceId.padEnd(16)} then lives at ${c.gatewayUrl(d.deviceId)}`),
     "  Another device: node dist/bin/devicestream.js dev add-device NAME",
   ];
 }

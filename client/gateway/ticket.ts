@@ -41,6 +41,17 @@ export function checkSecret(secret: Uint8Array): void {
   }
 }
 
+/**
+ * The secret as configured in text (`DEVICESTREAM_GATEWAY_SECRET`): its UTF-8 bytes, at least 32.
+ * Taken as is, not decoded, so that a website in any language signs with the same key by passing
+ * the same string to its JWT library (which uses a string secret's UTF-8 bytes).
+ */
+export function gatewaySecretFromText(text: string): Uint8Array {
+  const secret = new Uint8Array(Buffer.from(text, "utf8"));
+  checkSecret(secret);
+  return secret;
+}
+
 /** Refuses a target that no device could serve, before anything is signed for it. */
 export function checkTarget(target: DeviceTarget): void {
   if (!isLegalId(target.deviceId)) throw new RangeError(`deviceId must be ${ID_RULE}`);

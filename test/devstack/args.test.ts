@@ -18,6 +18,7 @@ describe("parseDevStackArgs", () => {
       ["--demo-ssh-port", "2222", "--demo-forward-port", "9090"],
       { demoSshPort: 2222, demoForwardPort: 9090 },
     ],
+    [["--demo-gateway-port", "9091"], { demoGatewayPort: 9091 }],
     [["-h"], { help: true }],
     [["--help", "--no-demo"], { help: true, demo: false }],
   ])("%j → %j", (argv, changes) => {
@@ -36,6 +37,7 @@ describe("parseDevStackArgs", () => {
       stateDir: ".devstack",
       demoSshPort: 22,
       demoForwardPort: 8081,
+      demoGatewayPort: 8090,
       app: "",
       keyless: false,
       help: false,
@@ -63,6 +65,7 @@ describe("parseDevStackArgs", () => {
     [["--webpubsub-port", "7071"], /--port and --webpubsub-port are both 7071/],
     [["--mqtt-port", "x"], /--mqtt-port must be a port number/],
     [["--demo-ssh-port", "ssh"], /--demo-ssh-port must be a port number/],
+    [["--demo-gateway-port", "99999"], /--demo-gateway-port must be a port number/],
     [["--port"], /--port/],
     [["--host", ""], /--host must not be empty/],
     [["--state-dir", " "], /--state-dir must not be empty/],

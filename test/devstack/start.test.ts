@@ -10,6 +10,7 @@ import { runCli, runDevStack, type DevStackDeps } from "../../devstack/start";
 import { deferred, Recorder, withDeadline } from "../helpers/events";
 import { recordingLogger } from "../helpers/logger";
 import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
+import WebSocket from "ws";
 
 jest.setTimeout(15_000);
 
@@ -51,6 +52,21 @@ async function occupiedPort(): Promise<{ port: number; server: Server }> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: (server.address() as AddressInfo).port, server };
+}
+
+/** One message through the demo page's WebSocket echo. */
+async function echoOnce(webUrl: string, message: string): Promise<string> {
+  const socket = new WebSocket(new URL("/echo", webUrl.replace(/^http/, "ws")));
+  try {
+    await new Promise((resolve, reject) => socket.once("open", resolve).once("error", reject));
+    const answer = new Promise<string>((resolve) =>
+      socket.once("message", (data: Buffer) => resolve(data.toString())),
+    );
+    socket.send(message);
+    return await answer;
+  } finally {
+    socket.close();
+  }
 }
 
 describe("the local stack", () => {
@@ -127,15 +143,31 @@ describe("the local stack", () => {
       expect(tiles).toHaveLength(24);
       const svg = await fetch(new URL(tiles[23]!, first.demo!.webUrl));
       expect(svg.headers.get("content-type")).toBe("image/svg+xml");
+      expect(page).toContain('<code id="device-id">Demo-Device-01</code>');
+      // The second device: the same ID but for case, another identity, its own page.
+      expect(first.demos.map((d) => [d.deviceId, d.names])).toEqual([
+        ["Demo-Device-01", ["echo", "web", "ssh"]],
+        ["demo-device-01", ["echo", "web"]],
+      ]);
+      expect(first.iotHub.connectionString("demo-device-01")).toMatch(/DeviceId=demo-device-01;/);
+      const secondPage = await (await fetch(first.demos[1]!.webUrl)).text();
+      expect(secondPage).toContain('<code id="device-id">demo-device-01</code>');
+      expect(await echoOnce(first.demos[1]!.webUrl, "ping")).toBe("ping");
     } finally {
       await first.close();
     }
+    const firstEnv = await readFile(join(stateDir, "env"), "utf8");
+    const secret = /^DEVICESTREAM_GATEWAY_SECRET=([A-Za-z0-9_-]{43})$/m.exec(firstEnv)?.[1];
+    expect(secret).toBeDefined();
     const second = await runDevStack(options(), deps());
     try {
       expect(second.demo).toMatchObject({ deviceId: "Demo-Device-01", reused: true });
+      expect(second.demos[1]).toMatchObject({ deviceId: "demo-device-01", reused: true });
       expect(second.iotHub.connectionString("Demo-Device-01")?.split(";")[2]).toBe(key!.split(";")[2]);
       const envFile = await readFile(join(stateDir, "env"), "utf8");
       expect(envFile).toMatch(/^DEMO_DEVICE_ID=Demo-Device-01$/m);
+      // A gateway started before the restart still accepts the tickets printed after it.
+      expect(envFile).toContain(`DEVICESTREAM_GATEWAY_SECRET=${secret}\n`);
     } finally {
       await second.close();
     }

@@ -74,6 +74,7 @@ describe("npm start -- --keyless", () => {
       "AZURE_CLIENT_SECRET",
       "DEVICESTREAM_ENTRA_CA_FILE",
       "DEMO_DEVICE_ID",
+      "DEVICESTREAM_GATEWAY_SECRET",
     ]);
     expect(env).not.toMatch(/SharedAccessKey|AccountKey|AccessKey=|CONNECTION_STRING/);
     expect(stack.stdout()).toContain("Keyless (Azure mode)");

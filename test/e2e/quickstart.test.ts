@@ -11,6 +11,7 @@ import { cp, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promi
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { BrowserContext } from "playwright-core";
+import { labelFor } from "../../client/gateway/hostname";
 import { CHROMIUM, launchChromium, watchedPage } from "../helpers/chromium";
 import { withDeadline } from "../helpers/events";
 import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
@@ -34,6 +35,7 @@ let ws: string;
 let sshd: Sshd;
 let stack: Child;
 let forwardPort: number;
+let gatewayPort: number;
 let commands: string[];
 let browser: BrowserContext | undefined;
 
@@ -45,6 +47,7 @@ function startStack(): Child {
       ...EPHEMERAL_STACK_PORTS,
       ...["--demo-ssh-port", String(sshd.port)],
       ...["--demo-forward-port", String(forwardPort)],
+      ...["--demo-gateway-port", String(gatewayPort)],
     ],
     { cwd: ws, env: { ...process.env, DEVICESTREAM_CONNECTION_STRING: "" } },
   );
@@ -88,6 +91,7 @@ beforeAll(async () => {
   for (const dir of ["node_modules", "docs"]) await symlink(join(REPO, dir), join(ws, dir)); // docs/demo: the demo's page
   sshd = await startSshd();
   forwardPort = await freePort();
+  gatewayPort = await freePort();
   const started = Date.now();
   stack = startStack();
   await stack.waitFor(/Press Ctrl-C to stop/, "the local stack to be ready", 60_000);
@@ -105,15 +109,29 @@ afterAll(async () => {
 }, 60_000);
 
 describe("npm start", () => {
-  it("prints the demo device, three commands and the --config flag; .devstack/ is private", async () => {
+  it("prints the demo devices, their commands and the --config flag; .devstack/ is private", async () => {
     expect(stack.stdout()).toMatch(/Demo device\s+Demo-Device-01 \(registered in \.devstack\)/);
+    expect(stack.stdout()).toMatch(
+      /Second demo device\s+demo-device-01 \(registered in \.devstack\), serving echo, web$/m,
+    );
     expect(commands).toEqual([
       "node dist/bin/devicestream.js echo Demo-Device-01 --bytes 16M",
       `node dist/bin/devicestream.js forward Demo-Device-01 web --listen ${forwardPort}`,
       expect.stringMatching(
         /^ssh -o ProxyCommand='node dist\/bin\/devicestream\.js connect %n ssh' \S+@Demo-Device-01$/,
       ),
+      // The gateway's CLI syntax (issue 16); each device opens on its own host name.
+      `node dist/bin/devicestream.js gateway --base-domain localhost --listen 127.0.0.1:${gatewayPort}`,
+      `node dist/bin/devicestream.js gateway ticket Demo-Device-01 web --base-domain localhost --port ${gatewayPort}`,
+      `node dist/bin/devicestream.js gateway ticket demo-device-01 web --base-domain localhost --port ${gatewayPort}`,
     ]);
+    for (const deviceId of ["Demo-Device-01", "demo-device-01"]) {
+      const host = `${labelFor({ deviceId, streamName: "web" })}.localhost:${gatewayPort}`;
+      expect(stack.stdout()).toContain(`${deviceId.padEnd(16)} then lives at http://${host}/`);
+    }
+    expect(await readFile(join(ws, ".devstack", "env"), "utf8")).toMatch(
+      /^DEVICESTREAM_GATEWAY_SECRET=[A-Za-z0-9_-]{43}$/m,
+    );
     expect((await stat(join(ws, ".devstack", "env"))).mode & 0o777).toBe(0o600);
     const file = join(ws, ".devstack", "env");
     expect(stack.stdout()).toContain(`--config ${file}  or  export DEVICESTREAM_CONFIG=${file}`);
@@ -150,9 +168,12 @@ describe("npm start", () => {
       const ms = Date.now() - started;
       expect(await page.textContent("#status")).toBe("24 of 24 tiles loaded through the stream");
       expect(await page.textContent("h1")).toBe("Hello from the demo device");
+      expect(await page.textContent("#device-id")).toBe("Demo-Device-01");
+      // The page's WebSocket echo, through the same forward.
+      await page.waitForSelector("#websocket.done", { timeout: 30_000 });
       expect(failed).toEqual([]);
       const subResources = finished.filter((u) => u !== url);
-      expect(subResources.length).toBeGreaterThanOrEqual(20);
+      expect(subResources.length).toBeGreaterThanOrEqual(26);
       const shot = join(tmpdir(), `e2e-demo-page-${process.pid}.png`);
       await page.screenshot({ path: shot, fullPage: true });
       expect((await stat(shot)).size).toBeGreaterThan(1000);
@@ -161,6 +182,15 @@ describe("npm start", () => {
       browser = undefined;
       await chromium.close();
     }
+    expect((await stop(forward, "SIGINT")).code).toBe(0);
+  });
+
+  it("the second demo device, whose ID differs only by case, serves its own page", async () => {
+    const port = await freePort();
+    const forward = shell(`exec node dist/bin/devicestream.js forward demo-device-01 web --listen ${port}`);
+    await forward.waitFor(/forwarding 127\.0\.0\.1:\d+ -> demo-device-01\/web/, "forward to listen");
+    const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    expect(page).toContain('<code id="device-id">demo-device-01</code>');
     expect((await stop(forward, "SIGINT")).code).toBe(0);
   });
 

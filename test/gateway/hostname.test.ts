@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { isLabel, labelFor, parseHost } from "../../client/gateway/hostname";
 import { junkGenerator } from "../helpers/random";
 
@@ -26,6 +28,17 @@ describe("gateway host labels", () => {
       labelFor({ deviceId: "a", moduleId: "b", streamName: "c" }),
     ];
     expect(new Set(labels).size).toBe(labels.length);
+  });
+
+  it("are the ones docs/gateway.md shows for the two demo devices", () => {
+    const doc = readFileSync(join(__dirname, "..", "..", "docs", "gateway.md"), "utf8");
+    for (const deviceId of ["Demo-Device-01", "demo-device-01"]) {
+      const row = new RegExp(`\\| \`${deviceId}\` \`web\` \\| \`(\\w+)\\.localhost:8090\``).exec(doc);
+      expect({ deviceId, label: row?.[1] }).toEqual({
+        deviceId,
+        label: labelFor({ deviceId, streamName: "web" }),
+      });
+    }
   });
 
   it("fuzz: 5000 random targets (unicode included) all give distinct well-formed labels", () => {

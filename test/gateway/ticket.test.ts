@@ -2,7 +2,7 @@ import { SignJWT } from "jose";
 import { labelFor } from "../../client/gateway/hostname";
 import { LOGIN_PATH, TICKET_TYPE, looksLikeTicket, verifyTicket } from "../../client/gateway/ticket";
 // The website's backend gets both from the service SDK.
-import { gatewayLoginUrl, issueTicket } from "../../client/sdk/service";
+import { gatewayLoginUrl, gatewaySecretFromText, issueTicket } from "../../client/sdk/service";
 
 const SECRET = new Uint8Array(32).fill(7);
 const TARGET = { deviceId: "Demo-Device-01", streamName: "web" };
@@ -125,6 +125,15 @@ describe("gateway tickets", () => {
     await expect(issueTicket(SECRET, { deviceId: "a", streamName: "we b" })).rejects.toThrow(
       /streamName must be/,
     );
+  });
+});
+
+describe("gatewaySecretFromText", () => {
+  it("takes the text's UTF-8 bytes as the key, as other languages' JWT libraries do with a string", async () => {
+    const text = "x".repeat(31) + "é"; // 33 bytes
+    const ticket = await issueTicket(gatewaySecretFromText(text), TARGET);
+    expect((await verifyTicket(new TextEncoder().encode(text), ticket)).ok).toBe(true);
+    expect(() => gatewaySecretFromText("x".repeat(31))).toThrow(/at least 32 bytes/);
   });
 });
 

@@ -5,7 +5,13 @@ export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
 export { ChannelPool, type ChannelPoolOptions } from "./pool";
 export { DeviceHttpAgent, type DeviceHttpAgentOptions, type DeviceTarget } from "./http/agent";
 export { StreamsError, isStreamsError } from "./errors";
-export { type GatewayBaseUrl, type TicketOptions, gatewayLoginUrl, issueTicket } from "../../gateway/ticket";
+export {
+  type GatewayBaseUrl,
+  type TicketOptions,
+  gatewayLoginUrl,
+  gatewaySecretFromText,
+  issueTicket,
+} from "../../gateway/ticket";
 export type {
   Endpoints,
   ListStreamsOptions,
