@@ -257,10 +257,10 @@ export function requireConnectionString(flag: string | undefined, s: Settings): 
 }
 
 /**
- * The gateway's ticket secret: the UTF-8 bytes of DEVICESTREAM_GATEWAY_SECRET (environment, then
- * the configuration file), at least 32 of them; the website's backend signs with the same bytes.
+ * The gateway's ticket secret as text: DEVICESTREAM_GATEWAY_SECRET from the environment, then the
+ * configuration file (gatewaySecretFromText takes its bytes and checks their length).
  */
-export function gatewaySecret(s: Settings): Uint8Array {
+export function gatewaySecretText(s: Settings): string {
   const text = s.get(GATEWAY_SECRET_VAR);
   if (!text) {
     throw new UsageError(
@@ -268,10 +268,7 @@ export function gatewaySecret(s: Settings): Uint8Array {
         `in the environment or in the file named by --config FILE or ${CONFIG_VAR}`,
     );
   }
-  const bytes = Buffer.from(text, "utf8");
-  if (bytes.length < 32)
-    throw new UsageError(`${GATEWAY_SECRET_VAR} must be at least 32 bytes, it has ${bytes.length}`);
-  return new Uint8Array(bytes);
+  return text;
 }
 
 /** How the service side reaches the control plane, from the highest level that names one. */

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { ID_RULE, STREAM_NAME_RULE, isLegalId, isLegalStreamName } from "../../../common/ids";
 import type { DeviceTarget } from "../../sdk/service";
 import { UsageError, parseListen, parsePort, parsePositiveInt } from "../args";
-import { gatewaySecret } from "../config";
+import { type Settings, gatewaySecretText } from "../config";
 import { type CommandContext, waitForAbort } from "../io";
 import { load } from "../load";
 import { type ServiceFlags, serviceClient, serviceOptions } from "./service";
@@ -29,6 +29,9 @@ export function parseAllowTarget(text: string): DeviceTarget {
 
 const sameTarget = (a: DeviceTarget, b: DeviceTarget) =>
   a.deviceId === b.deviceId && a.moduleId === b.moduleId && a.streamName === b.streamName;
+
+/** The secret's bytes; a short one is a RangeError (exit 2) naming the minimum. */
+const gatewaySecret = (s: Settings) => load.service().gatewaySecretFromText(gatewaySecretText(s));
 
 const collect = (value: string, previous: DeviceTarget[] = []) => [...previous, parseAllowTarget(value)];
 
