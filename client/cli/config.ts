@@ -19,6 +19,8 @@ import { UsageError, parseEnvFile, parseFlagSetting, parseRelayEndpoint, parseRe
 
 export const CONNECTION_STRING_VAR = "DEVICESTREAM_CONNECTION_STRING";
 export const CONFIG_VAR = "DEVICESTREAM_CONFIG";
+/** The secret the gateway verifies tickets with: never a flag (`ps` shows flags). */
+export const GATEWAY_SECRET_VAR = "DEVICESTREAM_GATEWAY_SECRET";
 
 /** Settings of the agent's trust: never from the environment or the checkout's file. */
 export const TRUST_SETTINGS = [
@@ -44,6 +46,8 @@ export const CHECKOUT_SETTINGS: readonly string[] = [
   "IOTHUB_HUB_HOSTNAME",
   "IOTHUB_GATEWAY_HOST",
   "DEMO_DEVICE_ID",
+  // The local gateway's ticket secret (npm start), so its printed gateway commands work as printed.
+  GATEWAY_SECRET_VAR,
   // `npm start -- --keyless`: the local Entra ID's client credentials and the local CA.
   "AZURE_AUTHORITY_HOST",
   "AZURE_TENANT_ID",
@@ -256,6 +260,21 @@ export function requireConnectionString(flag: string | undefined, s: Settings): 
     );
   }
   return value;
+}
+
+/**
+ * The gateway's ticket secret as text: DEVICESTREAM_GATEWAY_SECRET from the environment, then the
+ * configuration file (gatewaySecretFromText takes its bytes and checks their length).
+ */
+export function gatewaySecretText(s: Settings): string {
+  const text = s.get(GATEWAY_SECRET_VAR);
+  if (!text) {
+    throw new UsageError(
+      `no gateway secret: set ${GATEWAY_SECRET_VAR} (at least 32 bytes, e.g. \`openssl rand -base64 32\`) ` +
+        `in the environment or in the file named by --config FILE or ${CONFIG_VAR}`,
+    );
+  }
+  return text;
 }
 
 /** How the service side reaches the control plane, from the highest level that names one. */

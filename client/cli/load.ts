@@ -10,6 +10,8 @@ export const load = {
   entra: () => require("./entra") as typeof import("./entra"),
   heap: () => require("./heap") as typeof import("./heap"),
   httpFetch: () => require("./httpFetch") as typeof import("./httpFetch"),
+  gateway: () => require("../gateway/server") as typeof import("../gateway/server"),
+  gatewayAuth: () => require("../gateway/auth") as typeof import("../gateway/auth"),
   forward: () => require("./forward") as typeof import("./forward"),
   stdio: () => require("./stdio") as typeof import("./stdio"),
 };

@@ -8,6 +8,7 @@
 import { Command, CommanderError } from "commander";
 import { escapeControl, safeJson } from "../../common/text";
 import { registerDeviceCommand } from "./commands/device";
+import { registerGatewayCommands } from "./commands/gateway";
 import { registerSasCommand } from "./commands/sas";
 import { relayFlags, serviceClient } from "./commands/service";
 import { registerStreamsCommands } from "./commands/streams";
@@ -49,6 +50,7 @@ export function buildProgram(io: CliIo, setExit: (code: number) => void): Comman
   registerTunnelCommands(program, ctx);
   registerStreamsCommands(program, ctx);
   registerSasCommand(program, ctx);
+  registerGatewayCommands(program, ctx);
 
   const context: CliExtensionContext = {
     settings: s,

@@ -7,74 +7,15 @@ import { type AddressInfo, type Server, type Socket, connect, createServer } fro
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
-import { type CliIo, runCli } from "../../client/cli/program";
 import { EXIT } from "../../client/cli/exitCodes";
-import { Recorder, deferred, withDeadline } from "../helpers/events";
+import { Recorder, withDeadline } from "../helpers/events";
 import { echo } from "../sdk/helpers";
 import { type ConnectProxy, startConnectProxy } from "../helpers/connectProxy";
 import { useStack } from "../sdk/stack";
+import { type Run, cliRunner } from "../helpers/cli";
 
 const stack = useStack();
-
-interface Run {
-  code: Promise<number>;
-  stdin: PassThrough;
-  stdout: () => string;
-  /** stdout chunks as they arrive, to wait on. */
-  output: Recorder<string>;
-  stderr: () => string;
-  /** stderr lines as they arrive, to wait on. */
-  lines: Recorder<string>;
-  ready: Promise<{ address?: { host: string; port: number } }>;
-  stop: () => void;
-}
-
-function run(
-  args: string[],
-  env: Record<string, string> = {},
-  cwd = tmpdir(),
-  extra: Partial<CliIo> = {},
-): Run {
-  const controller = new AbortController();
-  const stdin = new PassThrough();
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  const output = new Recorder<string>();
-  const stdout = new PassThrough().on("data", (b: Buffer) => {
-    out.push(b);
-    output.push(b.toString());
-  });
-  const lines = new Recorder<string>();
-  const stderr = new PassThrough().on("data", (b: Buffer) => {
-    err.push(b);
-    for (const line of b.toString().split("\n")) if (line) lines.push(line);
-  });
-  const ready = deferred<{ address?: { host: string; port: number } }>();
-  const io: CliIo = {
-    stdin,
-    stdout,
-    stderr,
-    env: { DEVICESTREAM_CONNECTION_STRING: stack().connectionString, ...env },
-    cwd,
-    signal: controller.signal,
-    onReady: (info) => ready.resolve(info),
-    ...extra,
-  };
-  const code = runCli(args, io);
-  void code.then(() => ready.reject(new Error(`exited early: ${Buffer.concat(err).toString()}`)));
-  ready.promise.catch(() => undefined); // only long-running commands are awaited for readiness
-  return {
-    code,
-    stdin,
-    stdout: () => Buffer.concat(out).toString(),
-    output,
-    stderr: () => Buffer.concat(err).toString(),
-    lines,
-    ready: ready.promise,
-    stop: () => controller.abort(),
-  };
-}
+const run = cliRunner(() => ({ DEVICESTREAM_CONNECTION_STRING: stack().connectionString }));
 
 /** A TCP target: answers each connection, after the client's FIN, with the sha256 of what it sent. */
 async function hashServer(): Promise<{ server: Server; port: number; connections: Recorder<Socket> }> {

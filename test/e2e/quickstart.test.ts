@@ -10,8 +10,9 @@ import { readFileSync } from "node:fs";
 import { cp, mkdtemp, readdir, readFile, rm, stat, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type BrowserContext } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import { labelFor } from "../../client/gateway/hostname";
+import { CHROMIUM, launchChromium, watchedPage } from "../helpers/chromium";
 import { withDeadline } from "../helpers/events";
 import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import {
@@ -30,7 +31,6 @@ import {
 
 jest.setTimeout(120_000);
 
-const CHROMIUM = "/usr/bin/chromium";
 let ws: string;
 let sshd: Sshd;
 let stack: Child;
@@ -157,30 +157,10 @@ describe("npm start", () => {
     const playwrightVersion = (require("playwright-core/package.json") as { version: string }).version;
     console.log(`e2e: ${chromiumVersion}; playwright-core ${playwrightVersion}`);
 
-    const profile = await mkdtemp(join(tmpdir(), "e2e-chromium-"));
-    // A fresh user-data-dir: playwright takes it as launchPersistentContext's first argument.
-    browser = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    const chromium = await launchChromium();
+    browser = chromium.context;
     try {
-      const page = await browser.newPage();
-      const failed: string[] = [];
-      const finished: string[] = [];
-      page.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
-      page.on("response", (r) => {
-        if (r.status() >= 400) failed.push(`${r.url()}: HTTP ${r.status()}`);
-      });
-      page.on("requestfinished", (r) => finished.push(r.url()));
+      const { page, failed, finished } = await watchedPage(browser);
       const started = Date.now();
       const response = await page.goto(url, { waitUntil: "load", timeout: 60_000 });
       expect(response?.status()).toBe(200);
@@ -199,9 +179,8 @@ describe("npm start", () => {
       expect((await stat(shot)).size).toBeGreaterThan(1000);
       console.log(`e2e: demo page + ${subResources.length} sub-resources in ${ms} ms; screenshot ${shot}`);
     } finally {
-      await browser.close();
       browser = undefined;
-      await rm(profile, { recursive: true, force: true });
+      await chromium.close();
     }
     expect((await stop(forward, "SIGINT")).code).toBe(0);
   });
