@@ -9,11 +9,13 @@
  * mint one (docs/gateway.md, "Tickets").
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { SignJWT, errors, jwtVerify, type JWTPayload } from "jose";
 import { escapeControl } from "../../common/text";
 import { ID_RULE, STREAM_NAME_RULE, isLegalId, isLegalStreamName } from "../../common/ids";
 import type { DeviceTarget } from "../sdk/service/http/agent";
 import { labelFor } from "./hostname";
+
+/** JWT claims as this module reads and writes them (jose's JWTPayload is assignable both ways). */
+type JWTPayload = Record<string, unknown> & { iat?: number; exp?: number; jti?: string };
 
 export const TICKET_TYPE = "devicestream-ticket+jwt";
 export const GATEWAY_AUDIENCE = "devicestream-gateway";
@@ -26,6 +28,14 @@ export const MAX_TOKEN_LENGTH = 2048;
 export const LOGIN_PATH = "/.devicestream/login";
 /** Clock skew allowed between the website that mints tickets and the gateway. */
 const CLOCK_TOLERANCE_SECONDS = 5;
+
+/**
+ * jose loads on the first ticket signed or checked: the service SDK's index exports these
+ * functions, and the agent and `connect` (which load that index) must not pay for a JWT library.
+ */
+let jose: typeof import("jose") | undefined;
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const loadJose = (): typeof import("jose") => (jose ??= require("jose") as typeof import("jose"));
 
 export interface TicketOptions {
   /** Lifetime of the ticket: default 60, at most 300. */
@@ -97,7 +107,7 @@ export async function signToken(
   now: () => number = Date.now,
 ): Promise<string> {
   const iat = Math.floor(now() / 1000);
-  return new SignJWT(claims)
+  return new (loadJose().SignJWT)(claims)
     .setProtectedHeader({ alg: "HS256", typ })
     .setAudience(GATEWAY_AUDIENCE)
     .setIssuedAt(iat)
@@ -124,6 +134,7 @@ export async function verifyToken(
   if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH) {
     return { ok: false, expired: false, message: "the token is malformed" };
   }
+  const { errors, jwtVerify } = loadJose();
   try {
     const { payload } = await jwtVerify(token, key, {
       algorithms: ["HS256"],
