@@ -5,6 +5,8 @@ export { DeviceStream, type DeviceStreamInfo } from "./deviceStream";
 export { ChannelPool, type ChannelPoolOptions, type PooledChannel } from "./pool";
 export { DeviceHttpAgent, type DeviceHttpAgentOptions } from "./http/agent";
 export type { DeviceHttpOptions, DeviceTarget } from "./http/target";
+export { createDeviceDispatcher, createDeviceFetch } from "./http/fetch";
+export type { DeviceDispatcher, DeviceDispatcherOptions, DeviceFetch } from "./http/dispatcher";
 export { StreamsError, isStreamsError } from "./errors";
 export type {
   Endpoints,
