@@ -1,11 +1,15 @@
 /**
  * HTTP to a device by ID through DeviceHttpAgent: requests reach the device's web server over
- * tunnel channels, and keep-alive requests share one stream.
+ * tunnel channels, keep-alive requests share one stream, idle streams close and reopen, failures
+ * name their cause, and WebSocket upgrades pass through.
  */
 import http from "node:http";
-import { type AddressInfo, connect } from "node:net";
-import { DeviceHttpAgent } from "../../client/sdk/service/http/agent";
-import { useTarget } from "./target";
+import { type NetConnectOpts, type Socket, connect as netConnect } from "node:net";
+import WebSocket, { WebSocketServer } from "ws";
+import { DeviceHttpAgent, type StreamsError } from "../../client/sdk/service";
+import { deferred, Recorder, withDeadline } from "../helpers/events";
+import { webDevice } from "./httpDevice";
+import { scaled, useTarget } from "./target";
 
 const stack = useTarget();
 
@@ -22,37 +26,212 @@ function get(agent: http.Agent, path: string): Promise<{ status: number; body: s
   });
 }
 
-describe("DeviceHttpAgent", () => {
-  const servers: http.Server[] = [];
-  afterAll(async () => {
-    for (const s of servers) await new Promise((r) => s.close(r));
-  });
+/** The error a request fails with (rejects if it succeeds). */
+async function requestError(agent: http.Agent, path = "/"): Promise<StreamsError> {
+  const outcome = await get(agent, path).then(
+    (res) => ({ res }),
+    (err: unknown) => ({ err }),
+  );
+  if ("res" in outcome) throw new Error(`expected a failure, got ${outcome.res.status}`);
+  return outcome.err as StreamsError;
+}
 
+/** An agent for relay WebSockets that records each socket's last ref() or unref() call. */
+function refRecordingRelayAgent(): { agent: http.Agent; lastCall: Map<Socket, "ref" | "unref"> } {
+  const lastCall = new Map<Socket, "ref" | "unref">();
+  const agent = new http.Agent();
+  agent.createConnection = (options) => {
+    const socket = netConnect(options as NetConnectOpts);
+    lastCall.set(socket, "ref");
+    const ref = socket.ref.bind(socket);
+    const unref = socket.unref.bind(socket);
+    socket.ref = () => (lastCall.set(socket, "ref"), ref());
+    socket.unref = () => (lastCall.set(socket, "unref"), unref());
+    return socket;
+  };
+  return { agent, lastCall };
+}
+
+describe("DeviceHttpAgent", () => {
   it("sends keep-alive requests to the device's web server over one stream", async () => {
-    const web = http.createServer((req, res) => res.end(`device says ${req.url}`));
-    servers.push(web);
-    await new Promise<void>((r) => web.listen(0, "127.0.0.1", r));
-    const port = (web.address() as AddressInfo).port;
     const s = stack();
-    const deviceId = s.deviceId("Http-Dev");
-    const client = await s.device(deviceId);
-    const listener = s.listen(client, { onRequest: () => ({ accept: true }) });
-    listener.on("stream", (stream) =>
-      stream.on("channel", (channel) => {
-        const tcp = connect(port, "127.0.0.1");
-        tcp.on("error", () => channel.destroy());
-        channel.on("error", () => tcp.destroy());
-        channel.pipe(tcp).pipe(channel);
-      }),
-    );
-    const agent = new DeviceHttpAgent(s.client(), { deviceId, streamName: "web" });
+    const device = await webDevice(s, "Http-Dev", (req, res) => res.end(`device says ${req.url}`));
+    const agent = new DeviceHttpAgent(s.client(), { deviceId: device.deviceId, streamName: "web" });
     try {
       for (const path of ["/a", "/b", "/c"]) {
         expect(await get(agent, path)).toEqual({ status: 200, body: `device says ${path}` });
       }
       expect(agent.pool.openStreams).toHaveLength(1);
+      expect(device.connections.items).toHaveLength(1);
     } finally {
       await agent.close();
+      await device.close();
+    }
+  });
+
+  it("an idle keep-alive connection does not hold the process open; a request in flight does", async () => {
+    const s = stack();
+    const release = deferred();
+    const device = await webDevice(s, "Http-Ref", (req, res) => {
+      if (req.url === "/slow") void release.promise.then(() => res.end("late"));
+      else res.end("ok");
+    });
+    const { agent: relayAgent, lastCall } = refRecordingRelayAgent();
+    const agent = new DeviceHttpAgent(s.client({ relayAgent }), {
+      deviceId: device.deviceId,
+      streamName: "web",
+    });
+    const freed = new Recorder<Socket>();
+    agent.on("free", freed.push);
+    try {
+      expect(await get(agent, "/")).toEqual({ status: 200, body: "ok" });
+      await freed.waitFor((f) => f.length === 1, "the connection back in the pool");
+      const [relaySocket] = [...lastCall.keys()];
+      expect(lastCall.size).toBe(1);
+      // Node's agent unrefs the free connection; with no other channel the relay socket follows.
+      expect(lastCall.get(relaySocket!)).toBe("unref");
+      const slow = get(agent, "/slow");
+      await device.connections.waitFor(() => lastCall.get(relaySocket!) === "ref", "the relay socket ref'd");
+      release.resolve();
+      expect(await slow).toEqual({ status: 200, body: "late" });
+      await freed.waitFor((f) => f.length === 2, "the connection back in the pool again");
+      expect(lastCall.get(relaySocket!)).toBe("unref");
+      expect(lastCall.size).toBe(1);
+    } finally {
+      await agent.close();
+      await device.close();
+    }
+  });
+
+  it("closes an idle stream, the first one included, and opens a new one for the next request", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Http-Idle", (_req, res) => res.end("ok"));
+    // This test is about the idle time, so it sets it short.
+    const agent = new DeviceHttpAgent(
+      s.client(),
+      { deviceId: device.deviceId, streamName: "web" },
+      { pool: { idleCloseInMs: 300 } },
+    );
+    const closed = new Recorder<string>();
+    agent.pool.on("closed", (stream) => closed.push(stream.streamId));
+    try {
+      expect(await get(agent, "/")).toEqual({ status: 200, body: "ok" });
+      const first = agent.pool.openStreams[0]!.streamId;
+      await closed.waitFor((c) => c.length === 1, "the idle stream closed", scaled(15_000));
+      expect(closed.items).toEqual([first]);
+      expect(agent.pool.openStreams).toHaveLength(0);
+      expect(await get(agent, "/")).toEqual({ status: 200, body: "ok" });
+      expect(agent.pool.openStreams).toHaveLength(1);
+      expect(agent.pool.openStreams[0]!.streamId).not.toBe(first);
+      expect(device.streams.items).toHaveLength(2);
+    } finally {
+      await agent.close();
+      await device.close();
+    }
+  });
+
+  it("a stream the device ends mid-request fails that request with a named error; the next one succeeds", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Http-Torn", (req, res) => {
+      if (req.url === "/hang") res.write("partial");
+      else res.end("fine");
+    });
+    const agent = new DeviceHttpAgent(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    try {
+      const failing = new Promise<Error>((resolve) => {
+        const req = http.get({ host: "device", path: "/hang", agent }, (res) => {
+          res.on("error", resolve);
+          // The response started: the device now ends the stream under it.
+          res.once("data", () => void device.streams.items[0]!.close("GoingAway", "device restarting"));
+        });
+        req.on("error", resolve);
+      });
+      const err = (await withDeadline(failing, scaled(15_000), "the request's error")) as StreamsError;
+      expect(err).toMatchObject({ name: "TunnelError", code: "GoingAway" });
+      expect(err.message).toMatch(/device restarting/);
+      expect(await get(agent, "/")).toEqual({ status: 200, body: "fine" });
+      expect(device.streams.items).toHaveLength(2);
+    } finally {
+      await agent.close();
+      await device.close();
+    }
+  });
+
+  it("failures name their cause: offline, rejected, never answering, capacity", async () => {
+    const s = stack();
+    const client = s.client();
+    const target = (deviceId: string) => ({ deviceId, streamName: "web" });
+
+    const offline = s.deviceId("Http-Offline");
+    await s.registerDevice(offline);
+    const offlineAgent = new DeviceHttpAgent(client, target(offline));
+    expect(await requestError(offlineAgent)).toMatchObject({ name: "StreamsError", code: "DeviceNotOnline" });
+    await offlineAgent.close();
+
+    const rejecting = s.deviceId("Http-Rejecting");
+    s.listen(await s.device(rejecting), { onRequest: () => ({ accept: false, reason: "no web here" }) });
+    const rejectingAgent = new DeviceHttpAgent(client, target(rejecting));
+    const rejected = await requestError(rejectingAgent);
+    expect(rejected).toMatchObject({ name: "StreamsError", code: "StreamRejected" });
+    expect(rejected.details.reason).toBe("no web here");
+    await rejectingAgent.close();
+
+    const silent = s.deviceId("Http-Silent");
+    (await s.device(silent)).onDeviceMethod("deviceStream", () => undefined);
+    const silentAgent = new DeviceHttpAgent(client, target(silent), {
+      openOptions: { handshakeTimeoutInMs: 5000 },
+    });
+    expect(await requestError(silentAgent)).toMatchObject({ name: "StreamsError", code: "DeviceTimeout" });
+    await silentAgent.close();
+
+    // One stream of one channel, held by a request: the next request waits, then fails.
+    const release = deferred();
+    const busy = await webDevice(
+      s,
+      "Http-Busy",
+      (_req, res) => void release.promise.then(() => res.end("done")),
+      { maxChannelsPerStream: 1, maxStreams: 1 },
+    );
+    // The queue time is what this case is about, so it is short here.
+    const busyAgent = new DeviceHttpAgent(client, target(busy.deviceId), {
+      pool: { queueTimeoutInMs: 1500, overflowAfterInMs: 100 },
+    });
+    try {
+      const held = get(busyAgent, "/held");
+      await busy.connections.waitFor((c) => c.length === 1, "the first request at the device");
+      expect(await requestError(busyAgent)).toMatchObject({ name: "StreamsError", code: "ChannelLimit" });
+      release.resolve();
+      expect(await held).toEqual({ status: 200, body: "done" });
+    } finally {
+      await busyAgent.close();
+      await busy.close();
+    }
+  }, 90_000);
+
+  it("WebSocket upgrades pass through the agent", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Http-Ws", (_req, res) => res.end("page"));
+    const wss = new WebSocketServer({ server: device.server });
+    wss.on("connection", (ws, req) =>
+      ws.on("message", (m) => ws.send(`${req.url} echo: ${(m as Buffer).toString()}`)),
+    );
+    const agent = new DeviceHttpAgent(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    try {
+      expect(await get(agent, "/")).toEqual({ status: 200, body: "page" });
+      const ws = new WebSocket("ws://device/socket", { agent });
+      const reply = new Promise<string>((resolve, reject) => {
+        ws.once("message", (m) => resolve((m as Buffer).toString()));
+        ws.once("error", reject);
+      });
+      ws.once("open", () => ws.send("hello"));
+      expect(await withDeadline(reply, scaled(15_000), "the echo")).toBe("/socket echo: hello");
+      ws.close();
+      await new Promise((r) => ws.once("close", r));
+      expect(agent.pool.openStreams).toHaveLength(1);
+    } finally {
+      wss.close();
+      await agent.close();
+      await device.close();
     }
   });
 });

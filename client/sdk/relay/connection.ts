@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from "node:events";
 import type { Agent, IncomingMessage } from "node:http";
-import type { Duplex } from "node:stream";
+import type { Socket } from "node:net";
 import WebSocket from "ws";
 import type { TunnelTransport } from "../../tunnel";
 import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../webpubsub";
@@ -134,7 +134,7 @@ export class RelayConnection
   private reporter: (() => number) | undefined;
   private readonly ended: Promise<void>;
   /** The WebSocket's own TCP/TLS socket, corked while a tick's frames are queued (see send). */
-  private socket: Duplex | undefined;
+  private socket: Socket | undefined;
   private corked = false;
 
   constructor(
@@ -227,6 +227,15 @@ export class RelayConnection
         }),
       );
     }
+  }
+
+  /** Whether the open WebSocket holds the process open (net.Socket's ref/unref on its socket). */
+  ref(): void {
+    this.socket?.ref();
+  }
+
+  unref(): void {
+    this.socket?.unref();
   }
 
   /** Cuts the socket without a close handshake, as a dying process would (tests, fault handling). */

@@ -84,6 +84,20 @@ export class DeviceStream extends EventEmitter<DeviceStreamEvents> {
     return info;
   }
 
+  /**
+   * As net.Socket's: an unref'd stream does not keep the process alive (its relay socket is
+   * unref'd; the tunnel's own timers never hold the process). Streams start ref'd.
+   */
+  ref(): this {
+    this.relay.ref();
+    return this;
+  }
+
+  unref(): this {
+    this.relay.unref();
+    return this;
+  }
+
   /** Resolves when the stream has ended, for whatever reason. */
   whenClosed(): Promise<TunnelCloseInfo> {
     return this.ended;

@@ -24,9 +24,25 @@ export interface ChannelPoolOptions {
   queueTimeoutInMs?: number;
   /** Streams this pool opens at most (default 4). */
   maxStreams?: number;
-  /** An extra stream (beyond the first) with no channel for this long is closed (default 30 s). */
+  /**
+   * A stream with no channel in use for this long is closed (default 30 s); see keepFirstStream.
+   * Unref'd channels (an HTTP client's idle keep-alive connections) do not count as in use.
+   */
   idleCloseInMs?: number;
+  /**
+   * Keep the first stream open however long it idles (default true): `forward` answers its next
+   * connection without a stream setup. False closes every stream after `idleCloseInMs`, which frees
+   * the device's stream slot and its relay connection (the HTTP agent's default).
+   */
+  keepFirstStream?: boolean;
 }
+
+/**
+ * A channel from the pool. Like a net.Socket, it holds the process open until `unref()`: a stream
+ * whose channels are all unref'd (or that has none) does not keep the process alive, so an idle
+ * keep-alive connection never stops a program from exiting.
+ */
+export type PooledChannel = Duplex & { ref(): PooledChannel; unref(): PooledChannel };
 
 interface PoolEvents {
   opened: [stream: DeviceStream];
@@ -39,7 +55,13 @@ interface PoolEvents {
   saturated: [detail: string];
 }
 
-const DEFAULTS = { overflowAfterInMs: 500, queueTimeoutInMs: 60_000, maxStreams: 4, idleCloseInMs: 30_000 };
+const DEFAULTS = {
+  overflowAfterInMs: 500,
+  queueTimeoutInMs: 60_000,
+  maxStreams: 4,
+  idleCloseInMs: 30_000,
+  keepFirstStream: true,
+};
 
 /** Failures of an extra stream that mean "no more streams for now" (a device at its limit rejects). */
 const CAPACITY_CODES = new Set(["TooManyStreams", "Throttled", "StreamRejected"]);
@@ -49,6 +71,8 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
   private opening: Promise<DeviceStream> | undefined;
   private readonly idleTimers = new Map<DeviceStream, NodeJS.Timeout>();
   private readonly pending = new Map<DeviceStream, number>();
+  /** Channels handed out and not yet closed, per stream, and whether each is ref'd. */
+  private readonly live = new Map<DeviceStream, Map<Duplex, boolean>>();
   /** Set while the device or control plane refuses more streams; cleared when a stream ends. */
   private saturated = false;
   private refusal: string | undefined;
@@ -66,6 +90,7 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       queueTimeoutInMs: options.queueTimeoutInMs ?? DEFAULTS.queueTimeoutInMs,
       maxStreams: options.maxStreams ?? DEFAULTS.maxStreams,
       idleCloseInMs: options.idleCloseInMs ?? DEFAULTS.idleCloseInMs,
+      keepFirstStream: options.keepFirstStream ?? DEFAULTS.keepFirstStream,
     };
   }
 
@@ -79,7 +104,7 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
    * `overflowAfterInMs`) up to `queueTimeoutInMs`, then rejects with a StreamsError `ChannelLimit`.
    * Opening the first stream fails as `openStream` does (device offline, rejected, ...).
    */
-  async openChannel(label = ""): Promise<Duplex> {
+  async openChannel(label = ""): Promise<PooledChannel> {
     const deadline = Date.now() + this.o.queueTimeoutInMs;
     let retriedClosed = false;
     for (;;) {
@@ -91,14 +116,14 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       if (!roomy && !mayGrow) this.announce();
       const wait = roomy ? remaining : mayGrow ? Math.min(this.o.overflowAfterInMs, remaining) : remaining;
       this.pending.set(stream, (this.pending.get(stream) ?? 0) + 1);
+      this.settle(stream);
       try {
         const channel = await stream.openChannel(label, {
           waitInMs: Math.max(0, wait),
           // forward splices a socket into it: its first bytes go with the OPEN (tunnel-protocol §5).
           early: true,
         });
-        this.touch(stream);
-        return channel;
+        return this.hold(stream, channel);
       } catch (err) {
         const code = (err as { code?: unknown }).code;
         // A stream that ended under this request: one more round picks or opens another. Only one:
@@ -119,6 +144,7 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
         // A stream that closed meanwhile has no entry any more; none is made for it again.
         const pending = this.pending.get(stream);
         if (pending !== undefined) this.pending.set(stream, pending - 1);
+        this.settle(stream);
       }
     }
   }
@@ -162,9 +188,11 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       throw new StreamsError("Aborted", "the channel pool is closed");
     }
     this.streams.add(stream);
+    this.live.set(stream, new Map());
     stream.once("close", (info) => {
       this.streams.delete(stream);
       this.pending.delete(stream);
+      this.live.delete(stream);
       clearTimeout(this.idleTimers.get(stream));
       this.idleTimers.delete(stream);
       this.saturated = false;
@@ -172,6 +200,7 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       this.emit("closed", stream, info);
     });
     this.emit("opened", stream);
+    this.settle(stream);
     return stream;
   }
 
@@ -193,19 +222,51 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
     this.emit("saturated", `all ${channels} channels on ${this.streams.size} stream(s) are in use (${why})`);
   }
 
-  /** An extra stream that carries no channel for idleCloseInMs is closed; the first one stays. */
-  private touch(stream: DeviceStream): void {
-    clearTimeout(this.idleTimers.get(stream));
-    const arm = (): void => {
+  /** Counts a channel handed out on `stream` until it closes, and gives it net.Socket's ref/unref. */
+  private hold(stream: DeviceStream, duplex: Duplex): PooledChannel {
+    const channel = duplex as PooledChannel;
+    const live = this.live.get(stream);
+    if (!live) return Object.assign(channel, { ref: () => channel, unref: () => channel });
+    const mark = (held: boolean) => (): PooledChannel => {
+      if (live.has(channel)) {
+        live.set(channel, held);
+        this.settle(stream);
+      }
+      return channel;
+    };
+    live.set(channel, true);
+    Object.assign(channel, { ref: mark(true), unref: mark(false) });
+    channel.once("close", () => {
+      live.delete(channel);
+      this.settle(stream);
+    });
+    this.settle(stream);
+    return channel;
+  }
+
+  /**
+   * After any change of a stream's channels. A stream is busy while a request for a channel is on
+   * its way or one of its channels is ref'd; HTTP clients unref a keep-alive connection while it
+   * waits for the next request, so such a stream counts as idle. Only a busy stream's relay socket
+   * holds the process open, and an idle one starts its idle clock.
+   */
+  private settle(stream: DeviceStream): void {
+    if (this.closed || stream.closed || !this.streams.has(stream)) return;
+    const busy =
+      (this.pending.get(stream) ?? 0) > 0 || [...(this.live.get(stream)?.values() ?? [])].some(Boolean);
+    if (busy) stream.ref();
+    else stream.unref();
+    if (busy) {
+      clearTimeout(this.idleTimers.get(stream));
+      this.idleTimers.delete(stream);
+    } else if (!this.idleTimers.has(stream)) {
       const timer = setTimeout(() => {
-        if (stream === this.openStreams[0]) return;
-        if (stream.openChannelCount > 0) return arm();
         this.idleTimers.delete(stream);
+        if (this.o.keepFirstStream && stream === this.openStreams[0]) return;
         void stream.close();
       }, this.o.idleCloseInMs);
       timer.unref();
       this.idleTimers.set(stream, timer);
-    };
-    arm();
+    }
   }
 }

@@ -7,67 +7,60 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import type { StreamsClient } from "../client";
-import { ChannelPool, type ChannelPoolOptions } from "../pool";
-import type { OpenStreamOptions } from "../models";
+import { ChannelPool, type PooledChannel } from "../pool";
+import { type DeviceHttpOptions, type DeviceTarget, poolOptions } from "./target";
 
-/** Where requests go: the device (or one of its modules) and the stream name its agent serves. */
-export interface DeviceTarget {
-  deviceId: string;
-  moduleId?: string;
-  streamName: string;
-}
+export type { DeviceTarget } from "./target";
 
-export interface DeviceHttpAgentOptions extends http.AgentOptions {
-  /** How channels are spread over streams (see ChannelPoolOptions). */
-  pool?: Omit<ChannelPoolOptions, "deviceId" | "name" | "openOptions">;
-  /** Passed to each openStream (data for the device's callback, handshake timeout). */
-  openOptions?: Omit<OpenStreamOptions, "abortSignal" | "moduleId">;
-}
+export interface DeviceHttpAgentOptions extends http.AgentOptions, DeviceHttpOptions {}
 
 /**
- * The socket methods Node's HTTP client calls on its connection. A channel has no TCP socket under
- * it: keep-alive and Nagle belong to the relay's own connection, so these only keep the contract.
+ * A channel as the socket Node's HTTP client expects. `ref`/`unref` are the pool's (an idle
+ * keep-alive connection does not hold the process open). A channel has no TCP socket of its own:
+ * liveness is the tunnel's keepalive (a ping after 15 s of silence, the stream closed after 45 s)
+ * and the relay's WebSocket already runs with Nagle off and flushes each tick's frames in one
+ * write, so `setKeepAlive` and `setNoDelay` have nothing left to change and only keep the contract.
  */
-function asSocket(channel: Duplex): Duplex {
-  const socket = channel as Duplex & Record<string, unknown>;
-  socket.setKeepAlive ??= () => socket;
-  socket.setNoDelay ??= () => socket;
-  socket.ref ??= () => socket;
-  socket.unref ??= () => socket;
-  socket.setTimeout ??= idleTimeout(channel);
+function asSocket(channel: PooledChannel): PooledChannel {
+  const socket = channel as PooledChannel & Record<string, unknown>;
+  socket.setKeepAlive = () => socket;
+  socket.setNoDelay = () => socket;
+  socket.setTimeout = idleTimeout(socket);
   return socket;
 }
 
-/** net.Socket's setTimeout: 'timeout' after `ms` with no bytes in either direction. */
-function idleTimeout(channel: Duplex) {
+/** net.Socket's setTimeout: 'timeout' after `ms` with no bytes in either direction (timer unref'd). */
+function idleTimeout(socket: PooledChannel & { timeout?: number }) {
   let ms = 0;
   let last = Date.now();
   let timer: NodeJS.Timeout | undefined;
   const touch = (): void => {
     last = Date.now();
   };
-  const push = channel.push.bind(channel);
-  channel.push = (chunk: unknown, encoding?: BufferEncoding) => (touch(), push(chunk, encoding));
-  const write = channel.write.bind(channel) as (...args: unknown[]) => boolean;
-  channel.write = ((...args: unknown[]) => (touch(), write(...args))) as typeof channel.write;
+  const push = socket.push.bind(socket);
+  socket.push = (chunk: unknown, encoding?: BufferEncoding) => (touch(), push(chunk, encoding));
+  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+  socket.write = ((...args: unknown[]) => (touch(), write(...args))) as typeof socket.write;
   const arm = (delay: number): void => {
     timer = setTimeout(() => {
       const idle = Date.now() - last;
-      if (idle >= ms) channel.emit("timeout");
+      if (idle >= ms) socket.emit("timeout");
       else arm(ms - idle);
     }, delay);
     timer.unref();
   };
-  channel.once("close", () => clearTimeout(timer));
-  return function setTimeout(this: Duplex, timeoutMs: number, callback?: () => void): Duplex {
+  socket.once("close", () => clearTimeout(timer));
+  return function setTimeout(timeoutMs: number, callback?: () => void): PooledChannel {
     clearTimeout(timer);
     ms = timeoutMs;
-    if (callback) channel.once("timeout", callback);
-    if (ms > 0) {
+    socket.timeout = ms;
+    if (callback && ms === 0) socket.removeListener("timeout", callback);
+    else if (callback) socket.once("timeout", callback);
+    if (ms > 0 && !socket.destroyed) {
       touch();
       arm(ms);
     }
-    return channel;
+    return socket;
   };
 }
 
@@ -81,12 +74,7 @@ export class DeviceHttpAgent extends http.Agent {
   ) {
     const { pool, openOptions, ...agentOptions } = options;
     super({ keepAlive: true, ...agentOptions });
-    this.pool = new ChannelPool(client, {
-      ...pool,
-      deviceId: target.deviceId,
-      name: target.streamName,
-      openOptions: { ...openOptions, ...(target.moduleId ? { moduleId: target.moduleId } : {}) },
-    });
+    this.pool = new ChannelPool(client, poolOptions(target, { pool, openOptions }));
   }
 
   override createConnection(

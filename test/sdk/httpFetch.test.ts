@@ -1,0 +1,218 @@
+/**
+ * `fetch` to a device by ID through the SDK's undici dispatcher: streams are reused across many
+ * requests, large bodies stream both ways in bounded memory, failures name their cause, and undici
+ * is loaded only by callers of fetch.
+ */
+import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { createDeviceFetch } from "../../client/sdk/service";
+import { webDevice } from "./httpDevice";
+import { useTarget } from "./target";
+
+const stack = useTarget();
+
+const MB = 1024 * 1024;
+const CHUNK = 64 * 1024;
+const BODY = 32 * MB;
+
+// A full collection before each sample, so the figure is what is still referenced, not garbage.
+setFlagsFromString("--expose-gc");
+const gc = runInNewContext("gc") as () => void;
+
+/**
+ * Live heap plus Buffer memory, after full collections: V8 frees Buffer memory on a background
+ * task after the collection, so a turn of the event loop lets that land before the figure is read.
+ */
+async function liveBytes(): Promise<number> {
+  gc();
+  await new Promise((r) => setImmediate(r));
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+/**
+ * The spread of liveBytes() over samples taken while streaming (every few MB): a body held anywhere
+ * would grow with each sample. The first sample is taken before the transfer.
+ */
+async function memorySpread() {
+  let low = await liveBytes();
+  let high = low;
+  return {
+    sample: async () => {
+      const now = await liveBytes();
+      low = Math.min(low, now);
+      high = Math.max(high, now);
+    },
+    get mb() {
+      return (high - low) / MB;
+    },
+  };
+}
+
+/** 32 MB in fresh 64 KB chunks: a body held anywhere would stay referenced and show in the spread. */
+async function* chunks(onChunk: (i: number) => Promise<void> | undefined): AsyncGenerator<Buffer> {
+  for (let i = 0; i < BODY / CHUNK; i++) {
+    await onChunk(i);
+    yield Buffer.alloc(CHUNK, i & 0xff);
+  }
+}
+
+/** The SHA-256 of chunks(), computed without allocating them (no garbage before the measurement). */
+function expectedDigest(): string {
+  const hash = createHash("sha256");
+  const chunk = Buffer.alloc(CHUNK);
+  for (let i = 0; i < BODY / CHUNK; i++) hash.update(chunk.fill(i & 0xff));
+  return hash.digest("hex");
+}
+
+describe("createDeviceFetch", () => {
+  it("200 requests, 50 at a time, share one stream", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Fetch-Many", (req, res) => res.end(`device says ${req.url}`));
+    const deviceFetch = createDeviceFetch(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    let opened = 0;
+    deviceFetch.dispatcher.pool.on("opened", () => opened++);
+    try {
+      const texts: string[] = [];
+      for (let batch = 0; batch < 4; batch++) {
+        const replies = await Promise.all(
+          Array.from({ length: 50 }, async (_, i) => {
+            const res = await deviceFetch(`http://device/r${batch * 50 + i}`);
+            expect(res.status).toBe(200);
+            return res.text();
+          }),
+        );
+        texts.push(...replies);
+      }
+      expect(texts).toEqual(Array.from({ length: 200 }, (_, i) => `device says /r${i}`));
+      expect(opened).toBe(1);
+      expect(device.streams.items).toHaveLength(1);
+      // Keep-alive connections are reused too (undici may replace one that is just finishing).
+      expect(device.connections.items.length).toBeLessThan(100);
+    } finally {
+      await deviceFetch.close();
+      await device.close();
+    }
+  });
+
+  it("32 MB request (undici request) and response (fetch) bodies stream in bounded memory", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Fetch-Big", (req, res) => {
+      if (req.method === "POST") {
+        const hash = createHash("sha256");
+        let bytes = 0;
+        req.on("data", (c: Buffer) => ((bytes += c.length), hash.update(c)));
+        req.on("end", () => res.end(JSON.stringify({ bytes, sha256: hash.digest("hex") })));
+        return;
+      }
+      if (req.url !== "/download") return void res.end("warm");
+      res.writeHead(200, { "content-length": BODY });
+      Readable.from(chunks(() => undefined)).pipe(res);
+    });
+    const deviceFetch = createDeviceFetch(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    try {
+      expect(await (await deviceFetch("http://device/warm")).text()).toBe("warm");
+      const digest = expectedDigest();
+
+      // Uploads go through undici's request() on the same dispatcher: fetch itself keeps a streamed
+      // request body referenced until the request ends (nodejs/undici#4058, docs/sdk.md).
+      const up = await memorySpread();
+      const res = await deviceFetch.dispatcher.request({
+        origin: "http://device",
+        path: "/upload",
+        method: "POST",
+        body: Readable.from(chunks((i) => (i % 64 === 0 ? up.sample() : undefined))),
+      });
+      expect(await res.body.json()).toEqual({ bytes: BODY, sha256: digest });
+
+      const down = await memorySpread();
+      const download = await deviceFetch("http://device/download");
+      const hash = createHash("sha256");
+      let bytes = 0;
+      let sinceSample = 0;
+      for await (const c of download.body as AsyncIterable<Uint8Array>) {
+        hash.update(c);
+        bytes += c.length;
+        sinceSample += c.length;
+        if (sinceSample >= 4 * MB) {
+          sinceSample = 0;
+          await down.sample();
+        }
+      }
+      expect({ bytes, sha256: hash.digest("hex") }).toEqual({ bytes: BODY, sha256: digest });
+      console.log(
+        `32 MB through the dispatcher: live memory spread ${up.mb.toFixed(1)} MB up, ${down.mb.toFixed(1)} MB down`,
+      );
+      // Both ends run in this process, so a body buffered anywhere (client, tunnel, device) shows.
+      expect(up.mb).toBeLessThan(12);
+      expect(down.mb).toBeLessThan(12);
+    } finally {
+      await deviceFetch.close();
+      await device.close();
+    }
+  }, 240_000);
+
+  it("a failure names its cause (fetch's TypeError, the StreamsError as its cause); https is refused", async () => {
+    const s = stack();
+    const offline = s.deviceId("Fetch-Offline");
+    await s.registerDevice(offline);
+    const deviceFetch = createDeviceFetch(s.client(), { deviceId: offline, streamName: "web" });
+    try {
+      const err = (await deviceFetch("http://device/").then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as TypeError & { cause?: unknown };
+      expect(err).toBeInstanceOf(TypeError);
+      expect(err.cause).toMatchObject({ name: "StreamsError", code: "DeviceNotOnline" });
+      await expect(deviceFetch("https://device/")).rejects.toMatchObject({
+        cause: { message: expect.stringMatching(/https: is not supported/) as unknown },
+      });
+    } finally {
+      await deviceFetch.close();
+    }
+  });
+
+  it("a stream ended mid-response fails that fetch with the cause; the next fetch opens a new stream", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Fetch-Torn", (req, res) => {
+      if (req.url === "/hang") res.write("partial");
+      else res.end("fine");
+    });
+    const deviceFetch = createDeviceFetch(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    try {
+      const res = await deviceFetch("http://device/hang");
+      const reader = res.body!.getReader();
+      await reader.read();
+      await device.streams.items[0]!.close("GoingAway", "device restarting");
+      const err = (await reader.read().then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as Error & { cause?: unknown };
+      expect(err).toBeInstanceOf(Error);
+      expect(err.cause ?? err).toMatchObject({ name: "TunnelError", code: "GoingAway" });
+      expect(await (await deviceFetch("http://device/")).text()).toBe("fine");
+      expect(device.streams.items).toHaveLength(2);
+    } finally {
+      await deviceFetch.close();
+      await device.close();
+    }
+  });
+
+  it("undici is loaded by the first fetch, not by importing the SDK", () => {
+    jest.isolateModules(() => {
+      let loaded = false;
+      jest.doMock("undici", () => {
+        loaded = true;
+        return jest.requireActual<object>("undici");
+      });
+      const sdk = jest.requireActual<typeof import("../../client/sdk/service")>("../../client/sdk/service");
+      expect(loaded).toBe(false);
+      const deviceFetch = sdk.createDeviceFetch(stack().client(), { deviceId: "x", streamName: "web" });
+      expect(loaded).toBe(true);
+      void deviceFetch.close();
+    });
+  });
+});
