@@ -1,19 +1,40 @@
 /**
  * The client package as its users get it (issue 17): packed once (`npm run pack`'s code), installed
- * from the tarball into an empty directory with `npm install --omit=dev --prefer-offline` as a
- * device owner would, then the installed `devicestream` runs as the agent and as `echo`/`connect`
- * against the local stack, and a small TypeScript program imports the service SDK from the
- * installed package, compiled by tsc (strict) against the installed declarations, and runs.
+ * from the tarball with docs/device-install.md's own command (its prefix `/opt/devicestream` moved
+ * into a temp directory, `--prefer-offline` added), then the installed agent runs as the installed
+ * systemd unit's ExecStart= runs it, its credential file written as the page shows, in a 0500
+ * directory as LoadCredential= makes it; the installed `devicestream` runs `echo`/`connect` against
+ * the local stack, and a small TypeScript program imports the service SDK from the installed
+ * package, compiled by tsc (strict) against the installed declarations, and runs.
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  realpath,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { installTarballs, installedTree, packClient } from "../../deploy/pack";
 import { EXIT } from "../../client/cli/exitCodes";
+import {
+  DOC_PATH,
+  codeBlocks,
+  commandsOf,
+  devicestreamArgs,
+  parseUnit,
+  splitWords,
+  unitValues,
+} from "../helpers/deviceInstall";
 import { withDeadline } from "../helpers/events";
 import { EPHEMERAL_STACK_PORTS } from "../helpers/stackArgs";
 import { REPO, type Child, ensureBuilt, killAll, run, sha256, start, stop } from "./support";
@@ -23,8 +44,13 @@ jest.setTimeout(180_000);
 const DEVICE = "Installed-Agent-01";
 const CLIENT = "@device-streams/client";
 let work: string;
-/** Where the tarball was installed; its `node_modules/.bin/devicestream` is the installed CLI. */
+/** The install's prefix, the doc's `/opt/devicestream`; `bin/devicestream` is the installed CLI. */
+let prefix: string;
+/** Where the prefix's packages are (`lib/node_modules`), as npm lays out a --global install. */
 let inst: string;
+let bin: string;
+/** A backend developer's project with the tarball installed as a dependency (`npm install ./…tgz`). */
+let backend: string;
 let stackDir: string;
 let serviceConfig: string;
 let agent: Child;
@@ -39,17 +65,44 @@ const cleanEnv = (): NodeJS.ProcessEnv => {
 };
 
 /** The installed CLI, executed through its bin link as a shell would (shebang, mode set by npm). */
-const installed = (args: string[]) =>
-  start(join(inst, "node_modules", ".bin", "devicestream"), args, { cwd: inst, env: cleanEnv() });
+const installed = (args: string[]) => start(bin, args, { cwd: inst, env: cleanEnv() });
+
+/** The page's install command (the first `npm install --global`), as words, `sudo` dropped. */
+function docInstallCommand(): string[] {
+  for (const block of codeBlocks(readFileSync(DOC_PATH, "utf8"))) {
+    for (const line of block.lines) {
+      for (const command of commandsOf(line)) {
+        const words = command[0] === "sudo" ? command.slice(1) : command;
+        if (words[0] === "npm" && words[1] === "install" && words.includes("--global")) return words;
+      }
+    }
+  }
+  throw new Error("docs/device-install.md shows no `npm install --global` command");
+}
 
 /** Packs the client and installs the tarball into an empty directory, timing both. */
 async function packAndInstall(): Promise<void> {
   let started = Date.now();
   const tarball = await packClient(REPO, join(work, "packs"));
   const packed = Date.now() - started;
-  inst = join(work, "device");
+  prefix = join(work, "opt-devicestream");
+  inst = join(prefix, "lib");
+  bin = join(prefix, "bin", "devicestream");
+  const words = docInstallCommand().map((w) =>
+    w.replaceAll("/opt/devicestream", prefix).replace(/^\.\/device-streams-client-<version>\.tgz$/, tarball),
+  );
+  // The page's tarball name is the one npm pack writes.
+  expect(words).toContain(tarball);
+  expect(basename(tarball)).toMatch(/^device-streams-client-\d+\.\d+\.\d+\.tgz$/);
   started = Date.now();
-  await installTarballs(inst, [tarball]);
+  backend = join(work, "backend");
+  await Promise.all([
+    run("npm", [...words.slice(1), "--prefer-offline", "--no-audit", "--no-fund"], {
+      cwd: work,
+      env: cleanEnv(),
+    }),
+    installTarballs(backend, [tarball]),
+  ]);
   console.log(`e2e: client packed in ${packed} ms, installed in ${Date.now() - started} ms`);
 }
 
@@ -84,9 +137,30 @@ beforeAll(async () => {
     code: 0,
     stderr: expect.anything(),
   });
-  agent = installed(["device", "--config", join(stackDir, ".devstack", `agent-${DEVICE}.env`), "--echo"]);
+  // The credential file as the page writes it (its keys are what `dev add-device` wrote for this
+  // device), handed over as LoadCredential= does: a 0400 copy in a 0500 directory.
+  const credentials = join(work, "credentials");
+  await mkdir(credentials);
+  await copyFile(join(stackDir, ".devstack", `agent-${DEVICE}.env`), join(credentials, "agent.env"));
+  await chmod(join(credentials, "agent.env"), 0o400);
+  await chmod(credentials, 0o500);
+  // The installed unit's own ExecStart=, its prefix and %d resolved; --echo for a stream this test
+  // can use without the sshd behind the shipped --allow ssh=... mapping.
+  const unit = parseUnit(
+    await readFile(join(inst, "node_modules", CLIENT, "systemd", "devicestream-agent.service"), "utf8"),
+  );
+  const execStart = splitWords(unitValues(unit, "Service", "ExecStart")[0] ?? "").map((w) =>
+    w.replaceAll("/opt/devicestream", prefix).replaceAll("%d", credentials),
+  );
+  expect(execStart[0]).toBe(bin);
+  const args = devicestreamArgs(execStart)!;
+  agent = start(bin, [...args, "--echo"], {
+    cwd: work,
+    // What systemd gives a service: no inherited variable to lean on (node for the bin's shebang).
+    env: { PATH: `${dirname(process.execPath)}:/usr/bin:/bin`, CREDENTIALS_DIRECTORY: credentials },
+  });
   await agent.waitFor(
-    /serving echo; relay http:\/\/127\.0\.0\.1:\d+ hub streams/,
+    /serving [^;]*\becho\b[^;]*; relay http:\/\/127\.0\.0\.1:\d+ hub streams/,
     "the installed agent",
     60_000,
   );
@@ -94,7 +168,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await killAll();
-  if (work) await rm(work, { recursive: true, force: true });
+  if (work) {
+    // The credentials directory is read-only, as systemd makes it; rm needs to write it.
+    await chmod(join(work, "credentials"), 0o700).catch(() => undefined);
+    await rm(work, { recursive: true, force: true });
+  }
 }, 60_000);
 
 describe("the installed client", () => {
@@ -120,9 +198,7 @@ describe("the installed client", () => {
     for (const file of ["README.md", "LICENSE"]) expect(existsSync(join(pkg, file))).toBe(true);
     expect(existsSync(join(pkg, "cli"))).toBe(false);
     // The bin link resolves into the installed package, not into this checkout.
-    expect(await realpath(join(inst, "node_modules", ".bin", "devicestream"))).toBe(
-      join(await realpath(pkg), "dist", "client", "bin", "devicestream.js"),
-    );
+    expect(await realpath(bin)).toBe(join(await realpath(pkg), "dist", "client", "bin", "devicestream.js"));
   });
 
   it("echo: 1 MiB through the installed agent, verified", async () => {
@@ -135,7 +211,7 @@ describe("the installed client", () => {
   it("connect (the ssh ProxyCommand): stdin comes back on stdout byte for byte", async () => {
     const data = randomBytes(256 * 1024);
     // Raw bytes both ways: spawned here rather than through start(), which decodes output as text.
-    const connect = spawn(join(inst, "node_modules", ".bin", "devicestream"), ["connect", DEVICE, "echo"], {
+    const connect = spawn(bin, ["connect", DEVICE, "echo"], {
       cwd: inst,
       env: { ...cleanEnv(), DEVICESTREAM_CONFIG: serviceConfig },
     });
@@ -173,7 +249,7 @@ describe("the installed client", () => {
   });
 
   it("a TypeScript program imports the service SDK from the package, compiles strict against its declarations, and runs", async () => {
-    const program = join(inst, "backend.ts");
+    const program = join(backend, "backend.ts");
     await writeFile(
       program,
       [
@@ -213,7 +289,7 @@ describe("the installed client", () => {
     const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
     const flags = ["--strict", "--noUncheckedIndexedAccess", "--module", "node16", "--target", "es2022"];
     await run(process.execPath, [tsc, ...flags, "--types", "node", "--outDir", "out", program], {
-      cwd: inst,
+      cwd: backend,
     }).catch((e: Error & { stdout?: string }) => {
       throw new Error(`tsc: ${e.stdout ?? e.message}`);
     });
@@ -221,9 +297,9 @@ describe("the installed client", () => {
     const connectionString = /^DEVICESTREAM_CONNECTION_STRING=(.+)$/m.exec(env)![1]!;
     const { stdout } = await run(
       process.execPath,
-      [join(inst, "out", "backend.js"), connectionString, DEVICE],
+      [join(backend, "out", "backend.js"), connectionString, DEVICE],
       {
-        cwd: inst,
+        cwd: backend,
         env: cleanEnv(),
       },
     );
