@@ -32,6 +32,14 @@ export const MAX_LABEL_BYTES = 256;
 export const DEFAULT_DATA_PAYLOAD = 256 * 1024 - HEADER_SIZE;
 
 /**
+ * The largest DATA payload a sender puts in one frame while other channels of the stream wait to
+ * send (64 KiB of frame, 32 whole billing units): a frame holds the stream for as long as it takes
+ * to cross the slowest link, so a keystroke beside a download waits behind a quarter of a full one.
+ * A sender's choice, not a wire change: any frame up to the negotiated payload is valid.
+ */
+export const SHARED_DATA_PAYLOAD = 64 * 1024 - HEADER_SIZE;
+
+/**
  * Feature bits of the HELLO extension (§4): a side sets a bit only for what it supports, and a
  * feature is on for the stream only when both HELLOs carry its bit.
  */

@@ -6,7 +6,15 @@
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { TunnelChannel, type ChannelHost } from "./channel";
-import { FEATURES, type Frame, type HelloFields, PROTOCOL_VERSION, decodeFrame, encodeFrame } from "./codec";
+import {
+  FEATURES,
+  type Frame,
+  type HelloFields,
+  PROTOCOL_VERSION,
+  SHARED_DATA_PAYLOAD,
+  decodeFrame,
+  encodeFrame,
+} from "./codec";
 import { StreamCredit } from "./credit";
 import { TunnelError } from "./errors";
 import { helloFrame, negotiate } from "./handshake";
@@ -266,7 +274,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       let progressed = false;
       for (const channel of [...this.ready]) {
         if (this.state !== "open" || this.credit.sendMessages === 0) return;
-        const out = channel.nextFrame(this.outSeq, this.credit.sendBytes);
+        // A full-size frame holds the stream for the time it takes to cross the link, so while other
+        // channels wait their turn each frame is kept to SHARED_DATA_PAYLOAD: an interactive channel
+        // beside a bulk one waits behind 64 KiB, not 256 KiB; a channel alone gets whole frames.
+        const cap = this.ready.size > 1 ? SHARED_DATA_PAYLOAD : this.credit.sendBytes;
+        const out = channel.nextFrame(this.outSeq, Math.min(this.credit.sendBytes, cap));
         this.ready.delete(channel);
         if (!out) {
           if (channel.wantsToSend()) this.ready.add(channel);

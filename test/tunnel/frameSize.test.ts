@@ -69,3 +69,46 @@ describe("DATA frame size", () => {
     expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
   });
 });
+
+describe("DATA frame size on a shared stream", () => {
+  it("keeps frames to 64 KiB while another channel waits to send, and a lone channel gets whole frames again", async () => {
+    const frames: { channel: number; size: number }[] = [];
+    tunnel = createTunnel({
+      relay: {
+        fault: (frame, side) => {
+          const decoded = decodeFrame(frame);
+          if (side === "a" && decoded.ok && decoded.frame.type === "data") {
+            frames.push({ channel: decoded.frame.channel, size: frame.length });
+          }
+          return "pass";
+        },
+      },
+    });
+    const incoming: TunnelChannel[] = [];
+    const both = new Promise<void>((resolve) =>
+      tunnel!.device.on("channel", (c: TunnelChannel) => {
+        incoming.push(c);
+        if (incoming.length === 2) resolve();
+      }),
+    );
+    const a = await tunnel.service.openChannel("a");
+    const b = await tunnel.service.openChannel("b");
+    await both;
+    const [gotA, gotB] = incoming.map((c) => digest(c));
+    const dataA = randomBytes(4 * 1024 * 1024);
+    const dataB = randomBytes(8 * 1024 * 1024);
+    await Promise.all([writeChunked(a, dataA, [1024 * 1024]), writeChunked(b, dataB, [1024 * 1024])]);
+    expect(await gotA).toEqual({ sha256: sha256(dataA), length: dataA.length });
+    expect(await gotB).toEqual({ sha256: sha256(dataB), length: dataB.length });
+    const ids = [...new Set(frames.map((f) => f.channel))];
+    expect(ids).toHaveLength(2);
+    const lastOf = (id: number) => frames.map((f) => f.channel).lastIndexOf(id);
+    const overlap = Math.min(...ids.map(lastOf));
+    // While both were sending, the frames interleaved and none was larger than 64 KiB.
+    const shared = frames.slice(0, overlap);
+    expect(new Set(shared.map((f) => f.channel)).size).toBe(2);
+    expect(Math.max(...shared.map((f) => f.size))).toBeLessThanOrEqual(64 * 1024);
+    // The longer transfer, alone at the end, went back to full frames.
+    expect(Math.max(...frames.slice(overlap + 1).map((f) => f.size))).toBe(256 * 1024);
+  });
+});
