@@ -98,4 +98,61 @@ describe("splice", () => {
     expect(err2.code).toBe("ECONNRESET");
     expect(await done).toBeUndefined();
   });
+
+  // Issue 16: an HTTP server closing an idle keep-alive connection must reach the service side as
+  // the channel's end, whichever features the stream negotiated (tunnel-protocol §5). With implicit
+  // accept and a target that closes at once, the FIN is the device's first frame on the channel.
+  const modes: Array<[string, { earlyData?: boolean; implicitAccept?: boolean }]> = [
+    ["early data and implicit accept", {}],
+    ["early data without implicit accept", { implicitAccept: false }],
+    ["no early data", { earlyData: false }],
+  ];
+  const targets: Array<[string, (socket: Socket) => void]> = [
+    ["answers, then ends its side (FIN)", (socket) => socket.end("answer")],
+    ["answers, then closes", (socket) => socket.end("answer", () => socket.destroy())],
+    ["closes before sending a byte", (socket) => socket.destroy()],
+  ];
+  describe.each(modes)("with %s", (_mode, features) => {
+    it.each(targets)("a target that %s ends the service side's channel", async (name, act) => {
+      const target = createServer({ allowHalfOpen: true }, (socket) =>
+        socket.once("data", () => act(socket)),
+      );
+      target.listen(0, "127.0.0.1");
+      await once(target, "listening");
+      const relay = createMemoryRelay();
+      const service = new TunnelSession({ role: "service", transport: relay.a, ...features });
+      const device = new TunnelSession({ role: "device", transport: relay.b, ...features });
+      const spliced: Array<Promise<Error | undefined>> = [];
+      const sockets: Socket[] = [];
+      target.on("connection", (socket: Socket) => sockets.push(socket));
+      device.on("channel", (channel) => {
+        const port = (target.address() as AddressInfo).port;
+        const socket = connect({ port, host: "127.0.0.1", allowHalfOpen: true });
+        sockets.push(socket);
+        spliced.push(splice(socket, channel));
+      });
+      device.start();
+      service.start();
+      try {
+        const channel = await service.openChannel("", 10_000, true);
+        expect([service.earlyData, service.implicitAccept]).toEqual([
+          features.earlyData !== false,
+          features.earlyData !== false && features.implicitAccept !== false,
+        ]);
+        const answer = readAll(channel);
+        channel.write("request");
+        const expected = name.startsWith("answers") ? "answer" : "";
+        expect(await withDeadline(answer, 10_000, "the service side's end")).toBe(expected);
+        channel.end();
+        await withDeadline(once(channel, "close"), 10_000, "the service side's close");
+        expect(await withDeadline(Promise.all(spliced), 10_000, "splice done")).toHaveLength(1);
+        expect(service.openChannelCount).toBe(0);
+      } finally {
+        service.close();
+        device.close();
+        for (const socket of sockets) socket.destroy();
+        target.close();
+      }
+    });
+  });
 });

@@ -3,11 +3,12 @@
  * tunnel channels, keep-alive requests share one stream, idle streams close and reopen, failures
  * name their cause, and WebSocket upgrades pass through.
  */
+import { once } from "node:events";
 import http from "node:http";
 import { type NetConnectOpts, type Socket, connect as netConnect } from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 import { DeviceHttpAgent, type StreamsError } from "../../client/sdk/service";
-import { deferred, Recorder, withDeadline } from "../helpers/events";
+import { deferred, onceWithin, Recorder, withDeadline } from "../helpers/events";
 import { webDevice } from "./httpDevice";
 import { scaled, useTarget } from "./target";
 
@@ -124,6 +125,39 @@ describe("DeviceHttpAgent", () => {
       expect(agent.pool.openStreams).toHaveLength(1);
       expect(agent.pool.openStreams[0]!.streamId).not.toBe(first);
       expect(device.streams.items).toHaveLength(2);
+    } finally {
+      await agent.close();
+      await device.close();
+    }
+  });
+
+  it("a keep-alive connection the device's web server closes while idle leaves the free list; the next request opens a fresh channel", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Http-KeepAlive", (req, res) => {
+      // No `Keep-Alive: timeout=` hint, as many servers (nginx) send none: Node's agent only uses a
+      // hint when given a timeout of its own, and drops the connection at once for a hint under 2 s.
+      res.setHeader("Connection", "keep-alive");
+      res.end(`device says ${req.url}`);
+    });
+    // This test is about the server's idle timeout, so it sets it short.
+    device.server.keepAliveTimeout = 200;
+    const agent = new DeviceHttpAgent(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    const freed = new Recorder<Socket>();
+    agent.on("free", freed.push);
+    try {
+      expect(await get(agent, "/a")).toEqual({ status: 200, body: "device says /a" });
+      const [channel] = await freed.waitFor((f) => f.length === 1, "the connection back in the free list");
+      const channelClosed = once(channel!, "close");
+      const [serverSide] = device.connections.items;
+      if (!serverSide!.closed) await onceWithin(serverSide!, "close", scaled(15_000));
+      await withDeadline(channelClosed, scaled(15_000), "the service side's channel closed");
+      expect(channel!.readableEnded).toBe(true);
+      expect(Object.values(agent.freeSockets).flat()).toHaveLength(0);
+      expect(await get(agent, "/b")).toEqual({ status: 200, body: "device says /b" });
+      expect(device.connections.items).toHaveLength(2);
+      const [, second] = await freed.waitFor((f) => f.length === 2, "the second connection freed");
+      expect(second).not.toBe(channel);
+      expect(agent.pool.openStreams).toHaveLength(1);
     } finally {
       await agent.close();
       await device.close();

@@ -26,6 +26,11 @@ function asSocket(channel: PooledChannel): PooledChannel {
   socket.setKeepAlive = () => socket;
   socket.setNoDelay = () => socket;
   socket.setTimeout = idleTimeout(socket);
+  // A channel allows half-open; an HTTP client's socket does not. Node's agent drops a free socket
+  // only on 'close', so a connection the device's web server ended while idle (its keep-alive
+  // timeout) would stay free, and the next request would wait on it forever. Like net.Socket
+  // without allowHalfOpen: answer the FIN with ours, and the channel closes once both are through.
+  socket.once("end", () => socket.end());
   return socket;
 }
 
