@@ -4,12 +4,13 @@
  * is loaded only by callers of fetch.
  */
 import { createHash } from "node:crypto";
-import { Readable } from "node:stream";
+import { type Duplex, Readable } from "node:stream";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createDeviceFetch } from "../../client/sdk/service";
 import { webDevice } from "./httpDevice";
-import { useTarget } from "./target";
+import { Recorder, withDeadline } from "../helpers/events";
+import { scaled, useTarget } from "./target";
 
 const stack = useTarget();
 
@@ -195,6 +196,37 @@ describe("createDeviceFetch", () => {
       expect(err.cause ?? err).toMatchObject({ name: "TunnelError", code: "GoingAway" });
       expect(await (await deviceFetch("http://device/")).text()).toBe("fine");
       expect(device.streams.items).toHaveLength(2);
+    } finally {
+      await deviceFetch.close();
+      await device.close();
+    }
+  });
+
+  it("a keep-alive connection the device's web server closes while idle is not reused", async () => {
+    const s = stack();
+    const device = await webDevice(s, "Fetch-KeepAlive", (req, res) => {
+      // No `Keep-Alive: timeout=` hint: with one this short undici would not reuse the connection.
+      res.setHeader("Connection", "keep-alive");
+      res.end(`device says ${req.url}`);
+    });
+    // This test is about the server's idle timeout, so it sets it short.
+    device.server.keepAliveTimeout = 200;
+    const deviceFetch = createDeviceFetch(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    const pool = deviceFetch.dispatcher.pool;
+    const channels = new Recorder<Duplex>();
+    const openChannel = pool.openChannel.bind(pool);
+    pool.openChannel = (label) => openChannel(label).then((c) => (channels.push(c), c));
+    try {
+      expect(await (await deviceFetch("http://device/a")).text()).toBe("device says /a");
+      const [channel] = channels.items;
+      // undici destroys the connection with "other side closed", which it handles itself.
+      const channelClosed = new Promise((resolve) =>
+        channel!.closed ? resolve(undefined) : channel!.once("close", resolve),
+      );
+      await withDeadline(channelClosed, scaled(15_000), "the service side's channel closed");
+      expect(await (await deviceFetch("http://device/b")).text()).toBe("device says /b");
+      expect(channels.items).toHaveLength(2);
+      expect(device.connections.items).toHaveLength(2);
     } finally {
       await deviceFetch.close();
       await device.close();
