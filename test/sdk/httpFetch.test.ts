@@ -27,11 +27,17 @@ const gc = runInNewContext("gc") as () => void;
  * task after the collection, so a turn of the event loop lets that land before the figure is read.
  */
 async function liveBytes(): Promise<number> {
-  gc();
-  await new Promise((r) => setImmediate(r));
-  gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
+  // On a loaded machine one turn is not always enough for that task: read until two readings agree.
+  let last = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 10; round++) {
+    gc();
+    await new Promise((r) => setImmediate(r));
+    const m = process.memoryUsage();
+    const now = m.heapUsed + m.arrayBuffers;
+    if (Math.abs(now - last) < 256 * 1024) return Math.min(now, last);
+    last = now;
+  }
+  return last;
 }
 
 /**
@@ -148,8 +154,11 @@ describe("createDeviceFetch", () => {
         `32 MB through the dispatcher: live memory spread ${up.mb.toFixed(1)} MB up, ${down.mb.toFixed(1)} MB down`,
       );
       // Both ends run in this process, so a body buffered anywhere (client, tunnel, device) shows.
-      expect(up.mb).toBeLessThan(12);
-      expect(down.mb).toBeLessThan(12);
+      // What may be in flight is bounded by the stream's window (2 MiB) and the channels' write
+      // buffers, held here in several copies at once (sender, relay in and out, receiver), so up to
+      // about 10 MB; a body held anywhere holds 32 MB.
+      expect(up.mb).toBeLessThan(16);
+      expect(down.mb).toBeLessThan(16);
     } finally {
       await deviceFetch.close();
       await device.close();
