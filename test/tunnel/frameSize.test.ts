@@ -4,6 +4,8 @@ import { type Tunnel, createTunnel, digest, randomBytes, sha256, writeChunked } 
 jest.setTimeout(30_000);
 
 const BILLING_UNIT = 2048;
+/** The largest payload a side may announce: a whole frame of 256 KiB. */
+const LARGE = { maxDataPayload: 256 * 1024 - HEADER_SIZE };
 
 let tunnel: Tunnel | undefined;
 afterEach(async () => {
@@ -39,39 +41,45 @@ async function dataFrameSizes(
 }
 
 describe("DATA frame size", () => {
-  it("sends frames of 256 KiB, whole 2 KB billing units, when a writer queues enough", async () => {
+  it("sends frames of exactly 64 KiB by default, 32 whole 2 KB billing units", async () => {
     const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 1024 * 1024);
+    expect((64 * 1024) % BILLING_UNIT).toBe(0);
+    expect(Math.max(...sizes)).toBe(64 * 1024);
+    expect(sizes.filter((s) => s === 64 * 1024).length).toBeGreaterThan(sizes.length / 2);
+  });
+
+  it("sends frames of 256 KiB, whole billing units, where both sides announce that payload", async () => {
+    const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 1024 * 1024, LARGE, LARGE);
     expect((256 * 1024) % BILLING_UNIT).toBe(0);
     expect(Math.max(...sizes)).toBe(256 * 1024);
-    expect(sizes.filter((s) => s === 256 * 1024).length).toBeGreaterThan(sizes.length / 2);
   });
 
   it("joins a TCP socket's 64 KiB chunks into frames larger than one chunk", async () => {
-    const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 64 * 1024);
+    const sizes = await dataFrameSizes(randomBytes(8 * 1024 * 1024), 64 * 1024, LARGE, LARGE);
     expect(Math.max(...sizes)).toBeGreaterThan(64 * 1024 + HEADER_SIZE);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(256 * 1024);
   });
 
   it("keeps to the smaller payload a peer released before it grants (64 KiB)", async () => {
-    const sizes = await dataFrameSizes(randomBytes(2 * 1024 * 1024), 1024 * 1024, {
-      maxDataPayload: 64 * 1024,
-    });
+    const sizes = await dataFrameSizes(
+      randomBytes(2 * 1024 * 1024),
+      1024 * 1024,
+      { maxDataPayload: 64 * 1024 },
+      LARGE,
+    );
     expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
   });
 
   it("sends no more than its own 64 KiB as a service released before it, to a device granting 256 KiB", async () => {
-    const sizes = await dataFrameSizes(
-      randomBytes(2 * 1024 * 1024),
-      1024 * 1024,
-      {},
-      { maxDataPayload: 64 * 1024 },
-    );
+    const sizes = await dataFrameSizes(randomBytes(2 * 1024 * 1024), 1024 * 1024, LARGE, {
+      maxDataPayload: 64 * 1024,
+    });
     expect(Math.max(...sizes)).toBe(64 * 1024 + HEADER_SIZE);
   });
 });
 
 describe("DATA frame size on a shared stream", () => {
-  it("keeps frames to 64 KiB while another channel waits to send, and a lone channel gets whole frames again", async () => {
+  it("keeps frames to 64 KiB while another channel waits to send, and a lone channel gets whole frames again (256 KiB announced)", async () => {
     const frames: { channel: number; size: number }[] = [];
     tunnel = createTunnel({
       relay: {
@@ -83,6 +91,8 @@ describe("DATA frame size on a shared stream", () => {
           return "pass";
         },
       },
+      device: LARGE,
+      service: LARGE,
     });
     const incoming: TunnelChannel[] = [];
     const both = new Promise<void>((resolve) =>
