@@ -71,8 +71,8 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
   private opening: Promise<DeviceStream> | undefined;
   private readonly idleTimers = new Map<DeviceStream, NodeJS.Timeout>();
   private readonly pending = new Map<DeviceStream, number>();
-  /** Channels handed out and not yet closed, per stream, and whether each is ref'd. */
-  private readonly live = new Map<DeviceStream, Map<Duplex, boolean>>();
+  /** Per stream, how many channels handed out are open and ref'd (in use); each channel keeps its own count right. */
+  private readonly held = new Map<DeviceStream, number>();
   /** Set while the device or control plane refuses more streams; cleared when a stream ends. */
   private saturated = false;
   private refusal: string | undefined;
@@ -188,11 +188,11 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
       throw new StreamsError("Aborted", "the channel pool is closed");
     }
     this.streams.add(stream);
-    this.live.set(stream, new Map());
+    this.held.set(stream, 0);
     stream.once("close", (info) => {
       this.streams.delete(stream);
       this.pending.delete(stream);
-      this.live.delete(stream);
+      this.held.delete(stream);
       clearTimeout(this.idleTimers.get(stream));
       this.idleTimers.delete(stream);
       this.saturated = false;
@@ -225,35 +225,31 @@ export class ChannelPool extends EventEmitter<PoolEvents> {
   /** Counts a channel handed out on `stream` until it closes, and gives it net.Socket's ref/unref. */
   private hold(stream: DeviceStream, duplex: Duplex): PooledChannel {
     const channel = duplex as PooledChannel;
-    const live = this.live.get(stream);
-    if (!live) return Object.assign(channel, { ref: () => channel, unref: () => channel });
-    const mark = (held: boolean) => (): PooledChannel => {
-      if (live.has(channel)) {
-        live.set(channel, held);
-        this.settle(stream);
-      }
-      return channel;
-    };
-    live.set(channel, true);
-    Object.assign(channel, { ref: mark(true), unref: mark(false) });
-    channel.once("close", () => {
-      live.delete(channel);
+    if (!this.held.has(stream)) return Object.assign(channel, { ref: () => channel, unref: () => channel });
+    let isHeld = false;
+    let open = true;
+    const mark = (held: boolean): void => {
+      const count = this.held.get(stream);
+      if (!open || held === isHeld || count === undefined) return;
+      isHeld = held;
+      this.held.set(stream, count + (held ? 1 : -1));
       this.settle(stream);
+    };
+    Object.assign(channel, {
+      ref: () => (mark(true), channel),
+      unref: () => (mark(false), channel),
     });
-    this.settle(stream);
+    mark(true);
+    channel.once("close", () => {
+      mark(false);
+      open = false;
+    });
     return channel;
   }
 
-  /**
-   * After any change of a stream's channels. A stream is busy while a request for a channel is on
-   * its way or one of its channels is ref'd; HTTP clients unref a keep-alive connection while it
-   * waits for the next request, so such a stream counts as idle. Only a busy stream's relay socket
-   * holds the process open, and an idle one starts its idle clock.
-   */
   private settle(stream: DeviceStream): void {
     if (this.closed || stream.closed || !this.streams.has(stream)) return;
-    const busy =
-      (this.pending.get(stream) ?? 0) > 0 || [...(this.live.get(stream)?.values() ?? [])].some(Boolean);
+    const busy = (this.pending.get(stream) ?? 0) > 0 || (this.held.get(stream) ?? 0) > 0;
     if (busy) stream.ref();
     else stream.unref();
     if (busy) {

@@ -34,18 +34,26 @@ function asSocket(channel: PooledChannel): PooledChannel {
   return socket;
 }
 
-/** net.Socket's setTimeout: 'timeout' after `ms` with no bytes in either direction (timer unref'd). */
+/**
+ * net.Socket's setTimeout: 'timeout' after `ms` with no bytes in either direction (timer unref'd).
+ * Activity is tracked only once a timeout is set: Node's agent calls setTimeout(0) on every
+ * keep-alive socket, and the data path of a connection without a timeout stays untouched.
+ */
 function idleTimeout(socket: PooledChannel & { timeout?: number }) {
   let ms = 0;
   let last = Date.now();
   let timer: NodeJS.Timeout | undefined;
+  let tracking = false;
   const touch = (): void => {
     last = Date.now();
   };
-  const push = socket.push.bind(socket);
-  socket.push = (chunk: unknown, encoding?: BufferEncoding) => (touch(), push(chunk, encoding));
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
-  socket.write = ((...args: unknown[]) => (touch(), write(...args))) as typeof socket.write;
+  const track = (): void => {
+    tracking = true;
+    const push = socket.push.bind(socket);
+    socket.push = (chunk: unknown, encoding?: BufferEncoding) => (touch(), push(chunk, encoding));
+    const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
+    socket.write = ((...args: unknown[]) => (touch(), write(...args))) as typeof socket.write;
+  };
   const arm = (delay: number): void => {
     timer = setTimeout(() => {
       const idle = Date.now() - last;
@@ -62,6 +70,7 @@ function idleTimeout(socket: PooledChannel & { timeout?: number }) {
     if (callback && ms === 0) socket.removeListener("timeout", callback);
     else if (callback) socket.once("timeout", callback);
     if (ms > 0 && !socket.destroyed) {
+      if (!tracking) track();
       touch();
       arm(ms);
     }
