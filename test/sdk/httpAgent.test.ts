@@ -164,6 +164,51 @@ describe("DeviceHttpAgent", () => {
     }
   });
 
+  it("a connection's idle timeout fires again after activity, as on a TCP socket", async () => {
+    const s = stack();
+    // The device answers in three parts, each sent only once the client has timed out on the last.
+    const parts = new Recorder<() => void>();
+    const device = await webDevice(s, "Http-Idle", (_req, res) => {
+      res.writeHead(200);
+      res.write("a");
+      parts.push(() => res.write("b"));
+      parts.push(() => res.end("c"));
+    });
+    const agent = new DeviceHttpAgent(s.client(), { deviceId: device.deviceId, streamName: "web" });
+    try {
+      let timeouts = 0;
+      const body = await withDeadline(
+        new Promise<string>((resolve, reject) => {
+          const req = http.get({ host: "device", path: "/", agent }, (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (t: string) => (text += t));
+            res.on("end", () => resolve(text));
+          });
+          req.on("error", reject);
+          // This test is about the idle timeout, so it sets it short. A request hears only the
+          // first 'timeout' (Node's ClientRequest listens once); the socket hears each one.
+          req.on("socket", (socket) => {
+            socket.setTimeout(100);
+            socket.on("timeout", () => {
+              timeouts++;
+              void parts
+                .waitFor((p) => p.length === 2, "the device's parts")
+                .then((p) => p[timeouts - 1]?.());
+            });
+          });
+        }),
+        scaled(15_000),
+        "the response, after two idle timeouts",
+      );
+      expect(body).toBe("abc");
+      expect(timeouts).toBe(2);
+    } finally {
+      await agent.close();
+      await device.close();
+    }
+  });
+
   it("a stream the device ends mid-request fails that request with a named error; the next one succeeds", async () => {
     const s = stack();
     const device = await webDevice(s, "Http-Torn", (req, res) => {

@@ -44,8 +44,15 @@ function idleTimeout(socket: PooledChannel & { timeout?: number }) {
   let last = Date.now();
   let timer: NodeJS.Timeout | undefined;
   let tracking = false;
+  // net.Socket refreshes its timer on activity after it fired, so each idle period of `ms` emits
+  // 'timeout' again (a request that ignores one still hears of the next).
+  let fired = false;
   const touch = (): void => {
     last = Date.now();
+    if (fired && ms > 0 && !socket.destroyed) {
+      fired = false;
+      arm(ms);
+    }
   };
   const track = (): void => {
     tracking = true;
@@ -57,14 +64,16 @@ function idleTimeout(socket: PooledChannel & { timeout?: number }) {
   const arm = (delay: number): void => {
     timer = setTimeout(() => {
       const idle = Date.now() - last;
-      if (idle >= ms) socket.emit("timeout");
-      else arm(ms - idle);
+      if (idle < ms) return arm(ms - idle);
+      fired = true;
+      socket.emit("timeout");
     }, delay);
     timer.unref();
   };
   socket.once("close", () => clearTimeout(timer));
   return function setTimeout(timeoutMs: number, callback?: () => void): PooledChannel {
     clearTimeout(timer);
+    fired = false;
     ms = timeoutMs;
     socket.timeout = ms;
     if (callback && ms === 0) socket.removeListener("timeout", callback);
