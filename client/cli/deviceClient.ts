@@ -88,6 +88,13 @@ export async function openDeviceClient(s: DeviceClientSettings): Promise<AgentCl
     if (agent) options.mqtt = { webSocketAgent: agent as never };
   }
   await client.setOptions(options);
-  await client.open();
+  try {
+    await client.open();
+  } catch (err) {
+    // The SDK's error names the cause (UnauthorizedError: exit 3; NotConnectedError: exit 5) but
+    // not whose it is.
+    if (err instanceof Error) err.message = `iot hub: ${err.message}`;
+    throw err;
+  }
   return client;
 }

@@ -33,6 +33,10 @@ export function exitCodeFor(err: unknown): ExitCode {
     return err.name === "StreamsError" && !code?.startsWith("Relay") ? EXIT.auth : EXIT.streamFailed;
   }
   if (code === "DeviceNotOnline" || code === "DeviceTimeout") return EXIT.deviceUnavailable;
+  // The device SDK's errors (azure-iot-common) when the agent connects to IoT Hub.
+  if (err.name === "UnauthorizedError") return EXIT.auth;
+  if (err.name === "NotConnectedError" || err.name === "ServiceUnavailableError")
+    return EXIT.deviceUnavailable;
   if (code === "StreamRejected") return EXIT.rejected;
   if (statusCode === 404) return EXIT.notFound;
   if (

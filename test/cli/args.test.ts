@@ -1,3 +1,4 @@
+import { errors } from "azure-iot-common";
 import {
   UsageError,
   collectAllows,
@@ -187,6 +188,10 @@ describe("exit codes", () => {
     [new StreamsError("ServiceUnreachable", "x"), EXIT.unavailable],
     [new StreamsError("Throttled", "x", 429), EXIT.unavailable],
     [new StreamsError("TransportClosed", "x"), EXIT.streamFailed],
+    // The device SDK's, when the agent connects to IoT Hub.
+    [new errors.UnauthorizedError("x"), EXIT.auth],
+    [new errors.NotConnectedError("x"), EXIT.deviceUnavailable],
+    [new errors.ServiceUnavailableError("x"), EXIT.deviceUnavailable],
     [new Error("bug"), EXIT.error],
   ])("case %#", (err, code) => expect(exitCodeFor(err)).toBe(code));
 });

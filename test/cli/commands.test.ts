@@ -477,6 +477,29 @@ describe("devicestream CLI", () => {
     expect(await r.code).toBe(EXIT.auth);
   });
 
+  it("an agent whose key IoT Hub refuses exits 3 and says whose refusal it is", async () => {
+    const s = stack();
+    const good = await s.hub.createDevice("Cli-Agent-Bad-Key");
+    const refused = run(
+      [
+        "device",
+        "--connection-string",
+        good.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 9).toString("base64")}`),
+        "--ca-file",
+        s.hub.caPath,
+        "--echo",
+        "--relay-endpoint",
+        `http://${s.relayHost}`,
+        "--relay-hub",
+        "streams",
+        "--allow-insecure-relay",
+      ],
+      { DEVICESTREAM_CONNECTION_STRING: "" },
+    );
+    expect(await refused.code).toBe(EXIT.auth);
+    expect(refused.stderr()).toMatch(/^devicestream: iot hub: .*Not authorized/m);
+  });
+
   describe("device --transport mqtt-ws through HTTPS_PROXY", () => {
     let proxy: ConnectProxy;
 

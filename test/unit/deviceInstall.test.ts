@@ -188,7 +188,7 @@ describe("the credential file", () => {
 });
 
 describe("the restart policy follows the agent's exit codes", () => {
-  it("restarts on failure (IoT Hub gone: 5, unexpected: 1) but not on a configuration error (2)", () => {
+  it("restarts on failure (IoT Hub gone: 5, key refused: 3, unexpected: 1) but not on a configuration error (2)", () => {
     expect(unitValues(unit, "Service", "Restart")).toEqual(["on-failure"]);
     const prevent = unitValues(unit, "Service", "RestartPreventExitStatus").flatMap((v) => v.split(/\s+/));
     expect(prevent).toEqual([String(EXIT.usage)]);
