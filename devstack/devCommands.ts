@@ -81,6 +81,12 @@ export async function addDevice(
 }
 
 /** Quotes for a POSIX shell, only when needed: the printed command is pasted as it is. */
+/** `file` as the user would type it here: relative below the current directory, else absolute. */
+function fromCwd(cwd: string, file: string): string {
+  const shown = relative(cwd, resolve(cwd, file));
+  return shown.startsWith("..") || isAbsolute(shown) ? resolve(cwd, file) : shown;
+}
+
 const shellWord = (w: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`);
 
 /**
@@ -128,13 +134,14 @@ export const registerDevCommands: CliExtension = (program, { settings: s, ...io 
         caFile: need(s, DEV_SETTINGS.caFile),
         relay: await io.relay(),
       });
-      const shown = relative(io.cwd, resolve(io.cwd, file));
-      const path = shown.startsWith("..") || isAbsolute(shown) ? resolve(io.cwd, file) : shown;
+      const path = fromCwd(io.cwd, file);
+      // This module runs from the checkout's dist/devstack/: its CLI is dist/bin/ beside it.
+      const cli = fromCwd(io.cwd, join(__dirname, "..", "bin", "devicestream.js"));
       io.out(connectionString);
       io.err(
         `${created ? "registered" : "already registered:"} ${name}; its agent configuration: ${path}\n` +
           "Run its agent from this directory:\n" +
-          `  node dist/bin/devicestream.js device --config ${shellWord(path)} --echo`,
+          `  node ${shellWord(cli)} device --config ${shellWord(path)} --echo`,
       );
     });
 };

@@ -237,6 +237,19 @@ describe("npm start", () => {
     const echo = shell("node dist/bin/devicestream.js echo Second-Device --bytes 64k");
     expect({ code: (await echo.exit).code, stderr: echo.stderr() }).toEqual({ code: 0, stderr: "" });
     expect((await stop(agent, "SIGINT")).code).toBe(0);
+
+    // From another directory the printed command names both files by absolute path, and works there.
+    const elsewhere = shell(
+      "mkdir -p elsewhere && cd elsewhere && node ../dist/bin/devicestream.js dev add-device Second-Device",
+    );
+    expect((await elsewhere.exit).code).toBe(0);
+    const [, fromElsewhere] = /^ {2}(node .+)$/m.exec(elsewhere.stderr())!;
+    expect(fromElsewhere).toBe(
+      `node ${join(ws, "dist", "bin", "devicestream.js")} device --config ${file} --echo`,
+    );
+    const agentElsewhere = shell(`cd elsewhere && exec ${fromElsewhere!}`);
+    await agentElsewhere.waitFor(/serving echo;/, "the agent started from another directory");
+    expect((await stop(agentElsewhere, "SIGINT")).code).toBe(0);
     await expectPrivate();
   });
 
