@@ -22,6 +22,7 @@ import { startWebPubSubEmulator } from "../emulators/webpubsub";
 import { DEV_HUB, DEV_SAS_RESOURCE, clientSettings, localSettings } from "./settings";
 import { SECOND_DEMO_DEVICE_ID, startDemoDevice, type DemoDevice } from "./demo";
 import { labelFor } from "../client/gateway/hostname";
+import { GATEWAY_SECRET_VAR } from "../client/cli/config";
 import { userInfo } from "node:os";
 
 export interface DevStackDeps {
@@ -87,12 +88,6 @@ async function step<T>(run: () => Promise<T>, port: number, host: string, flag: 
 }
 
 /**
- * Writes KEY=value lines that the checkout's CLI reads by itself (or any CLI with `--config`). The
- * mode option only applies to a file it creates, hence the chmod.
- */
-export const GATEWAY_SECRET_VAR = "DEVICESTREAM_GATEWAY_SECRET";
-
-/**
  * The secret the printed `gateway` and `gateway ticket` commands share (read from `.devstack/env`
  * like the other service-side settings): 32 random bytes, base64url, kept across restarts so that
  * a running gateway still accepts the tickets printed after a restart.
@@ -103,6 +98,10 @@ async function gatewaySecret(stateDir: string): Promise<string> {
   return kept ?? randomBytes(32).toString("base64url");
 }
 
+/**
+ * Writes KEY=value lines that the checkout's CLI reads by itself (or any CLI with `--config`). The
+ * mode option only applies to a file it creates, hence the chmod.
+ */
 async function writeEnvFile(stateDir: string, values: Record<string, string>): Promise<void> {
   const lines = Object.entries(values).map(([k, v]) => `${k}=${v}`);
   const file = join(stateDir, "env");
@@ -399,7 +398,7 @@ function demoLines(demos: readonly DemoDevice[], options: DevStackOptions): stri
     `  3. SSH to this machine's sshd (port ${options.demoSshPort}) through the device`,
     `  $ ${c.ssh}`,
     "  4. gateway: every device's web page in a browser on this machine, each on its own host name,",
-    "     behind a one-time login URL (tickets are signed with DEVICESTREAM_GATEWAY_SECRET from .devstack/env)",
+    `     behind a one-time login URL (tickets are signed with ${GATEWAY_SECRET_VAR} from .devstack/env)`,
     `  $ ${c.gateway}`,
     "     then, in a third terminal, print each device's login URL and open it in the browser:",
     ...demos.map((d) => `  $ ${c.ticket(d.deviceId)}`),
