@@ -52,6 +52,12 @@ export const FEATURES = {
    * frame on the channel stands for it (§5). Used with early data, where nobody waits for ACCEPT.
    */
   implicitAccept: 0x2,
+  /**
+   * The side that receives a CLOSE answers it with a CLOSE of its own, and the side that sent the
+   * first CLOSE stays on the relay until that answer (or for CLOSE_ANSWER_TIMEOUT_MS), so the
+   * answering side's byte report, sent before its answer, is not lost to the relay's teardown (§4).
+   */
+  closeAnswer: 0x4,
 } as const;
 
 /** OPEN header flag (§2, feature `implicitAccept`): the opener wants no ACCEPT. */

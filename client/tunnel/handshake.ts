@@ -2,8 +2,19 @@
  * HELLO negotiation (docs/tunnel-protocol.md §4): the HELLO this side sends, and what it makes of
  * the peer's: the version both speak and the features both offered.
  */
-import { type Frame, type HelloFields, PROTOCOL_VERSION } from "./codec";
-import type { ResolvedOptions, TunnelRole } from "./options";
+import { FEATURES, type Frame, type HelloFields, PROTOCOL_VERSION } from "./codec";
+import type { ResolvedOptions, TunnelRole, TunnelSessionOptions } from "./options";
+
+/**
+ * The FEATURES bits a side offers. Each option that turns one off speaks like the release before
+ * that feature (the table in §4), so it turns off the features released after it as well.
+ */
+export function offeredFeatures(options: TunnelSessionOptions): number {
+  if (options.earlyData === false) return 0;
+  if (options.implicitAccept === false) return FEATURES.earlyData;
+  if (options.closeAnswer === false) return FEATURES.earlyData | FEATURES.implicitAccept;
+  return FEATURES.earlyData | FEATURES.implicitAccept | FEATURES.closeAnswer;
+}
 
 export function helloFrame(
   o: ResolvedOptions,

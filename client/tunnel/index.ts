@@ -41,5 +41,5 @@ export {
   type TunnelSessionOptions,
   type TunnelStats,
 } from "./options";
-export { TunnelSession } from "./session";
+export { CLOSE_ANSWER_TIMEOUT_MS, TunnelSession } from "./session";
 export type { TunnelTransport } from "./transport";

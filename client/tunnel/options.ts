@@ -44,6 +44,12 @@ export interface TunnelSessionOptions {
    * this side speak like peers released with early data only. Needs `earlyData`.
    */
   implicitAccept?: boolean;
+  /**
+   * Offer the close answer (§4: a CLOSE is answered with a CLOSE, and its sender waits for that
+   * answer before it leaves). Default true; false makes this side speak like peers released with
+   * implicit accept. Needs `implicitAccept`, as each offer option speaks like an earlier release.
+   */
+  closeAnswer?: boolean;
 }
 
 export interface TunnelStats {
@@ -80,7 +86,7 @@ export const DEFAULT_TUNNEL_OPTIONS = {
 
 export type ResolvedOptions = Omit<
   Required<TunnelSessionOptions>,
-  "acceptChannel" | "transport" | "role" | "earlyData" | "implicitAccept"
+  "acceptChannel" | "transport" | "role" | "earlyData" | "implicitAccept" | "closeAnswer"
 >;
 
 export function resolveOptions(options: TunnelSessionOptions): ResolvedOptions {

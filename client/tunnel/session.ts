@@ -17,7 +17,7 @@ import {
 } from "./codec";
 import { StreamCredit } from "./credit";
 import { TunnelError } from "./errors";
-import { helloFrame, negotiate } from "./handshake";
+import { helloFrame, negotiate, offeredFeatures } from "./handshake";
 import { Keepalive } from "./keepalive";
 import {
   type ChannelDecision,
@@ -47,6 +47,13 @@ interface SessionEvents {
 
 /** How long an openChannel waits for a free channel slot before ChannelLimit. */
 export const DEFAULT_CHANNEL_WAIT_MS = 30_000;
+
+/**
+ * How long the side that sent the first CLOSE waits for the peer's answer (§4) before it leaves the
+ * relay anyway: a peer that is up answers within a round trip, or a few event-loop turns of backlog
+ * later; one that is hung must not hold a closing command or a stopping agent for long.
+ */
+export const CLOSE_ANSWER_TIMEOUT_MS = 2_000;
 
 function refusedError(reason: RefuseReason, message: string): TunnelError {
   return new TunnelError(reason, `channel refused: ${reason} ${message}`.trim(), true);
@@ -110,10 +117,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.transport = options.transport;
     this.options = resolveOptions(options);
     this.acceptChannel = options.acceptChannel;
-    this.offeredFeatures =
-      options.earlyData === false
-        ? 0
-        : FEATURES.earlyData | (options.implicitAccept === false ? 0 : FEATURES.implicitAccept);
+    this.offeredFeatures = offeredFeatures(options);
     this.mayTalk = this.role === "service";
     this.credit = new StreamCredit(this.options);
     this.keepalive = new Keepalive(
@@ -165,6 +169,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   /** True once both sides offered implicit accept (§5): early-data OPENs then get no ACCEPT. */
   get implicitAccept(): boolean {
     return this.earlyData && (this.features & FEATURES.implicitAccept) !== 0;
+  }
+
+  /** True once both sides offered the close answer (§4): a CLOSE is answered before its sender leaves. */
+  get closeAnswer(): boolean {
+    return (this.features & FEATURES.closeAnswer) !== 0;
   }
 
   /** The most channels the device accepts at once (its HELLO); undefined before the handshake. */
@@ -597,6 +606,39 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     this.shutdown(reason, message, false, reason !== "TransportClosed");
   }
 
+  /**
+   * Sends this side's CLOSE, if it has one to send, and leaves the relay. The byte report goes out
+   * before any CLOSE: once the peer has the CLOSE it may leave, and the relay then ends this side's
+   * connection. With the close answer (§4) the receiver of a CLOSE answers it, and the sender stays
+   * until that answer (a crossing CLOSE is one too), so the report of the side that is late to
+   * process the CLOSE reaches the relay before anyone leaves; without it, the sender leaves at once.
+   */
+  private leave(reason: CloseReason, message: string, byPeer: boolean, sendClose: boolean): void {
+    const answer = byPeer && this.closeAnswer;
+    if (sendClose || answer) {
+      this.transport.sendReport?.();
+      this.sendStream(
+        answer ? { type: "close", reason: "Normal", message: "" } : { type: "close", reason, message },
+      );
+    }
+    if (!sendClose || !this.closeAnswer) return this.transport.close(reason, byPeer);
+    const done = (): void => {
+      clearTimeout(timer);
+      this.transport.off("message", onFrame);
+      this.transport.off("close", done);
+      this.transport.close(reason, false);
+    };
+    // Frames the peer sent before it saw the CLOSE are dropped: the channels they were for are gone.
+    const onFrame = (raw: Uint8Array): void => {
+      const decoded = decodeFrame(raw);
+      if (!decoded.ok || decoded.frame.type === "close") done();
+    };
+    const timer = setTimeout(done, CLOSE_ANSWER_TIMEOUT_MS);
+    timer.unref();
+    this.transport.on("message", onFrame);
+    this.transport.on("close", done);
+  }
+
   private closedError(): TunnelError {
     const info = this.closeInfo!;
     return new TunnelError(info.reason, `stream closed: ${info.reason} ${info.message}`.trim(), info.byPeer);
@@ -618,8 +660,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
     if (wasStarted) {
       this.transport.off("message", this.onMessage);
       this.transport.off("close", this.onTransportClose);
-      if (notifyPeer && this.mayTalk) this.sendStream({ type: "close", reason, message });
-      this.transport.close(reason, byPeer);
+      this.leave(reason, message, byPeer, notifyPeer && this.mayTalk);
     }
     // Waiters see the stream closed when they wake.
     this.slotWaiters.wakeAll();

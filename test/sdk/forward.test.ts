@@ -47,8 +47,9 @@ describe("forward", () => {
     try {
       expect(await echoOnce(port, "per connection")).toBe("per connection");
       const [info] = await Promise.all(deviceStreams);
-      // HELLO, the echoed DATA and FIN; waiting for the ACCEPT (no early data) would add one.
-      expect(info!.stats.framesSent).toBe(3);
+      // HELLO, the echoed DATA and FIN, and the answer to the service's CLOSE; waiting for the
+      // ACCEPT (no early data) would add one.
+      expect(info!.stats.framesSent).toBe(4);
       expect(info!.stats.channelsOpened).toBe(1);
     } finally {
       await forwarder.close();
@@ -71,8 +72,8 @@ describe("forward", () => {
     }
     const infos = await Promise.all(deviceStreams);
     expect(infos).toHaveLength(1);
-    // HELLO, then DATA and FIN per connection: no ACCEPT (implicit accept).
-    expect(infos[0]!.stats.framesSent).toBe(5);
+    // HELLO, then DATA and FIN per connection: no ACCEPT (implicit accept); then the CLOSE answer.
+    expect(infos[0]!.stats.framesSent).toBe(6);
     expect(infos[0]!.stats.channelsOpened).toBe(2);
   });
 });

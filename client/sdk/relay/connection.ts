@@ -132,6 +132,7 @@ export class RelayConnection
   private closed = false;
   private disconnectedReason: string | undefined;
   private reporter: (() => number) | undefined;
+  private reported = false;
   private readonly ended: Promise<void>;
   /** The WebSocket's own TCP/TLS socket, corked while a tick's frames are queued (see send). */
   private socket: Socket | undefined;
@@ -202,31 +203,33 @@ export class RelayConnection
   }
 
   /**
-   * Reports the byte count (best effort), then closes the WebSocket normally. Answering the peer's
-   * CLOSE, it first gives the peer up to RELAY_LINGER_MS to leave: the control plane records the
-   * first side to leave as the closer and then ends the other connection itself, so the stream's
-   * record names the side that really ended it instead of whichever socket closed first.
+   * Reports the byte count (best effort, unless sendReport already did), then closes the WebSocket
+   * normally. Answering the peer's CLOSE, it first gives the peer up to RELAY_LINGER_MS to leave: the
+   * control plane records the first side to leave as the closer and then ends the other connection
+   * itself, so the stream's record names the side that really ended it instead of whichever socket
+   * closed first.
    */
   close(reason: string, answeringPeer = false): void {
     if (this.closed) return;
-    this.report();
+    this.sendReport();
     this.finish(reason);
     if (!answeringPeer) return this.ws.close(1000, reason.slice(0, 120));
     const linger = setTimeout(() => this.ws.close(1000, reason.slice(0, 120)), RELAY_LINGER_MS);
     void this.ended.then(() => clearTimeout(linger));
   }
 
-  private report(): void {
-    if (this.ws.readyState === WebSocket.OPEN && this.reporter) {
-      const bytesSent = this.reporter();
-      this.ws.send(
-        encodeUpstream({
-          type: "event",
-          event: "report",
-          data: { kind: "json", json: JSON.stringify({ bytesSent }) },
-        }),
-      );
-    }
+  /** The `report` user event with `bytesSent`, once per connection (see TunnelTransport). */
+  sendReport(): void {
+    if (this.reported || this.closed || this.ws.readyState !== WebSocket.OPEN || !this.reporter) return;
+    this.reported = true;
+    const bytesSent = this.reporter();
+    this.ws.send(
+      encodeUpstream({
+        type: "event",
+        event: "report",
+        data: { kind: "json", json: JSON.stringify({ bytesSent }) },
+      }),
+    );
   }
 
   /** Whether the open WebSocket holds the process open (net.Socket's ref/unref on its socket). */
