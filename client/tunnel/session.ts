@@ -621,7 +621,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
         answer ? { type: "close", reason: "Normal", message: "" } : { type: "close", reason, message },
       );
     }
-    if (!sendClose || !this.closeAnswer) return this.transport.close(reason, byPeer);
+    // Only an orderly close waits: one for an error (a silent peer, a corrupt frame) rarely has a
+    // peer left to answer, and the report it would protect matters less than leaving at once.
+    const orderly = reason === "Normal" || reason === "GoingAway";
+    if (!sendClose || !this.closeAnswer || !orderly) return this.transport.close(reason, byPeer);
     const done = (): void => {
       clearTimeout(timer);
       this.transport.off("message", onFrame);

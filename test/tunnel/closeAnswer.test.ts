@@ -187,6 +187,16 @@ describe("tunnel close answer (docs/tunnel-protocol.md §4)", () => {
     expect(of(t.seen, "service")).toEqual(["report", "close", "leave"]);
   });
 
+  it("a close for an error does not wait for an answer", async () => {
+    const t = await openTunnel();
+    t.relay.device.hold();
+    t.sessions.service.close("InternalError", "giving up");
+    expect(t.relay.service.gone).toBe(true);
+    expect(of(t.seen, "service")).toEqual(["report", "close", "leave"]);
+    t.relay.device.release();
+    await t.left.device;
+  });
+
   describe.each([
     ["the device", {}, { closeAnswer: false }],
     ["the service", { closeAnswer: false }, {}],
