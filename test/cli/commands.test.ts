@@ -42,6 +42,19 @@ function tcpExchange(port: number, payload: Buffer): Promise<string> {
   });
 }
 
+/** The agent flags that point it at this stack's IoT Hub CA and its (plain ws://) relay. */
+function localAgentFlags(s: ReturnType<typeof stack>): string[] {
+  return [
+    "--ca-file",
+    s.hub.caPath,
+    "--relay-endpoint",
+    `http://${s.relayHost}`,
+    "--relay-hub",
+    "streams",
+    "--allow-insecure-relay",
+  ];
+}
+
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 /** A configuration file the CLI accepts: 0600, in a directory of its own (mkdtemp: 0700). */
@@ -485,14 +498,8 @@ describe("devicestream CLI", () => {
         "device",
         "--connection-string",
         good.replace(/SharedAccessKey=[^;]+/, `SharedAccessKey=${Buffer.alloc(32, 9).toString("base64")}`),
-        "--ca-file",
-        s.hub.caPath,
         "--echo",
-        "--relay-endpoint",
-        `http://${s.relayHost}`,
-        "--relay-hub",
-        "streams",
-        "--allow-insecure-relay",
+        ...localAgentFlags(s),
       ],
       { DEVICESTREAM_CONNECTION_STRING: "" },
     );
@@ -520,21 +527,7 @@ describe("devicestream CLI", () => {
       );
       const before = proxy.targets.items.length;
       const wsAgent = run(
-        [
-          "device",
-          "--transport",
-          "mqtt-ws",
-          "--connection-string",
-          cs,
-          "--ca-file",
-          s.hub.caPath,
-          "--echo",
-          "--relay-endpoint",
-          `http://${s.relayHost}`,
-          "--relay-hub",
-          "streams",
-          "--allow-insecure-relay",
-        ],
+        ["device", "--transport", "mqtt-ws", "--connection-string", cs, "--echo", ...localAgentFlags(s)],
         { DEVICESTREAM_CONNECTION_STRING: "", ...env },
       );
       await withDeadline(wsAgent.ready, 20_000, "mqtt-ws agent ready");
