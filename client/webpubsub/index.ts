@@ -1,1 +1,2 @@
 export * from "./codec";
+export { corkForTick } from "./cork";

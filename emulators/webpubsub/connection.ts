@@ -7,6 +7,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import type { Duplex } from "node:stream";
 import WebSocket from "ws";
 import type { DownstreamMessage } from "../../client/webpubsub/codec";
+import { corkForTick } from "../../client/webpubsub/cork";
 import { controlFrame, frameBytes, type Frame, type OutboundMessage, type Protocol } from "./frames";
 
 export interface QueueLimits {
@@ -38,9 +39,8 @@ export class ClientConnection {
   private nextSequenceId = 0;
   private unacked: { sequenceId: number; frame: Frame; bytes: number }[] = [];
   private unackedBytes = 0;
-  /** The WebSocket's TCP socket, and the one corked until the end of this tick (see write). */
+  /** The WebSocket's TCP socket, corked until the end of a tick that writes to it (see write). */
   private socket: Duplex | undefined;
-  private corkedSocket: Duplex | undefined;
   /** Next sequence id to resend after a recovery; undefined when not resending. */
   private resendCursor: number | undefined;
   /** Serialises blocking user events so their upstream calls keep the client's order. */
@@ -166,25 +166,9 @@ export class ClientConnection {
       this.queuedBytes -= bytes;
       if (this.resendCursor !== undefined) this.pumpResend();
     };
-    this.corkForTick();
+    // Everything written to this client in one tick leaves in one socket write, as upstream.
+    if (this.socket) corkForTick(this.socket);
     ws.send(frame.data, { binary: frame.binary }, done);
-  }
-
-  /**
-   * Everything written to this client in one tick leaves in one socket write, as the relay client
-   * does upstream: ws writes each message (each fragment) with its own syscall otherwise, and the
-   * messages of a tick (the frames of many channels, or of one read) are then the largest cost of
-   * small-frame traffic (docs/performance.md).
-   */
-  private corkForTick(): void {
-    const socket = this.socket;
-    if (!socket || this.corkedSocket === socket) return;
-    this.corkedSocket = socket;
-    socket.cork();
-    process.nextTick(() => {
-      if (this.corkedSocket === socket) this.corkedSocket = undefined;
-      socket.uncork();
-    });
   }
 
   /** A new socket for a recovered reliable connection starts with an empty transport queue. */

@@ -8,7 +8,7 @@ import type { Agent, IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import WebSocket from "ws";
 import type { TunnelTransport } from "../../tunnel";
-import { PROTOBUF_SUBPROTOCOL, decodeDownstream, encodeUpstream } from "../../webpubsub";
+import { PROTOBUF_SUBPROTOCOL, corkForTick, decodeDownstream, encodeUpstream } from "../../webpubsub";
 import { RelayError } from "./errors";
 import { type RelayPolicy, checkRelayUrl } from "./policy";
 
@@ -136,7 +136,6 @@ export class RelayConnection
   private readonly ended: Promise<void>;
   /** The WebSocket's own TCP/TLS socket, corked while a tick's frames are queued (see send). */
   private socket: Socket | undefined;
-  private corked = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -183,15 +182,7 @@ export class RelayConnection
    */
   send(frame: Uint8Array): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-    const socket = this.socket;
-    if (socket && !this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
+    if (this.socket) corkForTick(this.socket);
     this.ws.send(
       encodeUpstream({
         type: "sendToGroup",
