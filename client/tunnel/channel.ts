@@ -156,16 +156,26 @@ export class TunnelChannel extends Duplex {
 
   // ---------------------------------------------------------------- send side (called by the session)
 
-  queueControl(kind: "open" | "accept"): void {
+  /** `wake: false` queues without asking to send: the session holds an early OPEN (§5). */
+  queueControl(kind: "open" | "accept", wake = true): void {
     this.items.push({ kind, cb: undefined });
-    this.host.wake(this);
+    if (kind === "open") this.openUnsent = true;
+    if (wake) this.host.wake(this);
   }
 
-  /** Replaces everything still queued with a RESET. */
+  /** Until its OPEN is sent the peer has never heard of this channel. */
+  private openUnsent = false;
+
+  /**
+   * Replaces everything still queued with a RESET, or with nothing when the OPEN never left: a RESET
+   * for a channel the peer was never told of would be a ProtocolError that ends the whole stream,
+   * and skipping the id is allowed (ids need only increase).
+   */
   queueReset(reason: SendableResetReason, message: string): void {
     this.items = [];
     this.head = 0;
     this.headOffset = 0;
+    if (this.openUnsent) return;
     this.resetToSend = { reason, message };
     this.host.wake(this);
   }
@@ -202,6 +212,7 @@ export class TunnelChannel extends Duplex {
               ...(this.acceptImplied ? { noAccept: true } : {}),
             })
           : encodeFrame(seq, { type: item.kind, channel: this.id });
+      if (item.kind === "open") this.openUnsent = false;
       if (item.kind === "accept") this.peerMaySend = true;
       if (item.kind === "fin") {
         this.finSentFlag = true;
