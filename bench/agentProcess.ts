@@ -5,12 +5,12 @@
  * would be several times a real agent's, which made each of its full garbage collections that much
  * dearer (docs/performance.md, "Channel cost").
  */
-import { fork } from "node:child_process";
 import { once } from "node:events";
 import { Client } from "azure-iot-device";
 import { Mqtt } from "azure-iot-device-mqtt";
 import { NoRetry } from "azure-iot-common";
 import { startAgent } from "../client/cli/agent";
+import { forkBenchChild } from "./child";
 
 const CHILD_FLAG = "--bench-agent";
 
@@ -56,32 +56,18 @@ async function runAgentChild(): Promise<void> {
  */
 export async function startAgentProcess(start: AgentStart, execArgv: string[] = []) {
   const extra = (process.env.BENCH_AGENT_NODE_OPTIONS ?? "").split(" ").filter(Boolean);
-  const child = fork(__filename, [CHILD_FLAG], {
-    stdio: ["ignore", extra.length > 0 ? "inherit" : "ignore", "inherit", "ipc"],
+  const { child, stop } = await forkBenchChild(__filename, CHILD_FLAG, start, {
+    label: "bench agent",
     execArgv: [...execArgv, ...extra],
+    stdout: extra.length > 0 ? "inherit" : "ignore",
   });
-  const exited = once(child, "exit");
-  child.send(start);
-  await Promise.race([
-    once(child, "message"),
-    exited.then(() => {
-      throw new Error("bench agent exited before it was ready");
-    }),
-  ]);
   return {
     cpuMicros: async (): Promise<number> => {
       const reply = once(child, "message") as Promise<[Msg]>;
       child.send({ type: "cpu" });
       return Number((await reply)[0].micros);
     },
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      // A disconnect lets it close its streams and write its profile; SIGKILL if it hangs.
-      child.disconnect();
-      const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }
 

@@ -2,6 +2,8 @@
  * The cost of a channel (issue 15, point 4): connection churn, small request/response and bulk
  * through one `forward`, each beside the same load in the same run (direct on loopback, or the bare
  * ws relay with the same hops for bulk), and the agent's CPU per 1,000 channel opens and per GiB.
+ * Churn and request/response also run through the floor (bench/floor): a minimal multiplexer over
+ * the same relay, hops and processes, so the relay's share of the cost is told from the tunnel's.
  * The agent runs with its default settings in its own process, so process.cpuUsage() there is what
  * a device owner pays; everything else (control plane, relay and hub emulators, forward) runs here.
  */
@@ -9,6 +11,7 @@ import { once } from "node:events";
 import { type Socket, connect } from "node:net";
 import { performance } from "node:perf_hooks";
 import { startAgentProcess } from "../agentProcess";
+import { startFloor } from "../floor";
 import type { BenchRow, BenchSuite } from "../types";
 import { bareBridge, bareRelay, echoServer, forwarders, localStack, sink, throughput } from "./tunnel";
 
@@ -114,6 +117,12 @@ const suite: BenchSuite = async ({ quick }) => {
     );
     closers.push(agent.stop);
     const [echoPort, sinkPort] = await forwarders(stack.client, "bench-channels", ["echo", "sink"], closers);
+    const floor = await startFloor({
+      relayConnectionString: stack.relayConnectionString,
+      relayEndpoint: stack.relayEndpoint,
+      targetPort: echo.port,
+    });
+    closers.push(floor.close);
     const relay = await bareRelay();
     closers.push(relay.close);
     const bareSink = await bareBridge(relay.port, target.port);
@@ -122,6 +131,7 @@ const suite: BenchSuite = async ({ quick }) => {
     // Warm-up: streams opened, JIT compiled.
     await churn(echoPort!, 50);
     await churn(echo.port, 50);
+    await churn(floor.port, 50);
     await throughput(sinkPort!, 4 * MiB, target.received);
     await throughput(bareSink.port, 4 * MiB, target.received);
 
@@ -129,14 +139,24 @@ const suite: BenchSuite = async ({ quick }) => {
     const cpuBeforeChurn = await agent.cpuMicros();
     const fullChurn = await churn(echoPort!, churnCount);
     const churnCpuMicros = (await agent.cpuMicros()) - cpuBeforeChurn;
+    const floorChurn = await churn(floor.port, churnCount);
     const directRr = await requestResponse(echo.port, 20, rrSeconds);
     const fullRr = await requestResponse(echoPort!, 20, rrSeconds);
+    const floorRr = await requestResponse(floor.port, 20, rrSeconds);
     const bareMBps = bulk / MiB / (await throughput(bareSink.port, bulk, target.received));
     const cpuBeforeBulk = await agent.cpuMicros();
     const fullMBps = bulk / MiB / (await throughput(sinkPort!, bulk, target.received));
     const bulkCpuMicros = (await agent.cpuMicros()) - cpuBeforeBulk;
 
     const group = "channels";
+    const floorRow = (load: string, value: number, direct: number, tunnel: number, unit: string) => ({
+      group,
+      name: `  floor: ${load} through a minimal mux over the same relay, hops and processes`,
+      value,
+      unit,
+      baseline: { name: "direct loopback", value: direct },
+      note: `the forward above is ${((tunnel / value) * 100).toFixed(0)}% of this floor (bench/floor)`,
+    });
     rows.push(
       {
         group,
@@ -146,6 +166,7 @@ const suite: BenchSuite = async ({ quick }) => {
         baseline: { name: "direct loopback", value: directChurn },
         target: ">= 1500 conn/s",
       },
+      floorRow("the same churn", floorChurn, directChurn, fullChurn, "conn/s"),
       {
         group,
         name: `request/response, 20 connections x 64 B through one forward (${rrSeconds} s)`,
@@ -154,6 +175,7 @@ const suite: BenchSuite = async ({ quick }) => {
         baseline: { name: "direct loopback", value: directRr },
         target: ">= 2x the ratio before issue 15",
       },
+      floorRow("the same request/response", floorRr, directRr, fullRr, "ops/s"),
       {
         group,
         name: `bulk one way through forward→relay→agent (${bulk / MiB} MiB, every byte verified)`,

@@ -298,6 +298,8 @@ export async function localStack() {
     relayHost: new URL(wps.endpoint).host,
     relayEndpoint: wps.endpoint,
     relayHub: "streams",
+    /** For relay clients minted outside the control plane, on another hub (bench/floor). */
+    relayConnectionString: wps.connectionString,
     close: async () => {
       for (const c of closers.reverse()) await c().catch(() => undefined);
     },
