@@ -10,7 +10,7 @@ import type { RelayConnection } from "../../client/sdk/relay/connection";
 
 /** Frame types. */
 const Frame = {
-  /** The service side accepted a connection; the device side dials the target. */
+  /** The service side accepted a connection, with its first bytes if any; the device side dials the target. */
   Open: 1,
   Data: 2,
   /** The sender's socket ended (it got a FIN): end the other one. */
@@ -52,10 +52,34 @@ export class FloorMux {
     });
   }
 
-  /** The service side: a new connection becomes a channel, announced at once. */
+  /**
+   * The service side: a new connection becomes a channel. Its OPEN waits one event-loop turn for the
+   * first bytes and carries them, as the tunnel holds an early OPEN (docs/tunnel-protocol.md §5), so
+   * that the floor stays the cheaper of the two.
+   */
   open(channel: number, socket: Socket): void {
-    this.relay.send(encode(Frame.Open, channel));
-    this.attach(channel, socket);
+    let held = true;
+    const release = (first?: Buffer): void => {
+      if (!held) return;
+      held = false;
+      socket.off("data", release);
+      socket.off("end", ended);
+      socket.off("close", closed);
+      this.relay.send(encode(Frame.Open, channel, first));
+      this.attach(channel, socket);
+    };
+    // A FIN within the turn: 'end' has fired before attach could hear it.
+    const ended = (): void => {
+      release();
+      this.relay.send(encode(Frame.Fin, channel));
+    };
+    const closed = (): void => {
+      held = false; // gone before the peer heard of it: nothing to send
+    };
+    socket.on("data", release);
+    socket.once("end", ended);
+    socket.once("close", closed);
+    setImmediate(() => setImmediate(() => release()));
   }
 
   /** Both sockets must allow half-open, so that each FIN crosses on its own. */
@@ -75,7 +99,12 @@ export class FloorMux {
     const f = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const type = f[0];
     const channel = f.readUInt32BE(1);
-    if (type === Frame.Open && this.onOpen) return this.attach(channel, this.onOpen(channel));
+    if (type === Frame.Open && this.onOpen) {
+      const socket = this.onOpen(channel);
+      this.attach(channel, socket);
+      if (f.length > HEADER) socket.write(f.subarray(HEADER));
+      return;
+    }
     const socket = this.channels.get(channel);
     if (!socket) return; // a frame that crossed the channel's RESET
     switch (type) {
