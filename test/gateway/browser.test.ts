@@ -12,6 +12,7 @@ import { DEFAULT_COOKIE_NAME } from "../../client/gateway/isolation";
 import { type Gateway, startGateway } from "../../client/gateway/server";
 import { type DeviceTarget, gatewayLoginUrl, issueTicket } from "../../client/sdk/service";
 import { type Chromium, launchChromium, watchedPage } from "../helpers/chromium";
+import { withDeadline } from "../helpers/events";
 import { scaled, useTarget } from "../sdk/target";
 import { type DeviceWeb, deviceWeb } from "./helpers";
 
@@ -119,9 +120,12 @@ beforeAll(async () => {
 }, scaled(90_000));
 
 afterAll(async () => {
-  await browser?.close();
-  await gateway?.close();
-  for (const w of webs) await w.close();
+  // Each step bounded and named: a teardown that hangs says where instead of the hook's timeout.
+  const step = (p: Promise<void> | undefined, what: string) =>
+    withDeadline(p ?? Promise.resolve(), scaled(30_000), what);
+  await step(browser?.close(), "the browser to close");
+  await step(gateway?.close(), "the gateway to close");
+  for (const w of webs) await step(w.close(), `device ${w.deviceId}'s web server to close`);
 });
 
 describe("Chromium through the gateway", () => {

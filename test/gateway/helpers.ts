@@ -3,7 +3,7 @@
  * test's, and an HTTP client that reaches the gateway on 127.0.0.1 with a device's host name.
  */
 import http from "node:http";
-import { type AddressInfo, connect } from "node:net";
+import { type AddressInfo, type Socket, connect } from "node:net";
 import type { Client } from "azure-iot-device";
 import type { IncomingStream } from "../../client/sdk/device";
 import type { StreamsTarget } from "../sdk/target";
@@ -24,6 +24,13 @@ export async function deviceWeb(
   server: http.Server,
   name = "web",
 ): Promise<DeviceWeb> {
+  // Upgraded connections (WebSockets) leave the server's own list, and closeAllConnections with it:
+  // one the tunnel left open would hold server.close() forever.
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.once("close", () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   const device = await target.device(deviceId);
@@ -49,7 +56,7 @@ export async function deviceWeb(
     close: async () => {
       await listener.close();
       await device.close();
-      server.closeAllConnections();
+      for (const s of sockets) s.destroy();
       await new Promise((r) => server.close(r));
     },
   };

@@ -2,10 +2,11 @@
  * Debian's headless Chromium through playwright-core, as the browser end-to-end tests run it: a
  * fresh profile each time, no sandbox (containers), no background traffic, no QUIC.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, type Page, chromium } from "playwright-core";
+import { withDeadline } from "./events";
 
 export const CHROMIUM = "/usr/bin/chromium";
 
@@ -36,10 +37,30 @@ export async function launchChromium(): Promise<Chromium> {
   return {
     context,
     close: async () => {
-      await context.close();
+      // A close once held a test file's afterAll past its 120 s on a loaded machine; bounded here,
+      // then the browser's processes are killed, so one stuck browser cannot fail a whole suite.
+      const closed = await withDeadline(context.close(), 20_000, "Chromium to close").then(
+        () => true,
+        () => false,
+      );
+      if (!closed) await killProcessesOf(profile);
       await rm(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** SIGKILL to every process whose command line names `profile` (its --user-data-dir). */
+async function killProcessesOf(profile: string): Promise<void> {
+  for (const pid of await readdir("/proc")) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+    if (!cmdline.includes(profile)) continue;
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
 }
 
 /** A new page that records every failed request (network error or HTTP >= 400) and every finished one. */
