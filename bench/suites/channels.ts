@@ -4,8 +4,9 @@
  * ws relay with the same hops for bulk), and the agent's CPU per 1,000 channel opens and per GiB.
  * Churn and request/response also run through the floor (bench/floor): a minimal multiplexer over
  * the same relay, hops and processes, so the relay's share of the cost is told from the tunnel's.
- * The agent runs with its default settings in its own process, so process.cpuUsage() there is what
- * a device owner pays; everything else (control plane, relay and hub emulators, forward) runs here.
+ * The loads compared run interleaved in rounds (see interleaved). The agent runs with its default
+ * settings in its own process, so process.cpuUsage() there is what a device owner pays; everything
+ * else (control plane, relay and hub emulators, forward) runs here.
  */
 import { once } from "node:events";
 import { type Socket, connect } from "node:net";
@@ -37,8 +38,16 @@ function readBytes(socket: Socket, n: number): Promise<void> {
   });
 }
 
-/** Sequential short connections: connect, 64 B echoed, close; connections per second. */
-async function churn(port: number, count: number): Promise<number> {
+/** Units done in a span of wall time; rates are summed over rounds as units / seconds. */
+interface Sample {
+  units: number;
+  seconds: number;
+}
+
+const since = (started: number): number => (performance.now() - started) / 1000;
+
+/** Sequential short connections: connect, 64 B echoed, close. */
+async function churn(port: number, count: number): Promise<Sample> {
   const started = performance.now();
   for (let i = 0; i < count; i++) {
     const socket = connect({ port, host: "127.0.0.1", noDelay: true });
@@ -49,11 +58,11 @@ async function churn(port: number, count: number): Promise<number> {
     socket.end();
     await closed;
   }
-  return count / ((performance.now() - started) / 1000);
+  return { units: count, seconds: since(started) };
 }
 
-/** `connections` connections each doing 64 B request/response back to back; operations per second. */
-async function requestResponse(port: number, connections: number, seconds: number): Promise<number> {
+/** `connections` connections each doing 64 B request/response back to back, for `seconds`. */
+async function requestResponse(port: number, connections: number, seconds: number): Promise<Sample> {
   const sockets = await Promise.all(
     Array.from({ length: connections }, async () => {
       const socket = connect({ port, host: "127.0.0.1", noDelay: true });
@@ -78,7 +87,7 @@ async function requestResponse(port: number, connections: number, seconds: numbe
       }
     }),
   );
-  const elapsed = (performance.now() - started) / 1000;
+  const elapsed = since(started);
   await Promise.all(
     sockets.map((s) => {
       const closed = once(s, "close");
@@ -86,7 +95,28 @@ async function requestResponse(port: number, connections: number, seconds: numbe
       return closed;
     }),
   );
-  return ops / elapsed;
+  return { units: ops, seconds: elapsed };
+}
+
+/**
+ * Runs the loads in turn, `rounds` times (a, b, c, a, b, c, ...), and returns each one's rate over
+ * all its rounds. This machine's speed drifts within a run (direct loopback churn moved 2x within an
+ * hour), and one block per load charged the drift to whichever load ran in the slow minute, which
+ * made the ratios between loads (forward against floor, against bare) swing from run to run.
+ */
+async function interleaved<const T extends ReadonlyArray<() => Promise<Sample>>>(
+  rounds: number,
+  loads: T,
+): Promise<{ [K in keyof T]: number }> {
+  const totals = loads.map(() => ({ units: 0, seconds: 0 }));
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, load] of loads.entries()) {
+      const { units, seconds } = await load();
+      totals[i]!.units += units;
+      totals[i]!.seconds += seconds;
+    }
+  }
+  return totals.map((t) => t.units / t.seconds) as { [K in keyof T]: number };
 }
 
 // ---- the suite ----
@@ -95,6 +125,7 @@ const suite: BenchSuite = async ({ quick }) => {
   const churnCount = quick ? 100 : 2000;
   const rrSeconds = quick ? 1 : 5;
   const bulk = quick ? 16 * MiB : 512 * MiB;
+  const rounds = quick ? 2 : 4;
   const closers: Array<() => Promise<void>> = [];
   const rows: BenchRow[] = [];
   try {
@@ -129,24 +160,40 @@ const suite: BenchSuite = async ({ quick }) => {
     closers.push(bareSink.close);
 
     // Warm-up: streams opened, JIT compiled.
-    await churn(echoPort!, 50);
-    await churn(echo.port, 50);
-    await churn(floor.port, 50);
+    for (const port of [echoPort!, echo.port, floor.port]) await churn(port, 50);
     await throughput(sinkPort!, 4 * MiB, target.received);
     await throughput(bareSink.port, 4 * MiB, target.received);
 
-    const directChurn = await churn(echo.port, churnCount);
-    const cpuBeforeChurn = await agent.cpuMicros();
-    const fullChurn = await churn(echoPort!, churnCount);
-    const churnCpuMicros = (await agent.cpuMicros()) - cpuBeforeChurn;
-    const floorChurn = await churn(floor.port, churnCount);
-    const directRr = await requestResponse(echo.port, 20, rrSeconds);
-    const fullRr = await requestResponse(echoPort!, 20, rrSeconds);
-    const floorRr = await requestResponse(floor.port, 20, rrSeconds);
-    const bareMBps = bulk / MiB / (await throughput(bareSink.port, bulk, target.received));
-    const cpuBeforeBulk = await agent.cpuMicros();
-    const fullMBps = bulk / MiB / (await throughput(sinkPort!, bulk, target.received));
-    const bulkCpuMicros = (await agent.cpuMicros()) - cpuBeforeBulk;
+    // The agent's CPU counts only while the forward's load runs.
+    const agentCpu = { churn: 0, bulk: 0 };
+    const metered =
+      (key: keyof typeof agentCpu, load: () => Promise<Sample>) => async (): Promise<Sample> => {
+        const before = await agent.cpuMicros();
+        const sample = await load();
+        agentCpu[key] += (await agent.cpuMicros()) - before;
+        return sample;
+      };
+    const perRound = churnCount / rounds;
+    const [directChurn, fullChurn, floorChurn] = await interleaved(rounds, [
+      () => churn(echo.port, perRound),
+      metered("churn", () => churn(echoPort!, perRound)),
+      () => churn(floor.port, perRound),
+    ]);
+    const [directRr, fullRr, floorRr] = await interleaved(rounds, [
+      () => requestResponse(echo.port, 20, rrSeconds / rounds),
+      () => requestResponse(echoPort!, 20, rrSeconds / rounds),
+      () => requestResponse(floor.port, 20, rrSeconds / rounds),
+    ]);
+    const bulkRound = async (port: number): Promise<Sample> => ({
+      units: bulk / rounds / MiB,
+      seconds: await throughput(port, bulk / rounds, target.received),
+    });
+    const [bareMBps, fullMBps] = await interleaved(rounds, [
+      () => bulkRound(bareSink.port),
+      metered("bulk", () => bulkRound(sinkPort!)),
+    ]);
+    const churnCpuMicros = agentCpu.churn;
+    const bulkCpuMicros = agentCpu.bulk;
 
     const group = "channels";
     const floorRow = (load: string, value: number, direct: number, tunnel: number, unit: string) => ({
