@@ -80,13 +80,13 @@ export async function addDevice(
   };
 }
 
-/** Quotes for a POSIX shell, only when needed: the printed command is pasted as it is. */
 /** `file` as the user would type it here: relative below the current directory, else absolute. */
 function fromCwd(cwd: string, file: string): string {
   const shown = relative(cwd, resolve(cwd, file));
   return shown.startsWith("..") || isAbsolute(shown) ? resolve(cwd, file) : shown;
 }
 
+/** Quotes for a POSIX shell, only when needed: the printed command is pasted as it is. */
 const shellWord = (w: string) => (/^[A-Za-z0-9_./:=@%+-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`);
 
 /**

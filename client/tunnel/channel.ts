@@ -135,9 +135,10 @@ export class TunnelChannel extends Duplex {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    // The session first: whether a RESET is owed depends on what is still queued (queueReset).
+    this.host.localDestroy(this, err);
     this.items = [];
     this.head = 0;
-    this.host.localDestroy(this, err);
     this.releaseReceived();
     callback(err);
   }
@@ -159,23 +160,20 @@ export class TunnelChannel extends Duplex {
   /** `wake: false` queues without asking to send: the session holds an early OPEN (§5). */
   queueControl(kind: "open" | "accept", wake = true): void {
     this.items.push({ kind, cb: undefined });
-    if (kind === "open") this.openUnsent = true;
     if (wake) this.host.wake(this);
   }
 
-  /** Until its OPEN is sent the peer has never heard of this channel. */
-  private openUnsent = false;
-
   /**
-   * Replaces everything still queued with a RESET, or with nothing when the OPEN never left: a RESET
-   * for a channel the peer was never told of would be a ProtocolError that ends the whole stream,
-   * and skipping the id is allowed (ids need only increase).
+   * Replaces everything still queued with a RESET, or with nothing when the OPEN never left (it is
+   * the first item queued): a RESET for a channel the peer was never told of would be a
+   * ProtocolError that ends the whole stream, and skipping the id is allowed (ids need only increase).
    */
   queueReset(reason: SendableResetReason, message: string): void {
+    const openUnsent = this.items[this.head]?.kind === "open";
     this.items = [];
     this.head = 0;
     this.headOffset = 0;
-    if (this.openUnsent) return;
+    if (openUnsent) return;
     this.resetToSend = { reason, message };
     this.host.wake(this);
   }
@@ -212,7 +210,6 @@ export class TunnelChannel extends Duplex {
               ...(this.acceptImplied ? { noAccept: true } : {}),
             })
           : encodeFrame(seq, { type: item.kind, channel: this.id });
-      if (item.kind === "open") this.openUnsent = false;
       if (item.kind === "accept") this.peerMaySend = true;
       if (item.kind === "fin") {
         this.finSentFlag = true;

@@ -220,7 +220,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
       // write and one read fewer at every hop of a short connection. A server that speaks first
       // waits one turn, microseconds against the relay's round trip.
       channel.queueControl("open", false);
-      setImmediate(() => setImmediate(() => this.wake(channel)));
+      setImmediate(this.holdOpen, channel);
       return channel;
     }
     const accepted = new Promise<TunnelChannel>((resolve, reject) => {
@@ -237,6 +237,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Channe
   close(reason: SendableCloseReason = "Normal", message = ""): void {
     this.shutdown(reason, message, false, true, true);
   }
+
+  /** An early OPEN's hold (openChannel): two check phases, with no closure per channel. */
+  private readonly holdOpen = (channel: TunnelChannel): void => void setImmediate(this.releaseOpen, channel);
+  private readonly releaseOpen = (channel: TunnelChannel): void => this.wake(channel);
 
   // ---------------------------------------------------------------- ChannelHost
 
